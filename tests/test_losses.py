@@ -1,0 +1,81 @@
+"""The losses against their textbook formulas, and their analytic gradients against autograd."""
+
+import math
+
+import pytest
+import torch
+
+from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
+
+LOSSES = [StandardLoss(), NonSaturatingLoss(), WassersteinLoss()]
+LOGITS = torch.linspace(-20, 20, 81, dtype=torch.float64)
+
+
+def sigmoid(a: float) -> float:
+    return 1 / (1 + math.exp(-a))
+
+
+def test_sigmoid_losses_match_textbook_formulas_on_hand_computed_logits():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    d_textbook = -(
+        sum(math.log(sigmoid(a)) for a in (2.0, -1.0)) / 2
+        + sum(math.log(1 - sigmoid(a)) for a in (0.5, -3.0)) / 2
+    )
+    for loss in (StandardLoss(), NonSaturatingLoss()):
+        assert loss.d_loss(real, fake).item() == pytest.approx(d_textbook, rel=1e-6)
+    # standard: G minimizes E[log(1 - D(G(z)))]; non-saturating: G minimizes -E[log D(G(z))]
+    saturating = sum(math.log(1 - sigmoid(a)) for a in (0.5, -3.0)) / 2
+    nonsaturating = -sum(math.log(sigmoid(a)) for a in (0.5, -3.0)) / 2
+    assert StandardLoss().g_loss(fake).item() == pytest.approx(saturating, rel=1e-6)
+    assert NonSaturatingLoss().g_loss(fake).item() == pytest.approx(nonsaturating, rel=1e-6)
+
+
+def test_wgan_loss_is_the_raw_critic_difference():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    loss = WassersteinLoss()
+    assert loss.d_loss(real, fake).item() == pytest.approx((0.5 - 3.0) / 2 - (2.0 - 1.0) / 2)
+    assert loss.g_loss(fake).item() == pytest.approx(-(0.5 - 3.0) / 2)
+
+
+def test_standard_generator_loss_is_minus_the_discriminators_fake_term():
+    """Minimax: L_G is exactly the part of -L_D that depends on G."""
+    fake = torch.randn(64)
+    loss = StandardLoss()
+    zeros_real = torch.full((64,), 50.0)  # log D(real) ≈ 0
+    assert loss.g_loss(fake).item() == pytest.approx(
+        -loss.d_loss(zeros_real, fake).item(), abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda x: type(x).__name__)
+def test_analytic_gradients_match_autograd(loss):
+    real = LOGITS.clone().requires_grad_(True)
+    fake = LOGITS.flip(0).clone().requires_grad_(True)
+    n = len(LOGITS)
+    d_real, d_fake = torch.autograd.grad(loss.d_loss(real, fake), [real, fake])
+    (g_fake,) = torch.autograd.grad(loss.g_loss(fake), [fake])
+    analytic_real, analytic_fake = loss.d_grad(real.detach(), fake.detach())
+    # analytic gradients are per sample: N times the gradient of the batch mean
+    torch.testing.assert_close(analytic_real, n * d_real, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(analytic_fake, n * d_fake, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(loss.g_grad(fake.detach()), n * g_fake, rtol=1e-10, atol=1e-12)
+
+
+def test_generator_gradient_at_minus_ten_saturates_only_for_the_standard_loss():
+    """SPEC §6: at a = -10, d/da log(1 - sigmoid(a)) = -4.54e-5, d/da -log sigmoid(a) = -0.99995."""
+    a = torch.tensor([-10.0], dtype=torch.float64)
+    assert StandardLoss().g_grad(a).item() == pytest.approx(-4.5398e-5, rel=1e-4)
+    assert NonSaturatingLoss().g_grad(a).item() == pytest.approx(-0.999955, rel=1e-6)
+    assert WassersteinLoss().g_grad(a).item() == -1.0
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda x: type(x).__name__)
+def test_losses_and_gradients_stay_finite_for_extreme_logits(loss):
+    """log(sigmoid(a)) would return -inf at a = -200 in float32; softplus does not."""
+    extreme = torch.tensor([-200.0, -90.0, 90.0, 200.0], requires_grad=True)
+    for value in (loss.d_loss(extreme, extreme), loss.g_loss(extreme)):
+        assert torch.isfinite(value)
+        (grad,) = torch.autograd.grad(value, [extreme])
+        assert torch.isfinite(grad).all()
+    assert StandardLoss().g_loss(torch.tensor([200.0])).item() == pytest.approx(-200.0)
+    assert NonSaturatingLoss().g_loss(torch.tensor([-200.0])).item() == pytest.approx(200.0)
