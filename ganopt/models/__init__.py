@@ -1,0 +1,5 @@
+"""Generator and discriminator networks. Each takes the data's sample shape at build time."""
+
+from ganopt.models.mlp import MLPDiscriminator, MLPGenerator
+
+__all__ = ["MLPDiscriminator", "MLPGenerator"]
