@@ -1,0 +1,63 @@
+"""Config → objects. The only module that calls ``hydra.utils.instantiate``."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ganopt.clipping import WeightClipper
+from ganopt.config import ConfigError, TrainerConfig, validate
+from ganopt.losses import GANLoss
+
+
+@dataclass
+class Components:
+    """Everything a Trainer needs, built and on the device."""
+
+    G: nn.Module
+    D: nn.Module
+    loss: GANLoss
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    data: object
+    clipper: WeightClipper | None
+    settings: TrainerConfig
+    device: torch.device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 -- user data code may use the legacy global RNG
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _build(key: str, node: DictConfig, **kwargs: object) -> object:
+    """instantiate, turning any failure into a ConfigError that names the config key."""
+    try:
+        return instantiate(node, **kwargs)
+    except (InstantiationException, TypeError, ValueError) as e:
+        raise ConfigError([f"{key}: {e}".replace("\n", " ")]) from e
+
+
+def build(cfg: DictConfig) -> Components:
+    """Validate ``cfg`` and build the components of a run. Writes nothing to disk."""
+    device = validate(cfg)
+    settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
+    seed_everything(settings.seed)
+
+    data = _build("data", cfg.data, batch_size=settings.batch_size, device=device)
+    G = _build("model.g", cfg.model.g, z_dim=cfg.model.z_dim, data_shape=data.shape).to(device)
+    D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
+    loss = _build("loss", cfg.loss)
+    # G and D each get their own optimizer instance: their moment estimates must not mix.
+    opt_G = _build("optim.g", cfg.optim.g)(G.parameters())
+    opt_D = _build("optim.d", cfg.optim.d)(D.parameters())
+    clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
+    return Components(G, D, loss, opt_G, opt_D, data, clipper, settings, device)

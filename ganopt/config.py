@@ -1,0 +1,141 @@
+"""The config schema and its validation: bad input fails here, naming the key, before a run
+writes anything.
+
+Types are checked by OmegaConf while Hydra composes (``trainer.steps=abc`` fails with
+``full_key: trainer.steps``); ranges and the device are checked by :func:`validate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+SCHEMA_NAME = "ganopt_schema"
+
+
+@dataclass
+class TrainerConfig:
+    """The training loop's own settings; the Trainer receives this object, not a DictConfig."""
+
+    steps: int = 3000  # generator updates
+    batch_size: int = 256
+    d_steps: int = 1  # D (critic) updates per G update: n_critic
+    log_every: int = 50  # scalars and gradient norms every N generator steps
+    sample_every: int = 500  # sample figure every N generator steps; 0 = only at the end
+    ckpt_every: int = 1000  # checkpoint every N generator steps; 0 = only at the end
+    keep_ckpts: int = 3  # periodic checkpoints kept besides last.pt
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    progress: bool = True  # a progress bar on stderr
+
+
+@dataclass
+class OptimConfig:
+    g: Any = MISSING  # a partial torch.optim.Optimizer for G
+    d: Any = MISSING  # ... and its own for D
+    clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
+
+
+@dataclass
+class Config:
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    model: Any = MISSING
+    data: Any = MISSING
+    loss: Any = MISSING
+
+
+def register_schema() -> None:
+    """Make the schema available to ``configs/config.yaml``'s defaults list."""
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=Config)
+
+
+class ConfigError(ValueError):
+    """A config that must not start a run. The message names every offending key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_min(problems: list[str], key: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        problems.append(f"{key}: must be >= {minimum}, got {value}")
+
+
+def _check_positive_number(problems: list[str], key: str, value: object) -> None:
+    if not _is_number(value) or value <= 0:
+        problems.append(f"{key}: must be a finite number > 0, got {value!r}")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu. Raises ConfigError for devices that are absent."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            [f"trainer.device: unknown device {spec!r} (use auto, cpu, cuda or cuda:N)"]
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError([f"trainer.device: {spec!r} requested but CUDA is not available"])
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                [
+                    f"trainer.device: {spec!r} requested but only "
+                    f"{torch.cuda.device_count()} CUDA device(s) exist"
+                ]
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError([f"trainer.device: {spec!r} requested but MPS is not available"])
+    elif device.type != "cpu":
+        raise ConfigError(
+            [f"trainer.device: unsupported device {spec!r} (use auto, cpu, cuda or cuda:N)"]
+        )
+    return device
+
+
+def validate(cfg: DictConfig) -> torch.device:
+    """Check ranges and the device of a composed config; return the device to train on.
+
+    Raises :class:`ConfigError` listing every problem at once.
+    """
+    problems: list[str] = []
+    t = cfg.trainer
+    for key, minimum in [
+        ("steps", 1),
+        ("batch_size", 1),
+        ("d_steps", 1),
+        ("log_every", 1),
+        ("sample_every", 0),
+        ("ckpt_every", 0),
+        ("keep_ckpts", 0),
+    ]:
+        _check_min(problems, f"trainer.{key}", t[key], minimum)
+    for net in ("g", "d"):
+        _check_positive_number(problems, f"optim.{net}.lr", cfg.optim[net].get("lr"))
+    if cfg.optim.clip is not None:
+        _check_positive_number(problems, "optim.clip", cfg.optim.clip)
+    z_dim = cfg.model.get("z_dim")
+    if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+        problems.append(f"model.z_dim: must be an int >= 1, got {z_dim!r}")
+    try:
+        device = resolve_device(t.device)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems)
+    return device

@@ -1,0 +1,68 @@
+"""Shared helpers: compose configs in-process and run the Trainer without TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ganopt.build import build
+from ganopt.cli import config_dir
+from ganopt.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+#: small, quiet runs: no progress bar, no figures or periodic checkpoints unless asked
+FAST = ["trainer.progress=false", "trainer.sample_every=0", "trainer.ckpt_every=0"]
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+class MemoryLogger:
+    """Stands in for TensorBoardLogger: keeps what would have been written."""
+
+    def __init__(self) -> None:
+        self.scalar_log: dict[str, list[tuple[int, float]]] = {}
+        self.figures: list[tuple[str, int]] = []
+        self.texts: list[tuple[str, str, int]] = []
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.scalar_log.setdefault(tag, []).append((step, value))
+
+    def figure(self, tag: str, fig: object, step: int) -> None:
+        self.figures.append((tag, step))
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.texts.append((tag, text, step))
+
+    def close(self) -> None:
+        pass
+
+
+def make_trainer(overrides: list[str], run_dir: Path, data=None) -> tuple[Trainer, MemoryLogger]:
+    """Compose, build and wire a Trainer exactly as train.py does, with an in-memory logger."""
+    parts = build(compose_config([*FAST, *overrides]))
+    logger = MemoryLogger()
+    trainer = Trainer(
+        parts.G,
+        parts.D,
+        parts.loss,
+        parts.opt_G,
+        parts.opt_D,
+        data if data is not None else parts.data,
+        parts.settings,
+        run_dir,
+        logger,
+        parts.clipper,
+    )
+    return trainer, logger
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,142 @@
+"""Every config group option composes and builds; bad input is rejected with the key's name."""
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from ganopt.build import build
+from ganopt.cli import config_dir
+from ganopt.config import ConfigError
+from tests.conftest import compose_config
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def test_spec_groups_are_all_present():
+    assert set(options("loss")) >= {"standard", "nonsaturating", "wgan"}
+    assert set(options("optim")) >= {"sgd", "sgd_clip", "adam", "rmsprop", "rmsprop_clip"}
+    assert set(options("model")) >= {"mlp"}
+    assert set(options("data")) >= {"ring8", "grid25", "swissroll"}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{group}={name}" for group in ("loss", "optim", "model", "data") for name in options(group)],
+)
+def test_every_group_option_composes_and_builds(override):
+    parts = build(compose_config([override, "trainer.device=cpu"]))
+    z = torch.randn(4, parts.G.z_dim)
+    assert parts.D(parts.G(z)).shape == (4,)
+    assert next(parts.data).shape == (256, *parts.data.shape)
+
+
+def test_defaults_follow_the_spec():
+    cfg = compose_config()
+    assert cfg.model.g.hidden == [128, 128, 128]
+    assert cfg.model.d.hidden == [128, 128, 128]
+    assert cfg.model.z_dim == 2
+    assert cfg.trainer.batch_size == 256
+    assert cfg.trainer.d_steps == 1
+    assert cfg.loss._target_.endswith("NonSaturatingLoss")
+    assert cfg.optim.g.lr == cfg.optim.d.lr == 2e-4
+    assert list(cfg.optim.d.betas) == [0.5, 0.999]
+
+
+@pytest.mark.parametrize(
+    ("optim", "clip", "lr"),
+    [("sgd_clip", 0.01, None), ("rmsprop_clip", 0.01, 5e-5), ("adam", None, 2e-4)],
+)
+def test_optim_presets(optim, clip, lr):
+    parts = build(compose_config([f"optim={optim}"]))
+    assert (parts.clipper.bound if parts.clipper else None) == clip
+    if lr is not None:
+        assert parts.opt_D.param_groups[0]["lr"] == lr
+
+
+def test_each_network_gets_its_own_optimizer_and_lr():
+    parts = build(compose_config(["optim.d.lr=0.001"]))
+    assert parts.opt_G is not parts.opt_D
+    assert parts.opt_G.param_groups[0]["lr"] == 2e-4
+    assert parts.opt_D.param_groups[0]["lr"] == 0.001
+    g_ids = {id(p) for group in parts.opt_G.param_groups for p in group["params"]}
+    d_ids = {id(p) for group in parts.opt_D.param_groups for p in group["params"]}
+    assert g_ids == {id(p) for p in parts.G.parameters()}
+    assert d_ids == {id(p) for p in parts.D.parameters()}
+
+
+def test_optimizers_can_be_mixed_per_network():
+    parts = build(compose_config(["optim=adam", "optimizer@optim.d=rmsprop"]))
+    assert isinstance(parts.opt_G, torch.optim.Adam)
+    assert isinstance(parts.opt_D, torch.optim.RMSprop)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.steps=0"], "trainer.steps: must be >= 1, got 0"),
+        (["trainer.batch_size=0"], "trainer.batch_size: must be >= 1"),
+        (["trainer.d_steps=0"], "trainer.d_steps: must be >= 1"),
+        (["trainer.log_every=0"], "trainer.log_every: must be >= 1"),
+        (["optim.g.lr=0"], "optim.g.lr: must be a finite number > 0"),
+        (["optim.d.lr=-1e-4"], "optim.d.lr: must be a finite number > 0"),
+        (["optim.d.lr=abc"], "optim.d.lr: must be a finite number > 0, got 'abc'"),
+        (["optim.g.lr=inf"], "optim.g.lr: must be a finite number > 0"),
+        (["optim.clip=0"], "optim.clip: must be a finite number > 0"),
+        (["optim=sgd_clip", "optim.clip=-0.01"], "optim.clip: must be a finite number > 0"),
+        (["model.z_dim=0"], "model.z_dim: must be an int >= 1"),
+        (["trainer.device=tpu"], "trainer.device: unknown device 'tpu'"),
+        (["model.g.hidden=[]"], "model.g:"),
+    ],
+)
+def test_out_of_range_values_are_rejected_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        build(compose_config(overrides))
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        build(compose_config(["trainer.steps=0", "trainer.batch_size=0", "optim.g.lr=-1"]))
+    assert len(info.value.problems) == 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_is_rejected(device):
+    with pytest.raises(ConfigError, match=f"trainer.device: '{device}' requested but CUDA"):
+        build(compose_config([f"trainer.device={device}"]))
+
+
+def test_auto_device_picks_cuda_only_when_available():
+    parts = build(compose_config(["trainer.device=auto"]))
+    assert parts.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("trainer.steps=abc", "trainer.steps"),
+        ("trainer.batch_size=1.5", "trainer.batch_size"),
+        ("optim.clip=abc", "optim.clip"),
+    ],
+)
+def test_wrong_types_fail_at_composition_naming_the_key(override, key):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config([override])
+    assert isinstance(info.value.__cause__, ValidationError)
+    assert f"full_key: {key}" in str(info.value.__cause__)
+
+
+def test_unknown_trainer_key_fails_at_composition():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config(["trainer.stpes=10"])
+    assert "Key 'stpes' not in 'TrainerConfig'" in str(info.value.__cause__)
+
+
+def test_unknown_group_option_lists_the_choices():
+    with pytest.raises(ConfigCompositionException, match="Could not find 'loss/foo'") as info:
+        compose_config(["loss=foo"])
+    assert "nonsaturating" in str(info.value)
+    assert "wgan" in str(info.value)
