@@ -1,0 +1,56 @@
+"""TensorBoard output, written directly into the run directory.
+
+One SummaryWriter per run, so ``tensorboard --logdir`` on a sweep lists one run per job.
+(``add_scalars`` and ``add_hparams`` would each open sub-runs; we use neither.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch.utils.tensorboard import SummaryWriter
+
+#: TensorBoard's Custom Scalars tab: G's and D's total gradient norms on one chart.
+CUSTOM_SCALARS = {
+    "gradients": {
+        "total gradient norm, G vs D": ["Multiline", ["grad_norm/G/total", "grad_norm/D/total"]],
+        "G per layer": ["Multiline", [r"grad_norm/G/.*"]],
+        "D per layer": ["Multiline", [r"grad_norm/D/.*"]],
+    },
+    "discriminator": {
+        "D output, real vs fake": ["Multiline", ["D/out_real", "D/out_fake"]],
+        "losses": ["Multiline", ["loss/D", "loss/G"]],
+    },
+}
+
+
+def figure_to_rgb(fig: Figure) -> np.ndarray:
+    """Render a matplotlib figure to an (H, W, 3) uint8 array, without pyplot's global state."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+class TensorBoardLogger:
+    """Scalars, images and text for one run; ``step`` is always the generator step."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self.writer.add_custom_scalars(CUSTOM_SCALARS)
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def figure(self, tag: str, fig: Figure, step: int) -> None:
+        self.writer.add_image(tag, figure_to_rgb(fig), step, dataformats="HWC")
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.writer.add_text(tag, text, step)
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,65 @@
+"""Figures of what G and D are doing, for TensorBoard and the run directory."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ganopt.data.toy import ToyDistribution
+from ganopt.losses import GANLoss
+
+
+@torch.no_grad()
+def toy_samples_figure(
+    G: nn.Module,
+    D: nn.Module,
+    data: ToyDistribution,
+    loss: GANLoss,
+    step: int,
+    n: int = 1000,
+    seed: int = 0,
+    resolution: int = 120,
+) -> Figure:
+    """Real vs. generated points over a contour of D's output, for 2-D data.
+
+    Sampling uses its own seeded generator, so drawing a figure never moves the training RNG
+    and figures at different steps show the same z.
+    """
+    device = next(G.parameters()).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    real = data.sample(n, generator=rng)
+    z = torch.randn(n, G.z_dim, device=device, generator=rng)
+    was_training = G.training, D.training
+    G.eval()
+    D.eval()
+    try:
+        fake = G(z)
+        real_extent = real.abs().max()
+        fake_extent = torch.quantile(fake.abs().max(dim=1).values, 0.98)
+        lim = float(
+            1.15 * torch.clamp(torch.maximum(real_extent, fake_extent), max=4 * real_extent)
+        )
+        axis = torch.linspace(-lim, lim, resolution, device=device)
+        gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+        out = D(torch.stack([gx.flatten(), gy.flatten()], dim=1)).view(resolution, resolution)
+        surface = torch.sigmoid(out) if loss.uses_sigmoid else out
+    finally:
+        G.train(was_training[0])
+        D.train(was_training[1])
+
+    fig = Figure(figsize=(5.2, 4.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    axis_np = axis.cpu().numpy()
+    levels = np.linspace(0, 1, 11) if loss.uses_sigmoid else 12
+    contour = ax.contourf(
+        axis_np, axis_np, surface.cpu().numpy(), levels=levels, cmap="RdBu_r", alpha=0.55
+    )
+    fig.colorbar(contour, ax=ax, label="D(x) = sigmoid(logit)" if loss.uses_sigmoid else "critic")
+    real_np, fake_np = real.cpu().numpy(), fake.cpu().numpy()
+    ax.scatter(real_np[:, 0], real_np[:, 1], s=3, c="black", label="real", alpha=0.6)
+    ax.scatter(fake_np[:, 0], fake_np[:, 1], s=3, c="#e8a000", label="generated", alpha=0.6)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"step {step}")
+    ax.legend(loc="upper right", markerscale=3, fontsize=8)
+    return fig

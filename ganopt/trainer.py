@@ -1,0 +1,286 @@
+"""The training loop: alternating D and G updates, read top to bottom like Algorithm 1 of the
+WGAN paper. Everything it needs arrives built; diagnostics hang off the log step."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ganopt.checkpoint import CheckpointDir
+from ganopt.clipping import WeightClipper
+from ganopt.config import TrainerConfig
+from ganopt.diagnostics import NonFiniteGuard, grad_norms, to_host
+from ganopt.logger import TensorBoardLogger
+from ganopt.losses import GANLoss
+from ganopt.plots import toy_samples_figure
+
+log = logging.getLogger(__name__)
+
+#: metrics.json keys → the logged scalar they report (its value at the last log step).
+FINAL_SCALARS = {
+    "loss_D": "loss/D",
+    "loss_G": "loss/G",
+    "grad_norm_G": "grad_norm/G/total",
+    "grad_norm_D": "grad_norm/D/total",
+    "grad_signal_G": "grad_signal/G",
+}
+
+
+@dataclass
+class RunResult:
+    """How a run ended. ``status`` is ok, diverged, interrupted or failed (SPEC §3)."""
+
+    status: str
+    step: int
+    metrics: dict[str, object] = field(default_factory=dict)
+    signal: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 128 + (self.signal or signal.SIGINT)
+        return 1 if self.status == "failed" else 0
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a run stops cleanly after
+    the step in flight. A second Ctrl-C aborts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signal == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        log.warning("%s received: stopping after this step", signal.Signals(signum).name)
+
+    def __enter__(self) -> StopRequest:
+        try:
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: leave signals to whoever owns them
+            self._previous = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+class Trainer:
+    """Trains G and D with separate optimizers; logs to TensorBoard; writes checkpoints and
+    ``metrics.json`` into ``run_dir``."""
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        loss: GANLoss,
+        opt_G: torch.optim.Optimizer,
+        opt_D: torch.optim.Optimizer,
+        data: Iterator[Tensor],
+        settings: TrainerConfig,
+        run_dir: str | Path,
+        logger: TensorBoardLogger,
+        clipper: WeightClipper | None = None,
+    ) -> None:
+        self.G, self.D, self.loss = G, D, loss
+        self.opt_G, self.opt_D = opt_G, opt_D
+        self.data = data
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.logger = logger
+        self.clipper = clipper
+        self.device = next(G.parameters()).device
+        self.g_params = [(n, p) for n, p in G.named_parameters() if p.requires_grad]
+        self.d_params = [(n, p) for n, p in D.named_parameters() if p.requires_grad]
+        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=settings.keep_ckpts)
+        self.guard = NonFiniteGuard(["D", "G"], self.device)
+        self.step = 0  # completed generator updates
+        self.last_logged: dict[str, float] = {}
+        self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
+
+    # ---------------------------------------------------------------- the algorithm
+    def fit(self) -> RunResult:
+        """Train until ``settings.steps`` generator updates, a signal, or divergence."""
+        self._fit_start = self._clock = (self.step, time.perf_counter())
+        bar = tqdm(
+            total=self.settings.steps,
+            initial=self.step,
+            unit="step",
+            disable=not self.settings.progress,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+        try:
+            with StopRequest() as stop:
+                return self._train(stop, bar)
+        except Exception:
+            self._finish("failed")
+            raise
+        finally:
+            bar.close()
+
+    def _train(self, stop: StopRequest, bar: tqdm) -> RunResult:
+        s = self.settings
+        for step in range(self.step + 1, s.steps + 1):
+            record = self.should_log(step)
+            for _ in range(s.d_steps):
+                d_stats = self.train_d(next(self.data), self.sample_z(), record)
+            g_stats = self.train_g(self.sample_z(), record)
+            self.step = step
+            self.guard.watch(step, [d_stats["loss/D"], g_stats["loss/G"]])
+            bar.update()
+
+            save = self._checkpoint_due(step) or stop.signal is not None
+            if (record or save) and (bad := self.guard.check()) is not None:
+                return self._finish("diverged", diverged=bad)  # last.pt stays the last good one
+            if record:
+                self.log(step, d_stats | g_stats, bar)
+            if s.sample_every and step % s.sample_every == 0:
+                self.log_samples(step)
+            if save:
+                self.save_checkpoint()
+            if stop.signal is not None:
+                return self._finish("interrupted", signum=stop.signal)
+        self.log_samples(self.step, save_png=True)
+        return self._finish("ok")
+
+    def train_d(self, real: Tensor, z: Tensor, record: bool) -> dict[str, Tensor]:
+        """One D update on a real batch and fresh fakes; G is not in the graph."""
+        with torch.no_grad():
+            fake = self.G(z)
+        out_real, out_fake = self.D(real), self.D(fake)
+        loss = self.loss.d_loss(out_real, out_fake)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        stats = {"loss/D": loss.detach()}
+        if record:  # gradients are read after backward, before clipping or the step
+            stats |= self._d_output_stats(out_real.detach(), out_fake.detach())
+            stats |= grad_norms("grad_norm/D", self.d_params)
+        self.opt_D.step()
+        if self.clipper is not None:
+            self.clipper()
+        return stats
+
+    def train_g(self, z: Tensor, record: bool) -> dict[str, Tensor]:
+        """One G update through a frozen D."""
+        self._freeze_d(True)
+        out_fake = self.D(self.G(z))
+        loss = self.loss.g_loss(out_fake)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self._freeze_d(False)
+        stats = {"loss/G": loss.detach()}
+        if record:
+            stats["grad_signal/G"] = self.loss.g_grad(out_fake.detach()).abs().mean()
+            stats |= grad_norms("grad_norm/G", self.g_params)
+        self.opt_G.step()
+        return stats
+
+    # ---------------------------------------------------------------- helpers
+    def sample_z(self) -> Tensor:
+        return torch.randn(self.settings.batch_size, self.G.z_dim, device=self.device)
+
+    def should_log(self, step: int) -> bool:
+        return step == 1 or step % self.settings.log_every == 0 or step == self.settings.steps
+
+    def _periodic_checkpoint_due(self, step: int) -> bool:
+        every = self.settings.ckpt_every
+        return every > 0 and step % every == 0
+
+    def _checkpoint_due(self, step: int) -> bool:
+        return step == self.settings.steps or self._periodic_checkpoint_due(step)
+
+    def _freeze_d(self, frozen: bool) -> None:
+        """D's weights need no gradient during the G step; only its input does."""
+        for _, p in self.d_params:
+            p.requires_grad_(not frozen)
+
+    def _d_output_stats(self, out_real: Tensor, out_fake: Tensor) -> dict[str, Tensor]:
+        stats = {"D/out_real": out_real.mean(), "D/out_fake": out_fake.mean()}
+        if self.loss.uses_sigmoid:
+            stats["D/prob_real"] = torch.sigmoid(out_real).mean()
+            stats["D/prob_fake"] = torch.sigmoid(out_fake).mean()
+        if self.loss.estimates_wasserstein:
+            stats["wasserstein/estimate"] = out_real.mean() - out_fake.mean()
+        return stats
+
+    def log(self, step: int, stats: dict[str, Tensor], bar: tqdm) -> None:
+        values = to_host(stats)  # the one host-device sync of a log step
+        last_step, last_time = self._clock
+        now = time.perf_counter()
+        values["perf/steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
+        self._clock = (step, now)
+        self.logger.scalars(step, values)
+        self.last_logged = values
+        bar.set_postfix(
+            loss_D=f"{values['loss/D']:.4g}", loss_G=f"{values['loss/G']:.4g}", refresh=False
+        )
+
+    def log_samples(self, step: int, save_png: bool = False) -> None:
+        if getattr(self.data, "shape", None) != (2,):
+            return
+        fig = toy_samples_figure(self.G, self.D, self.data, self.loss, step)
+        self.logger.figure("samples", fig, step)
+        if save_png:
+            fig.savefig(self.run_dir / "samples.png")
+
+    def state_dict(self) -> dict[str, object]:
+        rng: dict[str, object] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "step": self.step,
+            "rng": rng,
+        }
+
+    def save_checkpoint(self) -> None:
+        periodic = self._periodic_checkpoint_due(self.step)
+        self.checkpoints.save(self.state_dict(), self.step, periodic=periodic)
+
+    def _finish(
+        self, status: str, diverged: tuple[str, int] | None = None, signum: int | None = None
+    ) -> RunResult:
+        """Write metrics.json and say how the run ended."""
+        start, started_at = self._fit_start
+        elapsed = time.perf_counter() - started_at
+        metrics: dict[str, object] = {
+            "status": status,
+            "step": self.step,
+            "steps_per_sec": (self.step - start) / elapsed if elapsed > 0 else None,
+        }
+        for key, tag in FINAL_SCALARS.items():
+            value = self.last_logged.get(tag)
+            metrics[key] = value if value is None or math.isfinite(value) else None
+        if diverged is not None:
+            network, at = diverged
+            metrics |= {"diverged_network": network, "diverged_step": at}
+            message = (
+                f"diverged: non-finite {network} loss at step {at}; training stopped, "
+                f"the last good checkpoint is kept"
+            )
+            log.warning(message)
+            self.logger.text("alerts", message, at)
+        if signum is not None:
+            log.warning("interrupted at step %d; checkpoint saved", self.step)
+        with open(self.run_dir / "metrics.json", "w") as f:
+            json.dump(metrics, f, indent=2)
+        return RunResult(status, self.step, metrics, signum)
