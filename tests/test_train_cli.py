@@ -1,0 +1,180 @@
+"""End-to-end: ``train.py`` in a subprocess, its outputs read back from disk."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ganopt.checkpoint import load
+from tests.conftest import REPO
+
+QUIET = ["trainer.progress=false"]
+
+
+def train(
+    *overrides: str, cwd: Path = REPO, cmd=(sys.executable, str(REPO / "train.py")), **kwargs
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*cmd, *overrides], cwd=cwd, capture_output=True, text=True, timeout=240, **kwargs
+    )
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = train(
+        "loss=wgan",
+        "optim=sgd_clip",
+        "trainer.steps=40",
+        "trainer.log_every=10",
+        "trainer.sample_every=20",
+        f"hydra.run.dir={run_dir}",
+        *QUIET,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    assert list(run_dir.glob("events.out.tfevents.*")), "event files sit directly in the run dir"
+    acc = events(run_dir)
+    scalars = acc.Tags()["scalars"]
+    expected = [
+        "loss/D",
+        "loss/G",
+        "D/out_real",
+        "D/out_fake",
+        "grad_norm/G/total",
+        "grad_norm/D/total",
+        "grad_norm/G/fc1.weight",
+        "grad_norm/D/out.bias",
+        "wasserstein/estimate",
+        "grad_signal/G",
+        "perf/steps_per_sec",
+    ]
+    for tag in expected:
+        assert tag in scalars, tag
+        values = acc.Scalars(tag)
+        assert [e.step for e in values] == [1, 10, 20, 30, 40], tag
+        assert all(math.isfinite(e.value) for e in values), tag
+    assert "D/prob_real" not in scalars  # a critic has no probabilities
+    assert all(e.value == pytest.approx(1.0) for e in acc.Scalars("grad_signal/G"))
+    w = acc.Scalars("wasserstein/estimate")[-1].value
+    out_real, out_fake = acc.Scalars("D/out_real")[-1].value, acc.Scalars("D/out_fake")[-1].value
+    assert w == pytest.approx(out_real - out_fake, abs=1e-6)
+    assert [e.step for e in acc.Images("samples")] == [20, 40, 40]
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok"
+    assert metrics["step"] == 40
+    assert metrics["grad_norm_D"] == pytest.approx(acc.Scalars("grad_norm/D/total")[-1].value)
+
+    ckpt = load(run_dir / "checkpoints" / "last.pt")
+    assert {"G", "D", "opt_G", "opt_D", "step", "rng"} <= set(ckpt)
+    assert max(v.abs().max().item() for v in ckpt["D"].values()) <= 0.01
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.steps=0", "trainer.steps: must be >= 1"),
+        ("optim.g.lr=-1", "optim.g.lr: must be a finite number > 0"),
+        ("trainer.steps=abc", "full_key: trainer.steps"),
+        ("loss=minimax", "Available options in 'loss'"),
+    ],
+)
+def test_a_rejected_config_exits_nonzero_and_writes_nothing(tmp_path, override, message):
+    run_dir = tmp_path / "run"
+    proc = train(override, f"hydra.run.dir={run_dir}", *QUIET)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    leftovers = [p.name for p in run_dir.iterdir()] if run_dir.exists() else []
+    assert not set(leftovers) - {".hydra", "train.log"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_without_cuda_is_a_clean_error(tmp_path):
+    proc = train("trainer.device=cuda", f"hydra.run.dir={tmp_path}", *QUIET)
+    assert proc.returncode == 2
+    assert "trainer.device: 'cuda' requested but CUDA is not available" in proc.stderr
+
+
+def test_multirun_names_job_dirs_by_overrides_and_each_job_is_its_own_tensorboard_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = train(
+        "-m",
+        "loss=standard,wgan",
+        "trainer.steps=5",
+        "trainer.sample_every=0",
+        f"hydra.sweep.dir={sweep}",
+        *QUIET,
+    )
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 2
+    assert jobs[0].startswith("0_loss=standard")
+    assert jobs[1].startswith("1_loss=wgan")
+    for job in jobs:
+        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "ok"
+        assert "loss/D" in events(sweep / job).Tags()["scalars"]
+
+
+def test_sigterm_stops_cleanly_with_exit_code_143(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "trainer.steps=100000",
+            "trainer.log_every=10",
+            f"hydra.run.dir={run_dir}",
+            *QUIET,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(run_dir.glob("events.out.tfevents.*")):  # training has started
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted"
+    assert load(run_dir / "checkpoints" / "last.pt")["step"] == metrics["step"] > 0
+
+
+def test_console_script_runs_from_any_directory(tmp_path):
+    script = Path(sys.executable).parent / "ganopt-train"
+    if not script.exists():
+        pytest.skip("ganopt is not installed in this environment (pip install -e .)")
+    proc = train(
+        "trainer.steps=3",
+        "hydra.run.dir=out",
+        *QUIET,
+        cwd=tmp_path,
+        cmd=(str(script),),
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "ok"
