@@ -156,8 +156,9 @@ class Trainer:
                 self.save_checkpoint()
             if stop.signal is not None:
                 return self._finish("interrupted", signum=stop.signal)
+        trained_until = time.perf_counter()  # the final figure is not training time
         self.log_samples(self.step, save_png=True)
-        return self._finish("ok")
+        return self._finish("ok", ended_at=trained_until)
 
     def train_d(self, real: Tensor, z: Tensor, record: bool) -> dict[str, Tensor]:
         """One D update on a real batch and fresh fakes; G is not in the graph."""
@@ -257,11 +258,15 @@ class Trainer:
         self.checkpoints.save(self.state_dict(), self.step, periodic=periodic)
 
     def _finish(
-        self, status: str, diverged: tuple[str, int] | None = None, signum: int | None = None
+        self,
+        status: str,
+        diverged: tuple[str, int] | None = None,
+        signum: int | None = None,
+        ended_at: float | None = None,
     ) -> RunResult:
         """Write metrics.json and say how the run ended."""
         start, started_at = self._fit_start
-        elapsed = time.perf_counter() - started_at
+        elapsed = (ended_at or time.perf_counter()) - started_at
         metrics: dict[str, object] = {
             "status": status,
             "step": self.step,
