@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +15,10 @@ from torch import nn
 
 from ganopt.clipping import WeightClipper
 from ganopt.config import ConfigError, TrainerConfig, validate
-from ganopt.losses import GANLoss
+from ganopt.diagnostics import Diagnostics, GradientAlarm
+from ganopt.logger import TensorBoardLogger
+from ganopt.losses import GENERATOR_LOSSES, GANLoss
+from ganopt.trainer import Trainer
 
 
 @dataclass
@@ -28,8 +32,27 @@ class Components:
     opt_D: torch.optim.Optimizer
     data: object
     clipper: WeightClipper | None
+    diagnostics: Diagnostics
+    alarm: GradientAlarm
     settings: TrainerConfig
     device: torch.device
+
+    def make_trainer(self, run_dir: Path, logger: TensorBoardLogger) -> Trainer:
+        """A Trainer wired with every component: the one place that does it."""
+        return Trainer(
+            self.G,
+            self.D,
+            self.loss,
+            self.opt_G,
+            self.opt_D,
+            self.data,
+            self.settings,
+            run_dir,
+            logger,
+            self.clipper,
+            self.diagnostics,
+            self.alarm,
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -60,4 +83,12 @@ def build(cfg: DictConfig) -> Components:
     opt_G = _build("optim.g", cfg.optim.g)(G.parameters())
     opt_D = _build("optim.d", cfg.optim.d)(D.parameters())
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
-    return Components(G, D, loss, opt_G, opt_D, data, clipper, settings, device)
+
+    diag = cfg.diagnostics
+    shadow = diag.shadow if diag.shadow is not None else len(data.shape) == 1
+    others = {n: cls() for n, cls in GENERATOR_LOSSES.items() if n != loss.name} if shadow else {}
+    diagnostics = Diagnostics(
+        G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=settings.seed
+    )
+    alarm = GradientAlarm(diag.vanishing_ratio, diag.exploding_ratio)
+    return Components(G, D, loss, opt_G, opt_D, data, clipper, diagnostics, alarm, settings, device)

@@ -14,7 +14,6 @@ from omegaconf import DictConfig
 from ganopt.build import build
 from ganopt.config import ConfigError, register_schema
 from ganopt.logger import TensorBoardLogger
-from ganopt.trainer import Trainer
 
 log = logging.getLogger("ganopt")
 
@@ -54,18 +53,7 @@ def main(cfg: DictConfig) -> None:
         parts.clipper,
     )
     logger = TensorBoardLogger(run_dir)
-    trainer = Trainer(
-        parts.G,
-        parts.D,
-        parts.loss,
-        parts.opt_G,
-        parts.opt_D,
-        parts.data,
-        parts.settings,
-        run_dir,
-        logger,
-        parts.clipper,
-    )
+    trainer = parts.make_trainer(run_dir, logger)
     try:
         result = trainer.fit()
     except Exception:

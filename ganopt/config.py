@@ -27,6 +27,7 @@ class TrainerConfig:
     d_steps: int = 1  # D (critic) updates per G update: n_critic
     log_every: int = 50  # scalars and gradient norms every N generator steps
     sample_every: int = 500  # sample figure every N generator steps; 0 = only at the end
+    hist_every: int = 500  # histograms of D outputs and per-layer gradients; 0 = never
     ckpt_every: int = 1000  # checkpoint every N generator steps; 0 = only at the end
     keep_ckpts: int = 3  # periodic checkpoints kept besides last.pt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -42,9 +43,18 @@ class OptimConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    shadow: bool | None = None  # the other generator losses' gradient norms; null: toy data only
+    input_gradients: bool = True  # grad_x/D/{real,fake,interp}
+    vanishing_ratio: float = 1e-3  # alarm when ||grad G|| < ratio x its running maximum
+    exploding_ratio: float = 1e3  # alarm when ||grad G|| > ratio x its running median
+
+
+@dataclass
 class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     model: Any = MISSING
     data: Any = MISSING
     loss: Any = MISSING
@@ -121,6 +131,7 @@ def validate(cfg: DictConfig) -> torch.device:
         ("d_steps", 1),
         ("log_every", 1),
         ("sample_every", 0),
+        ("hist_every", 0),
         ("ckpt_every", 0),
         ("keep_ckpts", 0),
     ]:
@@ -129,6 +140,11 @@ def validate(cfg: DictConfig) -> torch.device:
         _check_positive_number(problems, f"optim.{net}.lr", cfg.optim[net].get("lr"))
     if cfg.optim.clip is not None:
         _check_positive_number(problems, "optim.clip", cfg.optim.clip)
+    vanishing, exploding = cfg.diagnostics.vanishing_ratio, cfg.diagnostics.exploding_ratio
+    if not 0 < vanishing < 1:
+        problems.append(f"diagnostics.vanishing_ratio: must be in (0, 1), got {vanishing}")
+    if not exploding > 1:
+        problems.append(f"diagnostics.exploding_ratio: must be > 1, got {exploding}")
     z_dim = cfg.model.get("z_dim")
     if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
         problems.append(f"model.z_dim: must be an int >= 1, got {z_dim!r}")

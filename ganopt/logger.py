@@ -12,18 +12,22 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-#: TensorBoard's Custom Scalars tab: G's and D's total gradient norms on one chart.
+#: TensorBoard's Custom Scalars tab (entries are regular expressions over tags).
 CUSTOM_SCALARS = {
-    "gradients": {
-        "total gradient norm, G vs D": ["Multiline", ["grad_norm/G/total", "grad_norm/D/total"]],
-        "G per layer": ["Multiline", [r"grad_norm/G/.*"]],
-        "D per layer": ["Multiline", [r"grad_norm/D/.*"]],
-    },
-    "discriminator": {
-        "D output, real vs fake": ["Multiline", ["D/out_real", "D/out_fake"]],
-        "losses": ["Multiline", ["loss/D", "loss/G"]],
+    "ganopt": {
+        "gradient flow": ["Multiline", [r"grad_norm/G/total", r"grad_norm/D/total"]],
+        "G layers": ["Multiline", [r"grad_norm/G/.*"]],
+        "D layers": ["Multiline", [r"grad_norm/D/.*"]],
+        "signal": ["Multiline", [r"grad_signal/G", r"D/prob_fake", r"D/saturated_fake"]],
+        "G gradient under each loss": [
+            "Multiline",
+            [r"grad_norm/G/total", r"grad_norm_shadow/G/.*"],
+        ],
+        "D input gradients": ["Multiline", [r"grad_x/D/.*"]],
+        "D output, real vs fake": ["Multiline", [r"D/out_real", r"D/out_fake"]],
     },
 }
 
@@ -48,6 +52,9 @@ class TensorBoardLogger:
 
     def figure(self, tag: str, fig: Figure, step: int) -> None:
         self.writer.add_image(tag, figure_to_rgb(fig), step, dataformats="HWC")
+
+    def histogram(self, tag: str, values: Tensor, step: int) -> None:
+        self.writer.add_histogram(tag, values.detach().float().cpu(), step)
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)

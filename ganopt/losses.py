@@ -22,6 +22,8 @@ from torch import Tensor
 class GANLoss(ABC):
     """Interface: D and G losses on D's logits, and their derivatives w.r.t. the logits."""
 
+    #: the config name (``loss=<name>``)
+    name: str
     #: D's output is a logit of P(real), so ``sigmoid(a)`` is meaningful.
     uses_sigmoid: bool = True
     #: mean D(real) - mean D(fake) estimates a Wasserstein distance (critic losses).
@@ -68,6 +70,8 @@ class StandardLoss(_SigmoidCrossEntropyD):
     fakes (a → -∞) the generator's gradient vanishes. This is the *saturating* loss.
     """
 
+    name = "standard"
+
     def g_loss(self, fake: Tensor) -> Tensor:
         return -F.softplus(fake).mean()
 
@@ -81,6 +85,8 @@ class NonSaturatingLoss(_SigmoidCrossEntropyD):
     ℓ_G = softplus(-a), so dℓ_G/da = -sigmoid(-a) = -(1 - D(G(z))): close to -1 exactly when
     D wins. Many frameworks call this loss "minimax"; it is not.
     """
+
+    name = "nonsaturating"
 
     def g_loss(self, fake: Tensor) -> Tensor:
         return F.softplus(-fake).mean()
@@ -97,6 +103,7 @@ class WassersteinLoss(GANLoss):
     critic's Lipschitz constraint (weight clipping, a gradient penalty) carries the burden.
     """
 
+    name = "wgan"
     uses_sigmoid = False
     estimates_wasserstein = True
 
@@ -111,3 +118,9 @@ class WassersteinLoss(GANLoss):
 
     def g_grad(self, fake: Tensor) -> Tensor:
         return -torch.ones_like(fake)
+
+
+#: Every generator loss by config name: the alternatives a run's shadow diagnostics compare.
+GENERATOR_LOSSES: dict[str, type[GANLoss]] = {
+    cls.name: cls for cls in (StandardLoss, NonSaturatingLoss, WassersteinLoss)
+}

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ganopt.checkpoint import CheckpointDir
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
-from ganopt.diagnostics import NonFiniteGuard, grad_norms, to_host
+from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe, to_host
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GANLoss
 from ganopt.plots import toy_samples_figure
@@ -96,6 +96,8 @@ class Trainer:
         run_dir: str | Path,
         logger: TensorBoardLogger,
         clipper: WeightClipper | None = None,
+        diagnostics: Diagnostics | None = None,
+        alarm: GradientAlarm | None = None,
     ) -> None:
         self.G, self.D, self.loss = G, D, loss
         self.opt_G, self.opt_D = opt_G, opt_D
@@ -104,9 +106,10 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.clipper = clipper
+        self.diagnostics = diagnostics or Diagnostics(G, D, loss, seed=settings.seed)
+        self.alarm = alarm or GradientAlarm()
         self.device = next(G.parameters()).device
-        self.g_params = [(n, p) for n, p in G.named_parameters() if p.requires_grad]
-        self.d_params = [(n, p) for n, p in D.named_parameters() if p.requires_grad]
+        self.d_params = [p for p in D.parameters() if p.requires_grad]
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=settings.keep_ckpts)
         self.guard = NonFiniteGuard(["D", "G"], self.device)
         self.step = 0  # completed generator updates
@@ -137,19 +140,19 @@ class Trainer:
     def _train(self, stop: StopRequest, bar: tqdm) -> RunResult:
         s = self.settings
         for step in range(self.step + 1, s.steps + 1):
-            record = self.should_log(step)
+            probe = self.probe(step)  # None except on log steps
             for _ in range(s.d_steps):
-                d_stats = self.train_d(next(self.data), self.sample_z(), record)
-            g_stats = self.train_g(self.sample_z(), record)
+                loss_D = self.train_d(next(self.data), self.sample_z(), probe)
+            loss_G = self.train_g(self.sample_z(), probe)
             self.step = step
-            self.guard.watch(step, [d_stats["loss/D"], g_stats["loss/G"]])
+            self.guard.watch(step, [loss_D, loss_G])
             bar.update()
 
             save = self._checkpoint_due(step) or stop.signal is not None
-            if (record or save) and (bad := self.guard.check()) is not None:
+            if (probe or save) and (bad := self.guard.check()) is not None:
                 return self._finish("diverged", diverged=bad)  # last.pt stays the last good one
-            if record:
-                self.log(step, d_stats | g_stats, bar)
+            if probe:
+                self.log(step, probe, bar)
             if s.sample_every and step % s.sample_every == 0:
                 self.log_samples(step)
             if save:
@@ -160,7 +163,7 @@ class Trainer:
         self.log_samples(self.step, save_png=True)
         return self._finish("ok", ended_at=trained_until)
 
-    def train_d(self, real: Tensor, z: Tensor, record: bool) -> dict[str, Tensor]:
+    def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One D update on a real batch and fresh fakes; G is not in the graph."""
         with torch.no_grad():
             fake = self.G(z)
@@ -168,29 +171,29 @@ class Trainer:
         loss = self.loss.d_loss(out_real, out_fake)
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
-        stats = {"loss/D": loss.detach()}
-        if record:  # gradients are read after backward, before clipping or the step
-            stats |= self._d_output_stats(out_real.detach(), out_fake.detach())
-            stats |= grad_norms("grad_norm/D", self.d_params)
+        if probe:  # gradients are read after backward, before clipping or the step
+            self.diagnostics.on_d_backward(probe, loss, real, fake, out_real, out_fake)
         self.opt_D.step()
         if self.clipper is not None:
             self.clipper()
-        return stats
+        if probe:
+            self.diagnostics.on_d_step(probe)
+        return loss.detach()
 
-    def train_g(self, z: Tensor, record: bool) -> dict[str, Tensor]:
+    def train_g(self, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One G update through a frozen D."""
         self._freeze_d(True)
         out_fake = self.D(self.G(z))
         loss = self.loss.g_loss(out_fake)
+        if probe:
+            self.diagnostics.on_g_forward(probe, out_fake)
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self._freeze_d(False)
-        stats = {"loss/G": loss.detach()}
-        if record:
-            stats["grad_signal/G"] = self.loss.g_grad(out_fake.detach()).abs().mean()
-            stats |= grad_norms("grad_norm/G", self.g_params)
+        if probe:
+            self.diagnostics.on_g_backward(probe, loss, out_fake)
         self.opt_G.step()
-        return stats
+        return loss.detach()
 
     # ---------------------------------------------------------------- helpers
     def sample_z(self) -> Tensor:
@@ -198,6 +201,12 @@ class Trainer:
 
     def should_log(self, step: int) -> bool:
         return step == 1 or step % self.settings.log_every == 0 or step == self.settings.steps
+
+    def probe(self, step: int) -> Probe | None:
+        """What to measure at this step: nothing, scalars, or scalars and histograms."""
+        every = self.settings.hist_every
+        histograms = every > 0 and step % every == 0
+        return Probe(histograms) if histograms or self.should_log(step) else None
 
     def _periodic_checkpoint_due(self, step: int) -> bool:
         every = self.settings.ckpt_every
@@ -208,25 +217,21 @@ class Trainer:
 
     def _freeze_d(self, frozen: bool) -> None:
         """D's weights need no gradient during the G step; only its input does."""
-        for _, p in self.d_params:
+        for p in self.d_params:
             p.requires_grad_(not frozen)
 
-    def _d_output_stats(self, out_real: Tensor, out_fake: Tensor) -> dict[str, Tensor]:
-        stats = {"D/out_real": out_real.mean(), "D/out_fake": out_fake.mean()}
-        if self.loss.uses_sigmoid:
-            stats["D/prob_real"] = torch.sigmoid(out_real).mean()
-            stats["D/prob_fake"] = torch.sigmoid(out_fake).mean()
-        if self.loss.estimates_wasserstein:
-            stats["wasserstein/estimate"] = out_real.mean() - out_fake.mean()
-        return stats
-
-    def log(self, step: int, stats: dict[str, Tensor], bar: tqdm) -> None:
-        values = to_host(stats)  # the one host-device sync of a log step
+    def log(self, step: int, probe: Probe, bar: tqdm) -> None:
+        values = to_host(probe.scalars)  # the one host-device sync of a log step
         last_step, last_time = self._clock
         now = time.perf_counter()
         values["perf/steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
         self._clock = (step, now)
         self.logger.scalars(step, values)
+        for tag, tensor in probe.hists.items():
+            self.logger.histogram(tag, tensor, step)
+        for message in self.alarm.update(step, values["grad_norm/G/total"]):
+            log.warning(message)
+            self.logger.text("alerts", message, step)
         self.last_logged = values
         bar.set_postfix(
             loss_D=f"{values['loss/D']:.4g}", loss_G=f"{values['loss/G']:.4g}", refresh=False
@@ -275,6 +280,7 @@ class Trainer:
         for key, tag in FINAL_SCALARS.items():
             value = self.last_logged.get(tag)
             metrics[key] = value if value is None or math.isfinite(value) else None
+        metrics |= self.alarm.metrics()
         if diverged is not None:
             network, at = diverged
             metrics |= {"diverged_network": network, "diverged_step": at}

@@ -14,7 +14,12 @@ from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 #: small, quiet runs: no progress bar, no figures or periodic checkpoints unless asked
-FAST = ["trainer.progress=false", "trainer.sample_every=0", "trainer.ckpt_every=0"]
+FAST = [
+    "trainer.progress=false",
+    "trainer.sample_every=0",
+    "trainer.hist_every=0",
+    "trainer.ckpt_every=0",
+]
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -28,11 +33,15 @@ class MemoryLogger:
     def __init__(self) -> None:
         self.scalar_log: dict[str, list[tuple[int, float]]] = {}
         self.figures: list[tuple[str, int]] = []
+        self.histograms: list[tuple[str, int]] = []
         self.texts: list[tuple[str, str, int]] = []
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
             self.scalar_log.setdefault(tag, []).append((step, value))
+
+    def histogram(self, tag: str, values: object, step: int) -> None:
+        self.histograms.append((tag, step))
 
     def figure(self, tag: str, fig: object, step: int) -> None:
         self.figures.append((tag, step))
@@ -44,23 +53,10 @@ class MemoryLogger:
         pass
 
 
-def make_trainer(overrides: list[str], run_dir: Path, data=None) -> tuple[Trainer, MemoryLogger]:
+def make_trainer(overrides: list[str], run_dir: Path) -> tuple[Trainer, MemoryLogger]:
     """Compose, build and wire a Trainer exactly as train.py does, with an in-memory logger."""
-    parts = build(compose_config([*FAST, *overrides]))
     logger = MemoryLogger()
-    trainer = Trainer(
-        parts.G,
-        parts.D,
-        parts.loss,
-        parts.opt_G,
-        parts.opt_D,
-        data if data is not None else parts.data,
-        parts.settings,
-        run_dir,
-        logger,
-        parts.clipper,
-    )
-    return trainer, logger
+    return build(compose_config([*FAST, *overrides])).make_trainer(run_dir, logger), logger
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """Every config group option composes and builds; bad input is rejected with the key's name."""
 
+import re
+
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
@@ -24,7 +26,11 @@ def test_spec_groups_are_all_present():
 
 @pytest.mark.parametrize(
     "override",
-    [f"{group}={name}" for group in ("loss", "optim", "model", "data") for name in options(group)],
+    [
+        f"{group}={name}"
+        for group in ("loss", "optim", "model", "data", "experiment")
+        for name in options(group)
+    ],
 )
 def test_every_group_option_composes_and_builds(override):
     parts = build(compose_config([override, "trainer.device=cpu"]))
@@ -89,10 +95,13 @@ def test_optimizers_can_be_mixed_per_network():
         (["model.z_dim=0"], "model.z_dim: must be an int >= 1"),
         (["trainer.device=tpu"], "trainer.device: unknown device 'tpu'"),
         (["model.g.hidden=[]"], "model.g:"),
+        (["trainer.hist_every=-1"], "trainer.hist_every: must be >= 0"),
+        (["diagnostics.vanishing_ratio=2"], "diagnostics.vanishing_ratio: must be in (0, 1)"),
+        (["diagnostics.exploding_ratio=0.5"], "diagnostics.exploding_ratio: must be > 1"),
     ],
 )
 def test_out_of_range_values_are_rejected_naming_the_key(overrides, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         build(compose_config(overrides))
 
 
@@ -140,3 +149,19 @@ def test_unknown_group_option_lists_the_choices():
         compose_config(["loss=foo"])
     assert "nonsaturating" in str(info.value)
     assert "wgan" in str(info.value)
+
+
+@pytest.mark.parametrize(("data", "shadow"), [("ring8", True), ("swissroll", True)])
+def test_shadow_losses_are_on_for_toy_data_and_exclude_the_trained_loss(data, shadow):
+    parts = build(compose_config([f"data={data}", "loss=standard"]))
+    assert set(parts.diagnostics.shadow_losses) == {"nonsaturating", "wgan"}
+    off = build(compose_config([f"data={data}", "diagnostics.shadow=false"]))
+    assert off.diagnostics.shadow_losses == {}
+
+
+def test_vanishing_experiment_preset():
+    cfg = compose_config(["experiment=vanishing"])
+    assert cfg.loss._target_.endswith("StandardLoss")
+    assert cfg.trainer.d_steps == 5
+    assert cfg.optim.d.lr == 1e-3
+    assert cfg.optim.g.lr == 1e-5

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
 
 from ganopt.checkpoint import load
 from tests.conftest import REPO
@@ -28,9 +29,18 @@ def train(
 
 
 def events(run_dir: Path) -> EventAccumulator:
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    acc = EventAccumulator(
+        str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
+    )
     acc.Reload()
     return acc
+
+
+def custom_scalars_layout(acc: EventAccumulator) -> set[str]:
+    """Titles of the charts in the run's Custom Scalars layout."""
+    (event,) = acc.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(event.tensor_proto.string_val[0])
+    return {chart.title for category in layout.category for chart in category.chart}
 
 
 def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_path):
@@ -41,6 +51,7 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
         "trainer.steps=40",
         "trainer.log_every=10",
         "trainer.sample_every=20",
+        "trainer.hist_every=20",
         f"hydra.run.dir={run_dir}",
         *QUIET,
     )
@@ -61,6 +72,12 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
         "wasserstein/estimate",
         "grad_signal/G",
         "perf/steps_per_sec",
+        "grad_x/D/real",
+        "grad_x/D/fake",
+        "grad_x/D/interp",
+        "clip/at_bound",
+        "grad_norm_shadow/G/standard",
+        "grad_norm_shadow/G/nonsaturating",
     ]
     for tag in expected:
         assert tag in scalars, tag
@@ -68,6 +85,19 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
         assert [e.step for e in values] == [1, 10, 20, 30, 40], tag
         assert all(math.isfinite(e.value) for e in values), tag
     assert "D/prob_real" not in scalars  # a critic has no probabilities
+    assert "D/saturated_fake" not in scalars
+    assert "grad_norm_shadow/G/wgan" not in scalars  # shadows are the *other* losses
+    assert all(0 <= e.value <= 1 for e in acc.Scalars("clip/at_bound"))
+
+    for tag in (
+        "hist/D/out_real",
+        "hist/D/out_fake",
+        "hist/grad/D/fc1.weight",
+        "hist/grad/G/out.bias",
+    ):
+        assert [e.step for e in acc.Histograms(tag)] == [20, 40], tag
+    layout = custom_scalars_layout(acc)
+    assert {"gradient flow", "G layers", "signal"} <= layout
     assert all(e.value == pytest.approx(1.0) for e in acc.Scalars("grad_signal/G"))
     w = acc.Scalars("wasserstein/estimate")[-1].value
     out_real, out_fake = acc.Scalars("D/out_real")[-1].value, acc.Scalars("D/out_fake")[-1].value
@@ -78,6 +108,7 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
     assert metrics["status"] == "ok"
     assert metrics["step"] == 40
     assert metrics["grad_norm_D"] == pytest.approx(acc.Scalars("grad_norm/D/total")[-1].value)
+    assert {"vanishing_step", "exploding_step"} <= set(metrics)
 
     ckpt = load(run_dir / "checkpoints" / "last.pt")
     assert {"G", "D", "opt_G", "opt_D", "step", "rng"} <= set(ckpt)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ganopt.checkpoint import load
+from ganopt.diagnostics import Probe
 from tests.conftest import make_trainer
 
 LOSSES = ["standard", "nonsaturating", "wgan"]
@@ -77,16 +78,18 @@ def test_d_steps_updates_d_n_times_per_g_update_each_on_fresh_data(run_dir):
     assert trainer.opt_G.state[next(trainer.G.parameters())]["step"].item() == 4
 
 
-def test_g_step_leaves_d_untouched_and_d_step_leaves_g_untouched(run_dir):
-    trainer, _ = make_trainer(SMALL, run_dir)
+@pytest.mark.parametrize("probe", [None, Probe(histograms=True)], ids=["plain", "log step"])
+def test_g_step_leaves_d_untouched_and_d_step_leaves_g_untouched(probe, run_dir):
+    """Also on log steps: measuring (input gradients, shadow losses) adds no gradient."""
+    trainer, _ = make_trainer(["optim=sgd_clip", *SMALL], run_dir)
     g_before = [p.detach().clone() for p in trainer.G.parameters()]
-    trainer.train_d(next(trainer.data), trainer.sample_z(), record=False)
+    trainer.train_d(next(trainer.data), trainer.sample_z(), probe)
     assert all(torch.equal(a, b) for a, b in zip(g_before, trainer.G.parameters(), strict=True))
     assert all(p.grad is None for p in trainer.G.parameters())
 
     d_weights = [p.detach().clone() for p in trainer.D.parameters()]
     d_grads = [p.grad.clone() for p in trainer.D.parameters()]
-    trainer.train_g(trainer.sample_z(), record=False)
+    trainer.train_g(trainer.sample_z(), probe)
     assert all(torch.equal(a, b) for a, b in zip(d_weights, trainer.D.parameters(), strict=True))
     assert all(torch.equal(a, p.grad) for a, p in zip(d_grads, trainer.D.parameters(), strict=True))
     assert all(p.requires_grad for p in trainer.D.parameters())
@@ -258,3 +261,37 @@ def test_sample_figures_follow_sample_every(run_dir):
     trainer.fit()
     assert logger.figures == [("samples", 3), ("samples", 6), ("samples", 6)]
     assert (run_dir / "samples.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("loss", "vanishes"), [("standard", True), ("nonsaturating", False)])
+def test_alarm_catches_the_saturating_loss_vanishing_and_not_the_nonsaturating(
+    loss, vanishes, run_dir
+):
+    """experiment=vanishing, shortened: D learns 5x per step at 100x G's rate."""
+    trainer, logger = make_trainer(
+        [
+            "experiment=vanishing",
+            f"loss={loss}",
+            "trainer.steps=200",
+            "diagnostics.shadow=false",
+            "diagnostics.input_gradients=false",
+        ],
+        run_dir,
+    )
+    result = trainer.fit()
+    assert result.status == "ok"  # the alarm reports; it never stops a run
+    assert (result.metrics["vanishing_step"] is not None) == vanishes
+    assert [tag for tag, _, _ in logger.texts] == (["alerts"] if vanishes else [])
+    # D rejects every fake under both losses; only the saturating one passes that on to G
+    assert logger.scalar_log["D/saturated_fake"][-1][1] > 0.99
+
+
+def test_histograms_follow_hist_every(run_dir):
+    trainer, logger = make_trainer(
+        ["trainer.steps=6", "trainer.log_every=2", "trainer.hist_every=3", *SMALL], run_dir
+    )
+    trainer.fit()
+    steps = sorted({step for tag, step in logger.histograms if tag == "hist/D/out_fake"})
+    assert steps == [3, 6]
+    assert ("hist/grad/G/fc1.weight", 3) in logger.histograms
+    assert [s for s, _ in logger.scalar_log["loss/D"]] == [1, 2, 3, 4, 6]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -33,30 +32,14 @@ def to_host(stats: Mapping[str, Tensor]) -> dict[str, float]:
     return dict(zip(stats.keys(), values, strict=True))
 
 
-class NonFiniteGuard:
-    """Remembers, on the device, the first step at which each watched loss was not finite.
+class Probe:
+    """What one log step records, still on the device: 0-d scalars and histogram tensors.
 
-    ``watch`` costs a few tiny kernels and never syncs; ``check`` syncs and is called only on
-    log and checkpoint steps.
+    The Trainer creates one on log steps only and hands it to the measurements; between log
+    steps there is no probe and nothing is measured.
     """
 
-    def __init__(self, names: Sequence[str], device: torch.device) -> None:
-        self.names = list(names)
-        self.first_bad = torch.full((len(self.names),), math.inf, device=device)
-
-    def watch(self, step: int, losses: Sequence[Tensor]) -> None:
-        finite = torch.isfinite(torch.stack([loss.detach().float() for loss in losses]))
-        self.first_bad = torch.minimum(self.first_bad, torch.where(finite, math.inf, float(step)))
-
-    def check(self) -> tuple[str, int] | None:
-        """The earliest (name, step) with a non-finite loss, or None."""
-        first = self.first_bad.tolist()
-        bad = [
-            (step, name)
-            for name, step in zip(self.names, first, strict=True)
-            if math.isfinite(step)
-        ]
-        if not bad:
-            return None
-        step, name = min(bad)
-        return name, int(step)
+    def __init__(self, histograms: bool = False) -> None:
+        self.histograms = histograms
+        self.scalars: dict[str, Tensor] = {}
+        self.hists: dict[str, Tensor] = {}

@@ -1,0 +1,135 @@
+"""What a log step measures about G and D, written into a Probe on the device.
+
+The Trainer calls these hooks at four points of its D and G steps, and only on log steps.
+Randomness (interpolates) comes from a generator of its own, so measuring never moves the
+training RNG: a run's trajectory does not depend on how often it is logged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ganopt.diagnostics.stats import Probe, grad_norms
+from ganopt.losses import GANLoss
+
+#: sigmoid(a) < 1e-3  ⟺  a < log(1e-3 / (1 - 1e-3)): a fake sample D rejects with certainty
+SATURATED_LOGIT = math.log(1e-3 / (1 - 1e-3))
+
+
+def _named_trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+
+
+class Diagnostics:
+    """Gradient norms per layer, D's outputs and saturation, the gradient signal reaching G,
+    what the other generator losses would give (shadows), D's input gradients, and how many
+    clipped weights sit at the bound."""
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        loss: GANLoss,
+        shadow_losses: Mapping[str, GANLoss] | None = None,
+        clip: float | None = None,
+        input_gradients: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.loss = loss
+        self.D = D
+        self.g_params = _named_trainable(G)
+        self.d_params = _named_trainable(D)
+        self.shadow_losses = dict(shadow_losses or {})
+        self.clip = clip
+        self.input_gradients = input_gradients
+        device = self.g_params[0][1].device
+        self.rng = torch.Generator(device=device).manual_seed(seed)
+
+    # ------------------------------------------------------------------ D step
+    def on_d_backward(
+        self,
+        probe: Probe,
+        loss: Tensor,
+        real: Tensor,
+        fake: Tensor,
+        out_real: Tensor,
+        out_fake: Tensor,
+    ) -> None:
+        """After D's backward, before its step: its loss, outputs and gradients."""
+        out_real, out_fake = out_real.detach(), out_fake.detach()
+        s = probe.scalars
+        s["loss/D"] = loss.detach()
+        s["D/out_real"], s["D/out_fake"] = out_real.mean(), out_fake.mean()
+        if self.loss.uses_sigmoid:
+            s["D/prob_real"] = torch.sigmoid(out_real).mean()
+            s["D/prob_fake"] = torch.sigmoid(out_fake).mean()
+        if self.loss.estimates_wasserstein:
+            s["wasserstein/estimate"] = out_real.mean() - out_fake.mean()
+        s |= grad_norms("grad_norm/D", self.d_params)
+        if self.input_gradients:
+            s |= self.input_gradient_norms(real, fake)
+        if probe.histograms:
+            probe.hists["hist/D/out_real"] = out_real
+            probe.hists["hist/D/out_fake"] = out_fake
+            probe.hists |= _grad_copies("hist/grad/D", self.d_params)
+
+    def on_d_step(self, probe: Probe) -> None:
+        """After D's step and clipping: the share of D's weights held at the bound."""
+        if self.clip is None:
+            return
+        params = [p.detach() for _, p in self.d_params]
+        at_bound = sum((p.abs() >= 0.99 * self.clip).sum() for p in params)
+        probe.scalars["clip/at_bound"] = at_bound / sum(p.numel() for p in params)
+
+    def input_gradient_norms(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """Mean over samples of ||∇_x D(x)|| on real, fake and random interpolates."""
+        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        eps = torch.rand(shape, device=real.device, generator=self.rng)
+        points = {"real": real, "fake": fake, "interp": eps * real + (1 - eps) * fake}
+        norms = {}
+        for name, x in points.items():
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.D(x).sum(), x)
+            norms[f"grad_x/D/{name}"] = grad.flatten(1).norm(dim=1).mean()
+        return norms
+
+    # ------------------------------------------------------------------ G step
+    def on_g_forward(self, probe: Probe, out_fake: Tensor) -> None:
+        """Before G's backward, while the graph is alive: the total gradient norm each other
+        generator loss would give on this very batch.
+
+        By the chain rule ∇θ L = Σ_i (1/N) dℓ/da_i · ∇θ a_i, so one vector-Jacobian product
+        with the loss's analytic dℓ/da gives it, without building another loss graph.
+        """
+        if not self.shadow_losses:
+            return
+        params = [p for _, p in self.g_params]
+        logits = out_fake.detach()
+        for name, other in self.shadow_losses.items():
+            weights = other.g_grad(logits) / logits.shape[0]
+            grads = torch.autograd.grad(out_fake, params, grad_outputs=weights, retain_graph=True)
+            norms = torch._foreach_norm(list(grads))
+            probe.scalars[f"grad_norm_shadow/G/{name}"] = torch.linalg.vector_norm(
+                torch.stack(norms)
+            )
+
+    def on_g_backward(self, probe: Probe, loss: Tensor, out_fake: Tensor) -> None:
+        """After G's backward, before its step: its loss, gradients and gradient signal."""
+        out_fake = out_fake.detach()
+        s = probe.scalars
+        s["loss/G"] = loss.detach()
+        s["grad_signal/G"] = self.loss.g_grad(out_fake).abs().mean()
+        if self.loss.uses_sigmoid:
+            s["D/saturated_fake"] = (out_fake < SATURATED_LOGIT).float().mean()
+        s |= grad_norms("grad_norm/G", self.g_params)
+        if probe.histograms:
+            probe.hists |= _grad_copies("hist/grad/G", self.g_params)
+
+
+def _grad_copies(prefix: str, named_params: list[tuple[str, nn.Parameter]]) -> dict[str, Tensor]:
+    """Gradients as they are now (the optimizer's next zero_grad would drop them)."""
+    return {f"{prefix}/{n}": p.grad.detach().clone() for n, p in named_params if p.grad is not None}
