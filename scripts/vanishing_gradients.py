@@ -1,0 +1,212 @@
+"""Arjovsky & Bottou (2017), Fig. 2: the generator's gradient as the discriminator improves.
+
+Freeze a generator (optionally trained first for --g-steps), then for each generator loss
+train a fresh discriminator from scratch and, every few D iterations, measure
+||∇_θG L_G|| on one fixed batch of z. As D approaches optimality on disjoint supports, the
+saturating (true minimax) loss's gradient vanishes; the non-saturating one's does not.
+
+    python scripts/vanishing_gradients.py                       # ring8, 4000 D iterations
+    python scripts/vanishing_gradients.py --d-iters 2000 --losses standard,nonsaturating
+
+Writes DIR/vanishing.csv (loss,d_iter,grad_norm), DIR/vanishing.png and TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import math
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from matplotlib.figure import Figure
+from torch import nn
+
+from ganopt.build import Components, build, seed_everything
+from ganopt.cli import config_dir
+from ganopt.clipping import WeightClipper
+from ganopt.config import ConfigError
+from ganopt.logger import TensorBoardLogger
+from ganopt.losses import GENERATOR_LOSSES, GANLoss
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("outputs/vanishing"), help="output directory")
+    p.add_argument("--d-iters", type=int, default=4000, help="D iterations per loss")
+    p.add_argument(
+        "--g-steps",
+        type=int,
+        default=0,
+        help="train G first for this many steps (default config's loss and optim)",
+    )
+    p.add_argument(
+        "--losses",
+        default="standard,nonsaturating,wgan",
+        help=f"comma-separated, from {', '.join(GENERATOR_LOSSES)}",
+    )
+    p.add_argument("--data", default="ring8", help="a data= config option")
+    p.add_argument("--every", type=int, default=10, help="measure every N D iterations")
+    p.add_argument("--d-lr", type=float, default=1e-3, help="Adam learning rate of each fresh D")
+    p.add_argument(
+        "--clip",
+        type=float,
+        default=0.01,
+        help="weight clipping of the WGAN critic (a critic needs its constraint)",
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
+    unknown = [n for n in args.losses if n not in GENERATOR_LOSSES]
+    if unknown:
+        p.error(f"unknown loss {unknown}; choose from {', '.join(GENERATOR_LOSSES)}")
+    for name in ("d_iters", "every", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.g_steps < 0 or args.d_lr <= 0 or args.clip <= 0:
+        p.error("--g-steps must be >= 0, --d-lr and --clip > 0")
+    return args
+
+
+def build_parts(args: argparse.Namespace) -> Components:
+    overrides = [
+        f"data={args.data}",
+        f"trainer.batch_size={args.batch_size}",
+        f"trainer.seed={args.seed}",
+        f"trainer.device={args.device}",
+        "trainer.progress=false",
+    ]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return build(compose(config_name="config", overrides=overrides))
+
+
+def pretrain_generator(parts: Components, steps: int, out: Path) -> None:
+    """Train G (and a throwaway D) with the default loss and optimizers, as a normal run."""
+    settings = dataclasses.replace(parts.settings, steps=steps)
+    logger = TensorBoardLogger(out / "pretrain")
+    try:
+        dataclasses.replace(parts, settings=settings).make_trainer(out / "pretrain", logger).fit()
+    finally:
+        logger.close()
+
+
+def generator_grad_norm(G: nn.Module, D: nn.Module, loss: GANLoss, z: torch.Tensor) -> float:
+    """||∇_θG L_G|| on the batch z, through D without touching D's gradients."""
+    D.requires_grad_(False)
+    G.zero_grad(set_to_none=True)
+    loss.g_loss(D(G(z))).backward()
+    D.requires_grad_(True)
+    grads = [p.grad for p in G.parameters() if p.grad is not None]
+    return math.sqrt(sum(g.pow(2).sum().item() for g in grads))
+
+
+def measure(
+    parts: Components,
+    D0: nn.Module,
+    loss: GANLoss,
+    args: argparse.Namespace,
+    z_fixed: torch.Tensor,
+    logger: TensorBoardLogger,
+) -> list[tuple[int, float]]:
+    """Train a fresh copy of D0 against the frozen G; G's gradient norm every args.every."""
+    seed_everything(args.seed)  # every loss sees the same D initialisation and data stream
+    G, D = parts.G, copy.deepcopy(D0)
+    opt = torch.optim.Adam(D.parameters(), lr=args.d_lr)
+    clipper = WeightClipper(D.parameters(), args.clip) if loss.estimates_wasserstein else None
+    if clipper is not None:
+        clipper()  # the critic lives in the clipped set from the start
+    series = []
+    for it in range(args.d_iters + 1):
+        if it % args.every == 0 or it == args.d_iters:
+            norm = generator_grad_norm(G, D, loss, z_fixed)
+            series.append((it, norm))
+            logger.scalars(it, {f"vanishing/grad_norm_G/{loss.name}": norm})
+        if it == args.d_iters:
+            break
+        with torch.no_grad():
+            fake = G(torch.randn(args.batch_size, G.z_dim, device=z_fixed.device))
+        d_loss = loss.d_loss(D(next(parts.data)), D(fake))
+        opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt.step()
+        if clipper is not None:
+            clipper()
+    return series
+
+
+def plot(results: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for name, series in results.items():
+        its, norms = zip(*series, strict=True)
+        ax.plot(its, [max(n, 1e-30) for n in norms], label=name)
+    ax.set(
+        yscale="log",
+        xlabel="discriminator iterations",
+        title=title,
+        ylabel=r"$\|\nabla_{\theta_G} L_G\|$ (fixed G, fixed z)",
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        parts = build_parts(args)
+    except (ConfigError, HydraException) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    D0 = copy.deepcopy(parts.D)  # the from-scratch D, before any pretraining touches it
+    if args.g_steps:
+        print(f"training G for {args.g_steps} steps ...", file=sys.stderr)
+        pretrain_generator(parts, args.g_steps, args.out)
+    parts.G.eval()
+    z_fixed = torch.randn(
+        args.batch_size,
+        parts.G.z_dim,
+        device=parts.device,
+        generator=torch.Generator(parts.device).manual_seed(args.seed + 1),
+    )
+
+    logger = TensorBoardLogger(args.out)
+    results = {}
+    try:
+        for name in args.losses:
+            print(f"{name}: training a fresh D for {args.d_iters} iterations ...", file=sys.stderr)
+            results[name] = measure(parts, D0, GENERATOR_LOSSES[name](), args, z_fixed, logger)
+    finally:
+        logger.close()
+
+    with open(args.out / "vanishing.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["loss", "d_iter", "grad_norm"])
+        for name, series in results.items():
+            writer.writerows((name, it, f"{norm:.6e}") for it, norm in series)
+    plot(
+        results,
+        args.out / "vanishing.png",
+        f"G fixed after {args.g_steps} steps, D trained from scratch ({args.data})",
+    )
+
+    print("\n| loss | peak ||grad G|| | final ||grad G|| | orders below peak |\n|---|---|---|---|")
+    for name, series in results.items():
+        norms = [n for _, n in series]
+        peak, final = max(norms), norms[-1]
+        drop = math.log10(peak / final) if final > 0 else math.inf
+        print(f"| {name} | {peak:.3g} | {final:.3g} | {drop:.1f} |")
+    print(f"\nwrote {args.out / 'vanishing.csv'} and {args.out / 'vanishing.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
