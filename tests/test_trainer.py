@@ -295,3 +295,16 @@ def test_histograms_follow_hist_every(run_dir):
     assert steps == [3, 6]
     assert ("hist/grad/G/fc1.weight", 3) in logger.histograms
     assert [s for s, _ in logger.scalar_log["loss/D"]] == [1, 2, 3, 4, 6]
+
+
+def test_logging_and_measuring_never_change_the_training_trajectory(tmp_path):
+    """Every diagnostic at every step (interpolates, shadows, histograms, figures) vs none."""
+    every_step = ["trainer.log_every=1", "trainer.hist_every=1", "trainer.sample_every=5"]
+    rarely = ["trainer.log_every=1000", "diagnostics.shadow=false"]
+    weights = []
+    for i, logging in enumerate([every_step, rarely]):
+        trainer, _ = make_trainer(["trainer.steps=12", *SMALL, *logging], tmp_path / str(i))
+        trainer.fit()
+        params = [*trainer.G.parameters(), *trainer.D.parameters()]
+        weights.append([p.detach().clone() for p in params])
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
