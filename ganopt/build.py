@@ -16,6 +16,7 @@ from torch import nn
 from ganopt.clipping import WeightClipper
 from ganopt.config import ConfigError, TrainerConfig, validate
 from ganopt.diagnostics import Diagnostics, GradientAlarm
+from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.trainer import Trainer
@@ -34,6 +35,7 @@ class Components:
     clipper: WeightClipper | None
     diagnostics: Diagnostics
     alarm: GradientAlarm
+    evaluator: Evaluator | None
     settings: TrainerConfig
     device: torch.device
 
@@ -52,6 +54,7 @@ class Components:
             self.clipper,
             self.diagnostics,
             self.alarm,
+            self.evaluator,
         )
 
 
@@ -66,7 +69,9 @@ def _build(key: str, node: DictConfig, **kwargs: object) -> object:
     try:
         return instantiate(node, **kwargs)
     except (InstantiationException, TypeError, ValueError) as e:
-        raise ConfigError([f"{key}: {e}".replace("\n", " ")]) from e
+        # Hydra wraps the target's own error; its message is the one that says what is wrong
+        cause = e.__cause__ if isinstance(e, InstantiationException) and e.__cause__ else e
+        raise ConfigError([f"{key}: {cause}".replace("\n", " ")]) from e
 
 
 def build(cfg: DictConfig) -> Components:
@@ -91,4 +96,7 @@ def build(cfg: DictConfig) -> Components:
         G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=settings.seed
     )
     alarm = GradientAlarm(diag.vanishing_ratio, diag.exploding_ratio)
-    return Components(G, D, loss, opt_G, opt_D, data, clipper, diagnostics, alarm, settings, device)
+    evaluator = evaluator_for(data, device, seed=settings.seed)
+    return Components(
+        G, D, loss, opt_G, opt_D, data, clipper, diagnostics, alarm, evaluator, settings, device
+    )

@@ -1,11 +1,13 @@
 """Every config group option composes and builds; bad input is rejected with the key's name."""
 
+import importlib.util
 import re
 
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
+from PIL import Image
 
 from ganopt.build import build
 from ganopt.cli import config_dir
@@ -24,6 +26,18 @@ def test_spec_groups_are_all_present():
     assert set(options("data")) >= {"ring8", "grid25", "swissroll"}
 
 
+#: what each option needs beside it: image data needs an image model, and the reverse
+PARTNERS = {
+    "model=dcgan": ["data=digits"],
+    "data=digits": ["model=dcgan"],
+    "data=folder": ["model=dcgan", "data.resolution=16"],
+    "data=mnist": ["model=dcgan"],
+    "data=fashion_mnist": ["model=dcgan"],
+    "data=cifar10": ["model=dcgan"],
+}
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+
+
 @pytest.mark.parametrize(
     "override",
     [
@@ -32,8 +46,18 @@ def test_spec_groups_are_all_present():
         for name in options(group)
     ],
 )
-def test_every_group_option_composes_and_builds(override):
-    parts = build(compose_config([override, "trainer.device=cpu"]))
+def test_every_group_option_composes_and_builds(override, tmp_path):
+    overrides = [override, "trainer.device=cpu", *PARTNERS.get(override, [])]
+    if override == "data=folder":
+        Image.new("RGB", (20, 20)).save(tmp_path / "x.png")
+        overrides.append(f"data.path={tmp_path}")
+    if override in ("data=mnist", "data=fashion_mnist", "data=cifar10"):
+        if HAS_TORCHVISION:
+            pytest.skip("needs the dataset's files (tests never download)")
+        with pytest.raises(ConfigError, match="needs torchvision"):
+            build(compose_config(overrides))
+        return
+    parts = build(compose_config(overrides))
     z = torch.randn(4, parts.G.z_dim)
     assert parts.D(parts.G(z)).shape == (4,)
     assert next(parts.data).shape == (256, *parts.data.shape)

@@ -1,0 +1,211 @@
+"""Image datasets held in memory, served as an infinite, reshuffling stream of batches.
+
+Sources: scikit-learn's bundled 8×8 digits (real images, no download), torchvision's MNIST,
+Fashion-MNIST and CIFAR-10 (optional), and any folder of image files. Every source ends as a
+float tensor (N, C, R, R) in [-1, 1]; the order of batches comes from the global torch RNG, so
+``trainer.seed`` fixes it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded; the message says why in one line."""
+
+
+class ImageBatches:
+    """Infinite batches of ``batch_size`` images: a fresh permutation every epoch.
+
+    The images stay on the host; on CUDA each batch is copied from pinned memory without
+    blocking, so the copy overlaps the previous step's kernels.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        name: str = "images",
+    ) -> None:
+        if images.dim() != 4 or len(images) == 0:
+            raise DataError(
+                f"expected a non-empty (N, C, H, W) image tensor, got {tuple(images.shape)}"
+            )
+        self.images = images.float().contiguous()
+        self.name = name  # which dataset: the evaluator depends on it
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.shape: tuple[int, ...] = tuple(images.shape[1:])
+        self._order = torch.empty(0, dtype=torch.long)
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> ImageBatches:
+        return self
+
+    def __next__(self) -> Tensor:
+        idx = self._next_indices(self.batch_size)
+        return self._to_device(self.images.index_select(0, idx))
+
+    def _next_indices(self, n: int) -> Tensor:
+        parts, needed = [], n
+        while needed:
+            if self._position >= len(self._order):
+                self._order, self._position = torch.randperm(len(self.images)), 0
+            take = self._order[self._position : self._position + needed]
+            self._position += len(take)
+            needed -= len(take)
+            parts.append(take)
+        return torch.cat(parts)
+
+    def _to_device(self, batch: Tensor) -> Tensor:
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.to(self.device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images drawn without replacement where possible; does not touch the stream."""
+        count = len(self.images)
+        idx = torch.randperm(count, generator=generator)[: min(n, count)]
+        if n > count:
+            extra = torch.randint(count, (n - count,), generator=generator)
+            idx = torch.cat([idx, extra])
+        return self._to_device(self.images.index_select(0, idx))
+
+
+def _to_unit_range(images: Tensor, max_value: float) -> Tensor:
+    return images.float().div(max_value / 2).sub(1.0)
+
+
+def _resize(images: Tensor, resolution: int | None) -> Tensor:
+    if resolution is None or images.shape[-1] == resolution:
+        return images
+    if resolution < 1:
+        raise DataError(f"data.resolution must be >= 1, got {resolution}")
+    return F.interpolate(
+        images,
+        size=(resolution, resolution),
+        mode="bilinear",
+        align_corners=False,
+        antialias=resolution < images.shape[-1],
+    )
+
+
+def digits(
+    batch_size: int, device: torch.device | str = "cpu", resolution: int = 8
+) -> ImageBatches:
+    """scikit-learn's 1797 bundled 8×8 handwritten digits (pixel values 0–16), in [-1, 1],
+    optionally resized to ``resolution`` (bilinear)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("data=digits needs scikit-learn: pip install scikit-learn") from None
+    images = torch.from_numpy(load_digits().images.astype(np.float32)).unsqueeze(1)
+    images = _resize(_to_unit_range(images, 16.0), resolution)
+    return ImageBatches(images, batch_size, device, "digits")
+
+
+TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+
+def torchvision_dataset(
+    name: str,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    root: str = "data",
+    download: bool = False,
+    train: bool = True,
+    resolution: int | None = None,
+) -> ImageBatches:
+    """MNIST, Fashion-MNIST or CIFAR-10 through torchvision (``pip install ganopt[vision]``).
+
+    With ``download=false`` (the default) the files must already be under ``root``.
+    """
+    if name not in TORCHVISION_DATASETS:
+        raise DataError(
+            f"unknown torchvision dataset {name!r}; known: {', '.join(TORCHVISION_DATASETS)}"
+        )
+    try:
+        datasets = importlib.import_module("torchvision.datasets")
+    except Exception as e:  # ImportError, or a torchvision built for another torch
+        raise DataError(
+            f"data={name} needs torchvision matching your torch ({type(e).__name__}: {e}); "
+            "pip install 'ganopt[vision]'"
+        ) from None
+    try:
+        dataset = getattr(datasets, TORCHVISION_DATASETS[name])(
+            root=root, train=train, download=download
+        )
+    except RuntimeError as e:  # torchvision's "Dataset not found. You can use download=True"
+        raise DataError(
+            f"data={name}: no dataset under {Path(root).resolve()} ({e}); "
+            "set data.download=true or data.root=<dir with the files>"
+        ) from None
+    except OSError as e:  # offline download
+        raise DataError(f"data={name}: download failed ({e})") from None
+    raw = torch.as_tensor(np.asarray(dataset.data))
+    images = raw.unsqueeze(1) if raw.dim() == 3 else raw.permute(0, 3, 1, 2)  # NHW or NHWC
+    return ImageBatches(
+        _resize(_to_unit_range(images, 255.0), resolution), batch_size, device, name
+    )
+
+
+def folder(
+    batch_size: int,
+    path: str | None = None,
+    device: torch.device | str = "cpu",
+    resolution: int = 64,
+    channels: int = 3,
+) -> ImageBatches:
+    """Every image file under ``path`` (recursively), resized so its short side is
+    ``resolution``, center-cropped to a square, as RGB (``channels=3``) or grayscale (1)."""
+    if not path:
+        raise DataError("data=folder needs data.path=<a folder of images>")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.path {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(
+            f"data.path {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    if channels not in (1, 3):
+        raise DataError(f"data.channels must be 1 or 3, got {channels}")
+    arrays = []
+    for file in files:
+        try:
+            with Image.open(file) as img:
+                arrays.append(
+                    np.asarray(_square(img.convert("L" if channels == 1 else "RGB"), resolution))
+                )
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"cannot read image {str(file)!r}: {e}") from None
+    stacked = torch.from_numpy(np.stack(arrays))
+    images = stacked.unsqueeze(1) if channels == 1 else stacked.permute(0, 3, 1, 2)
+    return ImageBatches(_to_unit_range(images, 255.0), batch_size, device, name="folder")
+
+
+def _square(img: Image.Image, resolution: int) -> Image.Image:
+    """Resize the short side to ``resolution``, then crop the center square."""
+    w, h = img.size
+    scale = resolution / min(w, h)
+    img = img.resize(
+        (max(resolution, round(w * scale)), max(resolution, round(h * scale))),
+        Image.Resampling.BICUBIC,
+    )
+    w, h = img.size
+    left, top = (w - resolution) // 2, (h - resolution) // 2
+    return img.crop((left, top, left + resolution, top + resolution))

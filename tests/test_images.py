@@ -1,0 +1,176 @@
+"""Image data (folder, digits, torchvision) and the DCGAN networks, on tiny data."""
+
+import importlib.util
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganopt.build import build
+from ganopt.config import ConfigError
+from ganopt.data import DataError, ImageBatches, digits, folder, torchvision_dataset
+from ganopt.models import DCGANDiscriminator, DCGANGenerator
+from tests.conftest import compose_config
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+
+
+def test_folder_resizes_center_crops_and_scales_to_unit_range(tmp_path):
+    half = np.zeros((20, 40, 3))  # 40 wide, 20 high: left half black, right half white
+    half[:, 20:] = 255
+    write_png(tmp_path / "a.png", half)
+    write_png(tmp_path / "nested" / "b.png", np.full((50, 30, 3), 255))
+    (tmp_path / "notes.txt").write_text("not an image")
+    data = folder(batch_size=4, path=str(tmp_path), resolution=16)
+    assert data.shape == (3, 16, 16)
+    assert len(data) == 2
+    first = data.images[0]  # sorted: a.png first
+    assert first.min() == -1.0 and first.max() == 1.0
+    # short side 20 → 16, width 40 → 32, center crop keeps columns 8..23: 8 black, 8 white
+    assert torch.all(first[:, :, :7] == -1) and torch.all(first[:, :, 9:] == 1)
+    assert torch.all(data.images[1] == 1)
+    assert next(data).shape == (4, 3, 16, 16)
+
+
+def test_folder_grayscale(tmp_path):
+    write_png(tmp_path / "g.png", np.full((8, 8, 3), 128))
+    assert folder(batch_size=2, path=str(tmp_path), resolution=8, channels=1).shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "needs data.path"),
+        (lambda p: str(p / "missing"), "is not a folder"),
+        (lambda p: str(p), "holds no image files"),
+    ],
+    ids=["no path", "missing", "empty"],
+)
+def test_folder_errors_are_one_line(tmp_path, make, message):
+    with pytest.raises(DataError, match=message) as info:
+        folder(batch_size=2, path=make(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"cannot read image .*broken\.png"):
+        folder(batch_size=2, path=str(tmp_path))
+
+
+def test_folder_without_path_is_rejected_before_training():
+    with pytest.raises(ConfigError, match=r"data: data=folder needs data\.path"):
+        build(compose_config(["model=dcgan", "data=folder"]))
+
+
+def test_digits_are_the_1797_bundled_images_in_unit_range():
+    data = digits(batch_size=32)
+    assert len(data) == 1797 and data.shape == (1, 8, 8)
+    assert data.images.min() == -1.0 and data.images.max() == 1.0
+    up = digits(batch_size=32, resolution=16)
+    assert up.shape == (1, 16, 16) and next(up).shape == (32, 1, 16, 16)
+
+
+def test_batches_reshuffle_every_epoch_and_follow_the_seed():
+    images = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 8, 8)
+
+    def first_draws(seed):
+        torch.manual_seed(seed)
+        data = ImageBatches(images, batch_size=4)
+        return torch.cat([next(data)[:, 0, 0, 0] for _ in range(5)]).long().tolist()
+
+    draws = first_draws(0)
+    assert sorted(draws[:10]) == list(range(10))  # each epoch is a permutation
+    assert sorted(draws[10:20]) == list(range(10))
+    assert draws[:10] != draws[10:20]
+    assert first_draws(0) == draws
+    assert first_draws(1) != draws
+
+
+def test_sample_leaves_the_stream_and_global_rng_alone():
+    torch.manual_seed(0)
+    data = ImageBatches(torch.randn(20, 1, 8, 8), batch_size=5)
+    state = torch.get_rng_state()
+    sample = data.sample(30, generator=torch.Generator().manual_seed(3))
+    assert sample.shape == (30, 1, 8, 8)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed here"
+)
+def test_torchvision_data_without_torchvision_is_a_clean_error():
+    with pytest.raises(ConfigError, match="data: data=mnist needs torchvision"):
+        build(compose_config(["model=dcgan", "data=mnist"]))
+
+
+@pytest.fixture
+def fake_torchvision(monkeypatch):
+    """Stands in for torchvision.datasets, with the attributes ganopt reads."""
+
+    class MNIST:
+        def __init__(self, root, train, download):
+            if not download and root == "nowhere":
+                raise RuntimeError("Dataset not found. You can use download=True to download it")
+            self.data = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)  # NHW tensor
+
+    class CIFAR10:
+        def __init__(self, root, train, download):
+            self.data = np.random.default_rng(0).integers(
+                0, 256, (5, 32, 32, 3), dtype=np.uint8
+            )  # NHWC array
+
+    module = types.ModuleType("torchvision.datasets")
+    module.MNIST, module.FashionMNIST, module.CIFAR10 = MNIST, MNIST, CIFAR10
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", module)
+
+
+@pytest.mark.usefixtures("fake_torchvision")
+@pytest.mark.parametrize(("name", "shape"), [("mnist", (1, 32, 32)), ("cifar10", (3, 32, 32))])
+def test_torchvision_datasets_become_unit_range_image_batches(name, shape):
+    data = torchvision_dataset(name, batch_size=2, resolution=32)
+    assert data.shape == shape
+    assert data.images.min() >= -1 and data.images.max() <= 1
+    assert next(data).shape == (2, *shape)
+
+
+@pytest.mark.usefixtures("fake_torchvision")
+def test_missing_torchvision_files_offline_say_what_to_do():
+    with pytest.raises(DataError, match=r"set data\.download=true or data\.root"):
+        torchvision_dataset("mnist", batch_size=2, root="nowhere")
+
+
+@pytest.mark.parametrize("resolution", [8, 16, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes_at_each_resolution(resolution, channels):
+    shape = (channels, resolution, resolution)
+    G = DCGANGenerator(z_dim=10, data_shape=shape, width=8)
+    D = DCGANDiscriminator(data_shape=shape, width=8, norm="layer")
+    x = G(torch.randn(3, 10))
+    assert x.shape == (3, *shape)
+    assert x.abs().max() <= 1  # tanh
+    assert D(x).shape == (3,)
+
+
+def test_dcgan_init_and_normalization_choices():
+    G = DCGANGenerator(z_dim=100, data_shape=(1, 32, 32))
+    assert G.up1.conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert isinstance(
+        DCGANDiscriminator((1, 16, 16), norm="batch").down2.norm, torch.nn.BatchNorm2d
+    )
+    assert isinstance(DCGANDiscriminator((1, 16, 16), norm="layer").down2.norm, torch.nn.GroupNorm)
+    assert isinstance(DCGANDiscriminator((1, 16, 16), norm="none").down2.norm, torch.nn.Identity)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        DCGANDiscriminator((1, 16, 16), norm="spectral")
+
+
+def test_dcgan_rejects_other_resolutions_naming_the_shape():
+    with pytest.raises(ConfigError, match=r"model.g: .*square images of side 8, 16, 32, 64.*28"):
+        build(compose_config(["model=dcgan", "data=digits", "data.resolution=28"]))
