@@ -28,6 +28,7 @@ class TrainerConfig:
     log_every: int = 50  # scalars and gradient norms every N generator steps
     sample_every: int = 500  # sample figure every N generator steps; 0 = only at the end
     hist_every: int = 500  # histograms of D outputs and per-layer gradients; 0 = never
+    eval_every: int = 1000  # evaluation metrics every N generator steps; 0 = only at the end
     ckpt_every: int = 1000  # checkpoint every N generator steps; 0 = only at the end
     keep_ckpts: int = 3  # periodic checkpoints kept besides last.pt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -132,6 +133,7 @@ def validate(cfg: DictConfig) -> torch.device:
         ("log_every", 1),
         ("sample_every", 0),
         ("hist_every", 0),
+        ("eval_every", 0),
         ("ckpt_every", 0),
         ("keep_ckpts", 0),
     ]:

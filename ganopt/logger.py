@@ -51,7 +51,11 @@ class TensorBoardLogger:
             self.writer.add_scalar(tag, value, step)
 
     def figure(self, tag: str, fig: Figure, step: int) -> None:
-        self.writer.add_image(tag, figure_to_rgb(fig), step, dataformats="HWC")
+        self.image(tag, figure_to_rgb(fig), step)
+
+    def image(self, tag: str, rgb: np.ndarray, step: int) -> None:
+        """An (H, W, 3) uint8 image."""
+        self.writer.add_image(tag, rgb, step, dataformats="HWC")
 
     def histogram(self, tag: str, values: Tensor, step: int) -> None:
         self.writer.add_histogram(tag, values.detach().float().cpu(), step)

@@ -63,3 +63,28 @@ def toy_samples_figure(
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"step {step}")
     ax.legend(loc="upper right", markerscale=3, fontsize=8)
     return fig
+
+
+def image_grid(
+    images: torch.Tensor, columns: int = 8, padding: int = 1, min_side: int = 32
+) -> np.ndarray:
+    """(N, C, H, W) images in [-1, 1] → one (rows·H, columns·W, 3) uint8 array with white
+    gaps; small images are enlarged (nearest neighbour) to at least ``min_side`` pixels."""
+    scale = max(1, -(-min_side // images.shape[-1]))
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+    x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    n, c, h, w = x.shape
+    x = x.expand(-1, 3, -1, -1) if c == 1 else x[:, :3]
+    rows = -(-n // columns)
+    grid = torch.full(
+        (3, rows * (h + padding) + padding, columns * (w + padding) + padding),
+        255,
+        dtype=torch.uint8,
+    )
+    for i, image in enumerate(x):
+        top, left = (
+            padding + (i // columns) * (h + padding),
+            padding + (i % columns) * (w + padding),
+        )
+        grid[:, top : top + h, left : left + w] = image
+    return grid.permute(1, 2, 0).numpy()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -20,9 +21,10 @@ from ganopt.checkpoint import CheckpointDir
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe, to_host
+from ganopt.evaluation import Evaluator, generate
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GANLoss
-from ganopt.plots import toy_samples_figure
+from ganopt.plots import image_grid, toy_samples_figure
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Trainer:
         clipper: WeightClipper | None = None,
         diagnostics: Diagnostics | None = None,
         alarm: GradientAlarm | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.G, self.D, self.loss = G, D, loss
         self.opt_G, self.opt_D = opt_G, opt_D
@@ -108,17 +111,20 @@ class Trainer:
         self.clipper = clipper
         self.diagnostics = diagnostics or Diagnostics(G, D, loss, seed=settings.seed)
         self.alarm = alarm or GradientAlarm()
+        self.evaluator = evaluator
         self.device = next(G.parameters()).device
         self.d_params = [p for p in D.parameters() if p.requires_grad]
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=settings.keep_ckpts)
         self.guard = NonFiniteGuard(["D", "G"], self.device)
         self.step = 0  # completed generator updates
         self.last_logged: dict[str, float] = {}
+        self.last_metrics: dict[str, float] = {}  # the latest evaluation
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
 
     # ---------------------------------------------------------------- the algorithm
     def fit(self) -> RunResult:
         """Train until ``settings.steps`` generator updates, a signal, or divergence."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._fit_start = self._clock = (self.step, time.perf_counter())
         bar = tqdm(
             total=self.settings.steps,
@@ -129,6 +135,7 @@ class Trainer:
             mininterval=1.0,
         )
         try:
+            self.log_real_samples()
             with StopRequest() as stop:
                 return self._train(stop, bar)
         except Exception:
@@ -155,12 +162,15 @@ class Trainer:
                 self.log(step, probe, bar)
             if s.sample_every and step % s.sample_every == 0:
                 self.log_samples(step)
+            if s.eval_every and step % s.eval_every == 0 and step < s.steps:
+                self.evaluate(step)
             if save:
                 self.save_checkpoint()
             if stop.signal is not None:
                 return self._finish("interrupted", signum=stop.signal)
-        trained_until = time.perf_counter()  # the final figure is not training time
+        trained_until = time.perf_counter()  # the final figure and evaluation are not training
         self.log_samples(self.step, save_png=True)
+        self.evaluate(self.step)
         return self._finish("ok", ended_at=trained_until)
 
     def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
@@ -238,12 +248,36 @@ class Trainer:
         )
 
     def log_samples(self, step: int, save_png: bool = False) -> None:
-        if getattr(self.data, "shape", None) != (2,):
+        """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
+        on a fixed batch of z, so that frames are comparable over time."""
+        shape = getattr(self.data, "shape", ())
+        if shape == (2,):
+            fig = toy_samples_figure(self.G, self.D, self.data, self.loss, step)
+            self.logger.figure("samples", fig, step)
+            if save_png:
+                fig.savefig(self.run_dir / "samples.png")
+        elif len(shape) == 3:
+            grid = image_grid(generate(self.G, 64, seed=self.settings.seed))
+            self.logger.image("samples", grid, step)
+            if save_png:
+                Image.fromarray(grid).save(self.run_dir / "samples.png")
+
+    def log_real_samples(self) -> None:
+        """A grid of real images, once, for comparison."""
+        if len(getattr(self.data, "shape", ())) == 3:
+            rng = torch.Generator().manual_seed(self.settings.seed)
+            self.logger.image("real", image_grid(self.data.sample(64, generator=rng)), self.step)
+
+    def evaluate(self, step: int) -> None:
+        """Evaluation metrics → ``metrics/<name>`` and metrics.json (rewritten, status running)."""
+        if self.evaluator is None:
             return
-        fig = toy_samples_figure(self.G, self.D, self.data, self.loss, step)
-        self.logger.figure("samples", fig, step)
-        if save_png:
-            fig.savefig(self.run_dir / "samples.png")
+        self.last_metrics = self.evaluator(self.G)
+        self.logger.scalars(step, {f"metrics/{k}": v for k, v in self.last_metrics.items()})
+        log.info(
+            "step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in self.last_metrics.items())
+        )
+        self._write_metrics(self._metrics("running"))
 
     def state_dict(self) -> dict[str, object]:
         rng: dict[str, object] = {"torch": torch.get_rng_state()}
@@ -262,14 +296,7 @@ class Trainer:
         periodic = self._periodic_checkpoint_due(self.step)
         self.checkpoints.save(self.state_dict(), self.step, periodic=periodic)
 
-    def _finish(
-        self,
-        status: str,
-        diverged: tuple[str, int] | None = None,
-        signum: int | None = None,
-        ended_at: float | None = None,
-    ) -> RunResult:
-        """Write metrics.json and say how the run ended."""
+    def _metrics(self, status: str, ended_at: float | None = None) -> dict[str, object]:
         start, started_at = self._fit_start
         elapsed = (ended_at or time.perf_counter()) - started_at
         metrics: dict[str, object] = {
@@ -281,6 +308,25 @@ class Trainer:
             value = self.last_logged.get(tag)
             metrics[key] = value if value is None or math.isfinite(value) else None
         metrics |= self.alarm.metrics()
+        if self.evaluator is not None:
+            metrics |= self.evaluator.info | self.last_metrics
+        return metrics
+
+    def _write_metrics(self, metrics: dict[str, object]) -> None:
+        path = self.run_dir / "metrics.json"
+        tmp = path.with_name(".metrics.json.tmp")
+        tmp.write_text(json.dumps(metrics, indent=2))
+        tmp.replace(path)
+
+    def _finish(
+        self,
+        status: str,
+        diverged: tuple[str, int] | None = None,
+        signum: int | None = None,
+        ended_at: float | None = None,
+    ) -> RunResult:
+        """Write metrics.json and say how the run ended."""
+        metrics = self._metrics(status, ended_at)
         if diverged is not None:
             network, at = diverged
             metrics |= {"diverged_network": network, "diverged_step": at}
@@ -292,6 +338,5 @@ class Trainer:
             self.logger.text("alerts", message, at)
         if signum is not None:
             log.warning("interrupted at step %d; checkpoint saved", self.step)
-        with open(self.run_dir / "metrics.json", "w") as f:
-            json.dump(metrics, f, indent=2)
+        self._write_metrics(metrics)
         return RunResult(status, self.step, metrics, signum)

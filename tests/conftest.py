@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ FAST = [
     "trainer.progress=false",
     "trainer.sample_every=0",
     "trainer.hist_every=0",
+    "trainer.eval_every=0",
     "trainer.ckpt_every=0",
 ]
 
@@ -34,6 +36,7 @@ class MemoryLogger:
         self.scalar_log: dict[str, list[tuple[int, float]]] = {}
         self.figures: list[tuple[str, int]] = []
         self.histograms: list[tuple[str, int]] = []
+        self.images: list[tuple[str, int, tuple[int, ...]]] = []
         self.texts: list[tuple[str, str, int]] = []
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -42,6 +45,9 @@ class MemoryLogger:
 
     def histogram(self, tag: str, values: object, step: int) -> None:
         self.histograms.append((tag, step))
+
+    def image(self, tag: str, rgb: object, step: int) -> None:
+        self.images.append((tag, step, rgb.shape))
 
     def figure(self, tag: str, fig: object, step: int) -> None:
         self.figures.append((tag, step))
@@ -62,3 +68,17 @@ def make_trainer(overrides: list[str], run_dir: Path) -> tuple[Trainer, MemoryLo
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits classifier is trained once per test session, never in the user's cache;
+    subprocesses inherit the variable."""
+    path = tmp_path_factory.mktemp("ganopt-cache")
+    previous = os.environ.get("GANOPT_CACHE_DIR")
+    os.environ["GANOPT_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["GANOPT_CACHE_DIR"]
+    else:
+        os.environ["GANOPT_CACHE_DIR"] = previous

@@ -209,3 +209,31 @@ def test_console_script_runs_from_any_directory(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_dcgan_on_digits_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = train(
+        "model=dcgan",
+        "data=digits",
+        "trainer.steps=6",
+        "trainer.batch_size=32",
+        "trainer.log_every=3",
+        "trainer.sample_every=3",
+        "trainer.eval_every=3",
+        f"hydra.run.dir={run_dir}",
+        *QUIET,
+    )
+    assert proc.returncode == 0, proc.stderr
+    acc = events(run_dir)
+    assert [e.step for e in acc.Images("real")] == [0]
+    assert [e.step for e in acc.Images("samples")] == [3, 6, 6]
+    for tag in ("metrics/fd_digits", "metrics/classes_covered", "metrics/class_kl"):
+        assert [e.step for e in acc.Scalars(tag)] == [3, 6], tag
+    assert "grad_norm/D/down1.conv.weight" in acc.Tags()["scalars"]
+    assert "grad_norm_shadow/G/standard" not in acc.Tags()["scalars"]  # shadows: toy data only
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok"
+    assert metrics["fd_digits"] == pytest.approx(acc.Scalars("metrics/fd_digits")[-1].value)
+    assert 0 <= metrics["classes_covered"] <= 10
+    assert metrics["digits_classifier_acc"] > 0.95

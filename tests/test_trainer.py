@@ -299,7 +299,12 @@ def test_histograms_follow_hist_every(run_dir):
 
 def test_logging_and_measuring_never_change_the_training_trajectory(tmp_path):
     """Every diagnostic at every step (interpolates, shadows, histograms, figures) vs none."""
-    every_step = ["trainer.log_every=1", "trainer.hist_every=1", "trainer.sample_every=5"]
+    every_step = [
+        "trainer.log_every=1",
+        "trainer.hist_every=1",
+        "trainer.sample_every=5",
+        "trainer.eval_every=4",
+    ]
     rarely = ["trainer.log_every=1000", "diagnostics.shadow=false"]
     weights = []
     for i, logging in enumerate([every_step, rarely]):
@@ -308,3 +313,35 @@ def test_logging_and_measuring_never_change_the_training_trajectory(tmp_path):
         params = [*trainer.G.parameters(), *trainer.D.parameters()]
         weights.append([p.detach().clone() for p in params])
     assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+def test_evaluation_every_eval_every_and_at_the_end(run_dir):
+    trainer, logger = make_trainer(["trainer.steps=7", "trainer.eval_every=3", *SMALL], run_dir)
+    trainer.fit()
+    assert [s for s, _ in logger.scalar_log["metrics/modes"]] == [3, 6, 7]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok"
+    assert {"modes", "hq_ratio", "kl"} <= set(metrics)
+    assert metrics["modes"] == logger.scalar_log["metrics/modes"][-1][1]
+
+
+def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
+    trainer, logger = make_trainer(
+        [
+            "model=dcgan",
+            "data=digits",
+            "model.g.width=8",
+            "model.d.width=8",
+            "trainer.batch_size=16",
+            "trainer.steps=4",
+            "trainer.sample_every=2",
+        ],
+        run_dir,
+    )
+    trainer.fit()
+    steps = [(tag, step) for tag, step, _ in logger.images]
+    assert steps == [("real", 0), ("samples", 2), ("samples", 4), ("samples", 4)]
+    assert logger.images[0][2] == (8 * 33 + 1, 8 * 33 + 1, 3)  # 8x8 digits shown at 32 px
+    assert (run_dir / "samples.png").exists()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"fd_digits", "classes_covered", "class_kl", "digits_classifier_acc"} <= set(metrics)

@@ -1,0 +1,177 @@
+"""Evaluation metrics on hand-made cases, the digits classifier, and the evaluator choice."""
+
+import logging
+import math
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from ganopt.data import SwissRoll, digits, folder, ring
+from ganopt.evaluation import (
+    DigitsScore,
+    InceptionFID,
+    ModeCoverage,
+    evaluator_for,
+    frechet_distance,
+    frechet_distance_of,
+    mode_metrics,
+)
+from ganopt.evaluation.digits_classifier import load_digits_classifier
+
+
+class Replay(nn.Module):
+    """A 'generator' that returns given samples in order, whatever z is."""
+
+    z_dim = 2
+
+    def __init__(self, samples):
+        super().__init__()
+        self.samples = samples
+        self.anchor = nn.Parameter(torch.zeros(()))  # evaluators look up the device
+        self.position = 0
+
+    def forward(self, z):
+        idx = torch.arange(self.position, self.position + len(z)) % len(self.samples)
+        self.position += len(z)
+        return self.samples[idx]
+
+
+RING = ring(batch_size=8)
+
+
+def test_samples_exactly_at_the_eight_modes():
+    samples = RING.centers.repeat(100, 1)
+    assert mode_metrics(samples, RING.centers, RING.std) == {"modes": 8, "hq_ratio": 1.0, "kl": 0.0}
+
+
+def test_all_samples_at_one_mode():
+    samples = RING.centers[:1].repeat(400, 1) + 0.01 * torch.randn(400, 2)
+    result = mode_metrics(samples, RING.centers, RING.std)
+    assert result["modes"] == 1
+    assert result["hq_ratio"] == 1.0
+    assert result["kl"] == pytest.approx(math.log(8))
+
+
+def test_samples_far_from_every_mode_are_not_high_quality():
+    result = mode_metrics(torch.zeros(100, 2), RING.centers, RING.std)  # the ring's center
+    assert result["modes"] == 0
+    assert result["hq_ratio"] == 0.0
+
+
+def test_mode_coverage_of_a_generator_uses_2500_samples():
+    G = Replay(RING.centers.repeat(400, 1))
+    result = ModeCoverage(RING.centers, RING.std)(G)
+    assert G.position == 2500
+    assert result["modes"] == 8
+    assert result["hq_ratio"] == 1.0
+    assert result["kl"] == pytest.approx(0.0, abs=1e-5)  # 2500 is not a multiple of 8
+
+
+def test_frechet_distance_of_a_set_to_itself_is_zero_and_grows_with_a_shift():
+    x = torch.randn(2000, 16, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance_of(x, x) == pytest.approx(0.0, abs=1e-8)
+    shifts = [frechet_distance_of(x, x + d) for d in (0.1, 0.5, 1.0)]
+    assert shifts == pytest.approx([16 * 0.01, 16 * 0.25, 16 * 1.0], rel=1e-6)
+
+
+def test_frechet_distance_between_known_gaussians():
+    d = 5
+    mu, eye = torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+    # 1-D: (σ1 - σ2)², here (1 - 2)² per dimension
+    assert frechet_distance(mu, eye, mu, 4 * eye) == pytest.approx(d)
+    assert frechet_distance(mu, eye, mu + 3, eye) == pytest.approx(9 * d)
+
+
+def test_digits_classifier_is_accurate_cached_and_leaves_the_rng_alone(private_cache):
+    """Whether it is trained now or loaded from the cache, the global RNG does not move."""
+    (private_cache / "digits_cnn_v1.pt").unlink(missing_ok=True)
+    accuracies = []
+    for _ in ("trained", "cached"):
+        torch.manual_seed(0)
+        expected = torch.randn(3)
+        torch.manual_seed(0)
+        _, accuracy = load_digits_classifier()
+        assert torch.equal(torch.randn(3), expected)
+        assert (private_cache / "digits_cnn_v1.pt").exists()
+        accuracies.append(accuracy)
+    assert accuracies[0] == accuracies[1] > 0.95
+
+
+def test_digits_score_of_the_real_digits():
+    images = digits(batch_size=8).images
+    score = DigitsScore(images, n=len(images))
+    result = score(Replay(images))
+    assert result["fd_digits"] == pytest.approx(0.0, abs=1e-3)
+    assert result["classes_covered"] == 10
+    assert result["class_kl"] < 0.01
+    assert score.info["digits_classifier_acc"] > 0.95
+
+
+def test_digits_score_of_a_generator_that_draws_one_digit():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = digits(batch_size=8).images
+    threes = images[torch.from_numpy(bunch.target) == 3]
+    result = DigitsScore(images, n=500)(Replay(threes))
+    assert result["classes_covered"] == 1
+    assert result["class_kl"] > 0.9 * math.log(10)
+    assert result["fd_digits"] > 20
+
+
+def test_evaluator_for_each_kind_of_data(tmp_path, caplog):
+    cpu = torch.device("cpu")
+    assert isinstance(evaluator_for(RING, cpu, 0), ModeCoverage)
+    assert evaluator_for(SwissRoll(batch_size=4), cpu, 0) is None
+    assert isinstance(evaluator_for(digits(batch_size=4), cpu, 0), DigitsScore)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    images = folder(batch_size=2, path=str(tmp_path), resolution=8)
+    if "pytorch_fid" in sys.modules or _importable("pytorch_fid"):
+        pytest.skip("pytorch-fid is installed here")
+    with caplog.at_level(logging.WARNING):
+        assert evaluator_for(images, cpu, 0) is None
+    assert "no image metric for this run" in caplog.text
+    assert "pip install 'ganopt[fid]'" in caplog.text
+
+
+def _importable(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def test_inception_fid_glue_with_a_stand_in_network(tmp_path, monkeypatch):
+    """pytorch-fid's InceptionV3 replaced by a tiny network with the same interface."""
+
+    class StandIn(nn.Module):
+        BLOCK_INDEX_BY_DIM = types.MappingProxyType({2048: 3})
+
+        def __init__(self, blocks):
+            super().__init__()
+            assert blocks == [3]
+
+        def forward(self, x):
+            assert x.shape[1] == 3 and x.min() >= 0 and x.max() <= 1  # RGB in [0, 1]
+            return [torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)[:, :, None, None]]
+
+    package = types.ModuleType("pytorch_fid")
+    inception = types.ModuleType("pytorch_fid.inception")
+    inception.InceptionV3 = StandIn
+    inception.FID_WEIGHTS_URL = "https://example.invalid/pt_inception-weights.pth"
+    monkeypatch.setitem(sys.modules, "pytorch_fid", package)
+    monkeypatch.setitem(sys.modules, "pytorch_fid.inception", inception)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    real = torch.rand(300, 1, 8, 8) * 2 - 1
+    with pytest.raises(Exception, match="weights are not at"):
+        InceptionFID(real, n=300)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "pt_inception-weights.pth").write_bytes(b"")
+    fid = InceptionFID(real, n=300)
+    assert fid(Replay(real))["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert fid(Replay(real * 0.2))["fid"] > 0.01
