@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated, from {', '.join(GENERATOR_LOSSES)}",
     )
     p.add_argument("--data", default="ring8", help="a data= config option")
+    p.add_argument("--model", default="mlp", help="a model= config option (dcgan for images)")
     p.add_argument("--every", type=int, default=10, help="measure every N D iterations")
     p.add_argument("--d-lr", type=float, default=1e-3, help="Adam learning rate of each fresh D")
     p.add_argument(
@@ -78,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_parts(args: argparse.Namespace) -> Components:
     overrides = [
         f"data={args.data}",
+        f"model={args.model}",
         f"trainer.batch_size={args.batch_size}",
         f"trainer.seed={args.seed}",
         f"trainer.device={args.device}",
