@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ganopt.build import build
 from ganopt.config import ConfigError, register_schema
 from ganopt.logger import TensorBoardLogger
+from ganopt.trainer import RunResult
 
 log = logging.getLogger("ganopt")
+
+#: longest sweep job directory name (file systems allow 255 bytes); longer ones end in a hash
+MAX_DIRNAME = 200
 
 
 def config_dir() -> Path:
@@ -24,11 +30,71 @@ def config_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "configs"
 
 
+def safe_dirname(text: str) -> str:
+    """A sweep job's overrides as one directory name: no '/', at most MAX_DIRNAME characters."""
+    name = text.replace("/", "_").replace("\\", "_")
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        name = f"{name[: MAX_DIRNAME - 9]}~{digest}"
+    return name
+
+
 register_schema()
+OmegaConf.register_new_resolver("ganopt.safe_dirname", safe_dirname, replace=True)
+
+
+def _parse_value(value: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def run_hparams(cfg: DictConfig, status: str) -> dict[str, object]:
+    """What the HParams dashboard compares: the config's main choices, every override, and
+    how the run ended."""
+    hydra_cfg = HydraConfig.get()
+    choices = hydra_cfg.runtime.choices
+    hparams: dict[str, object] = {
+        group: choices.get(group) or "none"
+        for group in ("loss", "optim", "model", "data", "experiment")
+    }
+    hparams |= {
+        "lr_G": cfg.optim.g.lr,
+        "lr_D": cfg.optim.d.lr,
+        "clip": cfg.optim.clip if cfg.optim.clip is not None else 0.0,
+        "d_steps": cfg.trainer.d_steps,
+        "batch_size": cfg.trainer.batch_size,
+        "seed": cfg.trainer.seed,
+    }
+    for override in hydra_cfg.overrides.task:
+        key, _, value = override.lstrip("+~").partition("=")
+        hparams.setdefault(key, _parse_value(value))
+    hparams["status"] = status
+    return hparams
+
+
+def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
+    """The configured metric of a finished run, the worst value for a run that did not finish
+    well, or None when no objective is configured."""
+    metric = cfg.objective.metric
+    if metric is None:
+        return None
+    worst = math.inf if cfg.objective.direction == "minimize" else -math.inf
+    value = result.metrics.get(metric) if result is not None and result.status == "ok" else None
+    if result is not None and result.status == "ok" and value is None:
+        log.warning(
+            "objective.metric %r is not among this run's metrics: %s",
+            metric,
+            ", ".join(k for k, v in result.metrics.items() if isinstance(v, float)),
+        )
+    return float(value) if isinstance(value, (int, float)) else worst
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     """One training run. In a sweep, a job that is rejected or fails is logged and the sweep
     goes on; in a single run it exits non-zero."""
     hydra_cfg = HydraConfig.get()
@@ -40,7 +106,7 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         log.error("%s", e)
         if in_sweep:
-            return
+            return objective(cfg, None)
         sys.exit(2)
 
     log.info("run directory: %s", run_dir)
@@ -54,15 +120,18 @@ def main(cfg: DictConfig) -> None:
     )
     logger = TensorBoardLogger(run_dir)
     trainer = parts.make_trainer(run_dir, logger)
+    result = None
     try:
         result = trainer.fit()
     except Exception:
         if not in_sweep:
             raise
         log.exception("job failed (status recorded in metrics.json); the sweep goes on")
-        return
     finally:
+        logger.hparams(run_hparams(cfg, result.status if result else "failed"))
         logger.close()
+    if result is None:
+        return objective(cfg, None)
 
     log.info(
         "%s at step %d: %s",
@@ -72,3 +141,4 @@ def main(cfg: DictConfig) -> None:
     )
     if result.status == "interrupted":
         sys.exit(result.exit_code)
+    return objective(cfg, result)

@@ -52,10 +52,19 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """What the task function returns, for hyperparameter sweepers (hydra/sweeper=optuna)."""
+
+    metric: str | None = None  # a metrics.json key, e.g. kl or fd_digits; null: return nothing
+    direction: str = "minimize"  # minimize | maximize: a failed run returns the worst value
+
+
+@dataclass
 class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     model: Any = MISSING
     data: Any = MISSING
     loss: Any = MISSING
@@ -147,6 +156,10 @@ def validate(cfg: DictConfig) -> torch.device:
         problems.append(f"diagnostics.vanishing_ratio: must be in (0, 1), got {vanishing}")
     if not exploding > 1:
         problems.append(f"diagnostics.exploding_ratio: must be > 1, got {exploding}")
+    if cfg.objective.direction not in ("minimize", "maximize"):
+        problems.append(
+            f"objective.direction: must be minimize or maximize, got {cfg.objective.direction!r}"
+        )
     z_dim = cfg.model.get("z_dim")
     if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
         problems.append(f"model.z_dim: must be an int >= 1, got {z_dim!r}")

@@ -6,6 +6,7 @@ One SummaryWriter per run, so ``tensorboard --logdir`` on a sweep lists one run 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 #: TensorBoard's Custom Scalars tab (entries are regular expressions over tags).
 CUSTOM_SCALARS = {
@@ -32,6 +34,13 @@ CUSTOM_SCALARS = {
 }
 
 
+#: the scalars the HParams dashboard shows beside each run's hyperparameters
+HPARAM_METRICS = re.compile(
+    r"loss/.*|D/.*|grad_norm/[GD]/total|grad_norm_shadow/.*|grad_signal/G"
+    r"|wasserstein/estimate|perf/steps_per_sec|metrics/.*"
+)
+
+
 def figure_to_rgb(fig: Figure) -> np.ndarray:
     """Render a matplotlib figure to an (H, W, 3) uint8 array, without pyplot's global state."""
     canvas = FigureCanvasAgg(fig)
@@ -45,10 +54,22 @@ class TensorBoardLogger:
     def __init__(self, run_dir: str | Path) -> None:
         self.writer = SummaryWriter(log_dir=str(run_dir))
         self.writer.add_custom_scalars(CUSTOM_SCALARS)
+        self.scalar_tags: set[str] = set()
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
+        self.scalar_tags.update(values)
+
+    def hparams(self, values: Mapping[str, object]) -> None:
+        """This run's entry in the HParams dashboard, written into the run itself (unlike
+        ``add_hparams``, which opens a sub-run); its metrics are the run's own scalars."""
+        plain = {
+            k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()
+        }
+        metrics = {tag: 0.0 for tag in sorted(self.scalar_tags) if HPARAM_METRICS.fullmatch(tag)}
+        for summary in hparams_summaries(plain, metrics):
+            self.writer.file_writer.add_summary(summary)
 
     def figure(self, tag: str, fig: Figure, step: int) -> None:
         self.image(tag, figure_to_rgb(fig), step)

@@ -60,7 +60,7 @@ def test_every_group_option_composes_and_builds(override, tmp_path):
     parts = build(compose_config(overrides))
     z = torch.randn(4, parts.G.z_dim)
     assert parts.D(parts.G(z)).shape == (4,)
-    assert next(parts.data).shape == (256, *parts.data.shape)
+    assert next(parts.data).shape == (parts.settings.batch_size, *parts.data.shape)
 
 
 def test_defaults_follow_the_spec():
@@ -189,3 +189,27 @@ def test_vanishing_experiment_preset():
     assert cfg.trainer.d_steps == 5
     assert cfg.optim.d.lr == 1e-3
     assert cfg.optim.g.lr == 1e-5
+
+
+def test_paper_presets_hold_the_papers_settings():
+    dcgan = compose_config(["experiment=dcgan_paper"])
+    assert dcgan.model.g._target_.endswith("DCGANGenerator")
+    assert dcgan.optim.g.lr == dcgan.optim.d.lr == 2e-4
+    assert list(dcgan.optim.d.betas) == [0.5, 0.999]
+    assert dcgan.trainer.batch_size == 128
+
+    wgan = compose_config(["experiment=wgan_paper"])
+    assert wgan.loss._target_.endswith("WassersteinLoss")
+    assert wgan.optim.d._target_ == "torch.optim.RMSprop"
+    assert wgan.optim.d.lr == 5e-5
+    assert wgan.optim.clip == 0.01
+    assert (wgan.trainer.d_steps, wgan.trainer.batch_size) == (5, 64)
+
+    article = build(compose_config(["experiment=seed_article"]))
+    assert isinstance(article.opt_G, torch.optim.SGD)
+    assert isinstance(article.opt_D, torch.optim.SGD)
+    assert article.clipper.bound == 0.01
+    assert article.G.z_dim == 100
+    assert [m.out_features for m in article.G if isinstance(m, torch.nn.Linear)] == [20, 2]
+    assert article.settings.batch_size == 128
+    assert article.loss.name == "standard"

@@ -142,26 +142,6 @@ def test_cuda_without_cuda_is_a_clean_error(tmp_path):
     assert "trainer.device: 'cuda' requested but CUDA is not available" in proc.stderr
 
 
-def test_multirun_names_job_dirs_by_overrides_and_each_job_is_its_own_tensorboard_run(tmp_path):
-    sweep = tmp_path / "sweep"
-    proc = train(
-        "-m",
-        "loss=standard,wgan",
-        "trainer.steps=5",
-        "trainer.sample_every=0",
-        f"hydra.sweep.dir={sweep}",
-        *QUIET,
-    )
-    assert proc.returncode == 0, proc.stderr
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert len(jobs) == 2
-    assert jobs[0].startswith("0_loss=standard")
-    assert jobs[1].startswith("1_loss=wgan")
-    for job in jobs:
-        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "ok"
-        assert "loss/D" in events(sweep / job).Tags()["scalars"]
-
-
 def test_sigterm_stops_cleanly_with_exit_code_143(tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(

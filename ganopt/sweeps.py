@@ -1,0 +1,243 @@
+"""A sweep's results as one table: jobs that differ only in ``trainer.seed`` are grouped into
+mean ± std; failed, diverged and rejected jobs keep their status.
+
+``scripts/summarize.py SWEEP_DIR`` runs it by hand; :class:`SummarizeCallback` runs it at the
+end of every multirun. Writes ``summary.md``, ``summary.csv`` and ``summary.png`` into the
+sweep directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+SEED_KEY = "trainer.seed"
+#: metrics.json keys shown first when present; other numeric keys follow
+PREFERRED = [
+    "modes",
+    "hq_ratio",
+    "kl",
+    "fd_digits",
+    "classes_covered",
+    "class_kl",
+    "fid",
+    "loss_D",
+    "loss_G",
+    "grad_norm_G",
+    "grad_norm_D",
+    "grad_signal_G",
+    "steps_per_sec",
+]
+#: bookkeeping, not results
+SKIPPED = {"step", "digits_classifier_acc"}
+
+
+@dataclass
+class Job:
+    name: str
+    overrides: dict[str, str]
+    status: str
+    metrics: dict[str, float]
+
+
+@dataclass
+class Group:
+    overrides: dict[str, str]
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        counts = Counter(job.status for job in self.jobs)
+        return ", ".join(f"{s}" if n == 1 else f"{s} x{n}" for s, n in sorted(counts.items()))
+
+    def values(self, metric: str) -> list[float]:
+        return [job.metrics[metric] for job in self.jobs if metric in job.metrics]
+
+
+def _job_number(path: Path) -> tuple[int, str]:
+    head = path.name.split("_", 1)[0]
+    return (int(head), path.name) if head.isdigit() else (math.inf, path.name)
+
+
+def read_job(job_dir: Path) -> Job:
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(overrides_file.read_text()) or []
+    overrides = {}
+    for item in items:
+        key, _, value = str(item).lstrip("+~").partition("=")
+        overrides[key] = value
+    metrics_file = job_dir / "metrics.json"
+    if metrics_file.exists():
+        raw: dict[str, Any] = json.loads(metrics_file.read_text())
+        status = str(raw.get("status", "unknown"))
+        metrics = {
+            k: float(v)
+            for k, v in raw.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k not in SKIPPED
+            and v is not None
+        }
+    else:  # rejected before training, or killed before it could write anything
+        logs = "".join(p.read_text(errors="replace") for p in job_dir.glob("*.log"))
+        status = "rejected" if "invalid config" in logs else "no metrics.json"
+        metrics = {}
+    return Job(job_dir.name, overrides, status, metrics)
+
+
+def read_sweep(sweep_dir: Path) -> list[Job]:
+    """Every job directory (one with .hydra/overrides.yaml) directly under ``sweep_dir``."""
+    dirs = [p for p in Path(sweep_dir).iterdir() if (p / ".hydra" / "overrides.yaml").exists()]
+    return [read_job(p) for p in sorted(dirs, key=_job_number)]
+
+
+def group_by_config(jobs: list[Job]) -> list[Group]:
+    groups: dict[tuple, Group] = {}
+    for job in jobs:
+        config = {k: v for k, v in job.overrides.items() if k != SEED_KEY}
+        groups.setdefault(tuple(sorted(config.items())), Group(config)).jobs.append(job)
+    return list(groups.values())
+
+
+def _varying_keys(groups: list[Group]) -> list[str]:
+    keys = []
+    for group in groups:
+        keys += [k for k in group.overrides if k not in keys]
+    if len(groups) > 1:
+        keys = [k for k in keys if len({g.overrides.get(k) for g in groups}) > 1]
+    return keys
+
+
+def _metric_columns(jobs: list[Job]) -> list[str]:
+    present = {k for job in jobs for k in job.metrics}
+    return [k for k in PREFERRED if k in present] + sorted(present - set(PREFERRED))
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None, None
+    std = statistics.stdev(finite) if len(finite) > 1 else None
+    return statistics.fmean(finite), std
+
+
+def _cell(values: list[float]) -> str:
+    mean, std = _mean_std(values)
+    if mean is None:
+        return "–"
+    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+
+
+def summary_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[Group], list[str]]:
+    """Header and rows of the markdown table, the groups and the metric columns."""
+    jobs = read_sweep(sweep_dir)
+    groups = group_by_config(jobs)
+    keys, metrics = _varying_keys(groups), _metric_columns(jobs)
+    header = [*keys, "seeds", "status", *metrics]
+    rows = [
+        [
+            *(g.overrides.get(k, "") for k in keys),
+            str(len(g.jobs)),
+            g.status,
+            *(_cell(g.values(m)) for m in metrics),
+        ]
+        for g in groups
+    ]
+    return header, rows, groups, metrics
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, groups: list[Group], metrics: list[str]) -> None:
+    keys = _varying_keys(groups)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                *keys,
+                "seeds",
+                "status",
+                *(f"{m}_{stat}" for m in metrics for stat in ("mean", "std")),
+            ]
+        )
+        for g in groups:
+            stats = [_mean_std(g.values(m)) for m in metrics]
+            writer.writerow(
+                [
+                    *(g.overrides.get(k, "") for k in keys),
+                    len(g.jobs),
+                    g.status,
+                    *("" if v is None else f"{v:.6g}" for pair in stats for v in pair),
+                ]
+            )
+
+
+def write_plot(path: Path, groups: list[Group], metrics: list[str], most: int = 4) -> None:
+    """One bar chart per metric (the first ``most``), a bar per configuration, seed std as
+    error bars."""
+    keys = _varying_keys(groups)
+    labels = [
+        "\n".join(f"{k}={g.overrides.get(k, '')}" for k in keys) or "(defaults)" for g in groups
+    ]
+    shown = [m for m in metrics if any(g.values(m) for g in groups)][:most] or ["(no metrics)"]
+    fig = Figure(
+        figsize=(max(6.0, 1.1 * len(groups) * len(shown) / 2 + 3), 3.6 * len(shown)),
+        layout="constrained",
+    )
+    for i, metric in enumerate(shown, start=1):
+        ax = fig.add_subplot(len(shown), 1, i)
+        stats = [_mean_std(g.values(metric)) for g in groups]
+        means = [m if m is not None else 0.0 for m, _ in stats]
+        errors = [s or 0.0 for _, s in stats]
+        colors = ["#4477aa" if all(j.status == "ok" for j in g.jobs) else "#cc6677" for g in groups]
+        ax.bar(range(len(groups)), means, yerr=errors, color=colors, capsize=3)
+        ax.set_xticks(range(len(groups)), labels, fontsize=7)
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("sweep summary (mean ± std over seeds; red: not all runs ok)")
+    fig.savefig(path, dpi=110)
+
+
+def summarize_sweep(sweep_dir: str | Path) -> str:
+    """Write summary.md, summary.csv and summary.png into ``sweep_dir``; return the table."""
+    sweep_dir = Path(sweep_dir)
+    header, rows, groups, metrics = summary_rows(sweep_dir)
+    if not groups:
+        raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) in {sweep_dir}")
+    table = markdown_table(header, rows)
+    (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\n{table}")
+    write_csv(sweep_dir / "summary.csv", groups, metrics)
+    write_plot(sweep_dir / "summary.png", groups, metrics)
+    return table
+
+
+class SummarizeCallback(Callback):
+    """Summarizes every multirun when it ends (configured in configs/config.yaml)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            table = summarize_sweep(sweep_dir)
+        except Exception:  # a summary must never turn a finished sweep into a failure
+            log.exception("could not summarize %s", sweep_dir)
+            return
+        log.info("sweep summary: %s (and summary.csv, summary.png)", sweep_dir / "summary.md")
+        print(table, flush=True)  # the sweep's result, on stdout

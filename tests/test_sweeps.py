@@ -1,0 +1,259 @@
+"""Sweeps: job directory names, the summary, HParams, a real multirun and a real TensorBoard."""
+
+import contextlib
+import json
+import math
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganopt.cli import MAX_DIRNAME, safe_dirname
+from ganopt.sweeps import read_sweep, summarize_sweep
+from tests.conftest import REPO, compose_config
+
+
+def test_safe_dirname_removes_slashes_and_bounds_the_length():
+    assert safe_dirname("data=folder,data.path=/home/me/faces") == (
+        "data=folder,data.path=_home_me_faces"
+    )
+    long_a, long_b = "x=" + "a" * 300, "x=" + "a" * 299 + "b"
+    assert len(safe_dirname(long_a)) == MAX_DIRNAME
+    assert safe_dirname(long_a) != safe_dirname(long_b)  # the hash keeps them apart
+    assert safe_dirname("loss=wgan,optim=sgd_clip") == "loss=wgan,optim=sgd_clip"
+
+
+def make_job(sweep, number, overrides, metrics=None, log=""):
+    job = sweep / f"{number}_{','.join(overrides)}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    (job / "train.log").write_text(log)
+
+
+def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["loss=standard", "trainer.seed=0"], {"status": "ok", "kl": 1.0, "step": 5})
+    make_job(sweep, 1, ["loss=standard", "trainer.seed=1"], {"status": "ok", "kl": 3.0, "step": 5})
+    make_job(sweep, 2, ["loss=wgan", "trainer.seed=0"], {"status": "diverged", "kl": None})
+    make_job(sweep, 3, ["loss=wgan", "trainer.seed=1"], None, log="ERROR - invalid config:")
+    table = summarize_sweep(sweep)
+    lines = table.strip().splitlines()
+    assert lines[0] == "| loss | seeds | status | kl |"
+    assert lines[2] == f"| standard | 2 | ok x2 | 2 ± {math.sqrt(2):.2g} |"
+    assert lines[3] == "| wgan | 2 | diverged, rejected | – |"
+    assert (sweep / "summary.md").read_text().endswith(table)
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert rows[0] == "loss,seeds,status,kl_mean,kl_std"
+    assert rows[1].startswith("standard,2,ok x2,2,1.4142")
+    assert (sweep / "summary.png").stat().st_size > 0
+
+
+def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["loss=standard"], {"status": "ok", "kl": 0.5})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "summarize.py"), str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| loss | seeds | status | kl |" in proc.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "summarize.py"), str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "no job directories" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A real 2x2 multirun in which the two jobs with D's lr = 10 diverge on purpose."""
+    sweep_dir = tmp_path_factory.mktemp("multirun") / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "loss=nonsaturating,wgan",
+            "optim=sgd",
+            "optim.d.lr=0.0002,10",
+            "trainer.steps=12",
+            "trainer.log_every=4",
+            "trainer.progress=false",
+            "trainer.sample_every=0",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return sweep_dir, proc
+
+
+def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
+    sweep_dir, proc = sweep
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert jobs[0] == (
+        "0_loss=nonsaturating,optim.d.lr=0.0002,optim=sgd,trainer.log_every=4,"
+        "trainer.progress=False,trainer.sample_every=0,trainer.steps=12"
+    )
+    assert [j.split(",")[0] for j in jobs] == [
+        "0_loss=nonsaturating",
+        "1_loss=nonsaturating",
+        "2_loss=wgan",
+        "3_loss=wgan",
+    ]
+    statuses = {job.name.split("_")[0]: job.status for job in read_sweep(sweep_dir)}
+    assert statuses == {"0": "ok", "1": "diverged", "2": "ok", "3": "diverged"}
+    summary = (sweep_dir / "summary.md").read_text()
+    assert summary.count("\n| ") == 5  # header + 4 configurations
+    assert "| diverged |" in summary
+    assert summary.split("\n\n", 1)[1] in proc.stdout  # the callback printed the table
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url, data=None):
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_every_job_its_gradient_norms_and_hparams(sweep):
+    sweep_dir, _ = sweep
+    tensorboard = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            tensorboard or "tensorboard",
+            "--logdir",
+            str(sweep_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        runs = []
+        while len(runs) < 4:
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, f"TensorBoard served {runs}"
+            with contextlib.suppress(OSError):
+                runs = _get(f"{base}/data/runs")
+            time.sleep(0.5)
+        jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+        assert sorted(runs) == jobs  # one run per job, named by its overrides
+        tags = _get(f"{base}/data/plugin/scalars/tags")
+        assert all("grad_norm/G/total" in tags[run] for run in runs)
+        experiment = _get(
+            f"{base}/data/plugin/hparams/experiment",
+            data=json.dumps({"experimentName": ""}).encode(),
+        )
+        hparams = {h["name"] for h in experiment["hparamInfos"]}
+        assert {
+            "loss",
+            "optim",
+            "lr_G",
+            "lr_D",
+            "d_steps",
+            "batch_size",
+            "seed",
+            "status",
+            "optim.d.lr",
+        } <= hparams
+        metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"loss/D", "grad_norm/G/total"} <= metrics
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_objective_is_returned_for_sweepers():
+    from ganopt.cli import objective
+    from ganopt.trainer import RunResult
+
+    cfg = compose_config(["objective.metric=kl"])
+    assert objective(cfg, RunResult("ok", 5, {"kl": 0.25})) == 0.25
+    assert objective(cfg, RunResult("diverged", 5, {"kl": 0.1})) == math.inf
+    assert objective(cfg, None) == math.inf
+    maximize = compose_config(["objective.metric=modes", "objective.direction=maximize"])
+    assert objective(maximize, RunResult("failed", 1, {})) == -math.inf
+    assert objective(compose_config(), RunResult("ok", 5, {"kl": 0.25})) is None
+
+
+def test_optuna_search_in_parallel_jobs_gets_the_objective(tmp_path):
+    """configs/hparams_search/ring8_optuna.yaml through the optuna sweeper, two trials at once
+    on the joblib launcher."""
+    sweep_dir = tmp_path / "search"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "hparams_search=ring8_optuna",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.n_jobs=2",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "trainer.steps=10",
+            "trainer.progress=false",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    kls = [job.metrics["kl"] for job in read_sweep(sweep_dir)]
+    assert len(kls) == 2
+    assert results["best_value"] == pytest.approx(min(kls))
+    assert set(results["best_params"]) == {"optim.g.lr", "optim.d.lr"}
+
+
+def test_slurm_launcher_example_composes():
+    from hydra import compose, initialize_config_dir
+
+    from ganopt.cli import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            return_hydra_config=True,
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.partition == "gpu"
+    assert launcher.array_parallelism == 16
