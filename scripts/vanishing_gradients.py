@@ -4,6 +4,8 @@ Freeze a generator (optionally trained first for --g-steps), then for each gener
 train a fresh discriminator from scratch and, every few D iterations, measure
 ||∇_θG L_G|| on one fixed batch of z. As D approaches optimality on disjoint supports, the
 saturating (true minimax) loss's gradient vanishes; the non-saturating one's does not.
+(Standard and non-saturating share D's objective, so their fresh discriminators would be
+identical: one is trained for both.)
 
     python scripts/vanishing_gradients.py                       # ring8, 4000 D iterations
     python scripts/vanishing_gradients.py --d-iters 2000 --losses standard,nonsaturating
@@ -112,35 +114,49 @@ def generator_grad_norm(G: nn.Module, D: nn.Module, loss: GANLoss, z: torch.Tens
 def measure(
     parts: Components,
     D0: nn.Module,
-    loss: GANLoss,
+    losses: list[GANLoss],
     args: argparse.Namespace,
     z_fixed: torch.Tensor,
     logger: TensorBoardLogger,
-) -> list[tuple[int, float]]:
-    """Train a fresh copy of D0 against the frozen G; G's gradient norm every args.every."""
-    seed_everything(args.seed)  # every loss sees the same D initialisation and data stream
-    G, D = parts.G, copy.deepcopy(D0)
+) -> dict[str, list[tuple[int, float]]]:
+    """Train a fresh copy of D0 against the frozen G with the D objective these generator
+    losses share; every args.every iterations, G's gradient norm under each of them."""
+    seed_everything(args.seed)  # every D sees the same initialisation and data stream
+    G, D, d_objective = parts.G, copy.deepcopy(D0), losses[0]
     opt = torch.optim.Adam(D.parameters(), lr=args.d_lr)
-    clipper = WeightClipper(D.parameters(), args.clip) if loss.estimates_wasserstein else None
+    clipper = (
+        WeightClipper(D.parameters(), args.clip) if d_objective.estimates_wasserstein else None
+    )
     if clipper is not None:
         clipper()  # the critic lives in the clipped set from the start
-    series = []
+    series: dict[str, list[tuple[int, float]]] = {loss.name: [] for loss in losses}
     for it in range(args.d_iters + 1):
         if it % args.every == 0 or it == args.d_iters:
-            norm = generator_grad_norm(G, D, loss, z_fixed)
-            series.append((it, norm))
-            logger.scalars(it, {f"vanishing/grad_norm_G/{loss.name}": norm})
+            for loss in losses:
+                norm = generator_grad_norm(G, D, loss, z_fixed)
+                series[loss.name].append((it, norm))
+                logger.scalars(it, {f"vanishing/grad_norm_G/{loss.name}": norm})
         if it == args.d_iters:
             break
         with torch.no_grad():
             fake = G(torch.randn(args.batch_size, G.z_dim, device=z_fixed.device))
-        d_loss = loss.d_loss(D(next(parts.data)), D(fake))
+        d_loss = d_objective.d_loss(D(next(parts.data)), D(fake))
         opt.zero_grad(set_to_none=True)
         d_loss.backward()
         opt.step()
         if clipper is not None:
             clipper()
     return series
+
+
+def by_d_objective(names: list[str]) -> list[list[GANLoss]]:
+    """Generator losses whose discriminators train identically (same D loss, same seed):
+    standard and non-saturating share one; a fresh D trained once serves both."""
+    groups: dict[object, list[GANLoss]] = {}
+    for name in names:
+        loss = GENERATOR_LOSSES[name]()
+        groups.setdefault(type(loss).d_loss, []).append(loss)
+    return list(groups.values())
 
 
 def plot(results: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
@@ -183,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     logger = TensorBoardLogger(args.out)
     results = {}
     try:
-        for name in args.losses:
-            print(f"{name}: training a fresh D for {args.d_iters} iterations ...", file=sys.stderr)
-            results[name] = measure(parts, D0, GENERATOR_LOSSES[name](), args, z_fixed, logger)
+        for losses in by_d_objective(args.losses):
+            names = ", ".join(loss.name for loss in losses)
+            print(f"{names}: training a fresh D for {args.d_iters} iterations ...", file=sys.stderr)
+            results |= measure(parts, D0, losses, args, z_fixed, logger)
     finally:
         logger.close()
 
