@@ -6,17 +6,20 @@ import hashlib
 import logging
 import math
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ganopt.build import build
+from ganopt.checkpoint import find_checkpoint, load, run_dir_of
 from ganopt.config import ConfigError, register_schema
 from ganopt.logger import TensorBoardLogger
-from ganopt.trainer import RunResult
+from ganopt.trainer import RunResult, Trainer
 
 log = logging.getLogger("ganopt")
 
@@ -39,8 +42,48 @@ def safe_dirname(text: str) -> str:
     return name
 
 
+def resume_run_dir(resume: str | None, default: str) -> str:
+    """hydra.run.dir: a resumed run continues in its original directory."""
+    if resume is None:
+        return default
+    try:
+        return str(run_dir_of(find_checkpoint(resume)))
+    except FileNotFoundError:
+        return default  # the task reports the missing checkpoint
+
+
+def resume_hydra_subdir(resume: str | None) -> str:
+    """hydra.output_subdir: a resume keeps the original run's .hydra/ files and records its
+    own beside them."""
+    if resume is None:
+        return ".hydra"
+    return f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
 register_schema()
 OmegaConf.register_new_resolver("ganopt.safe_dirname", safe_dirname, replace=True)
+OmegaConf.register_new_resolver("ganopt.run_dir", resume_run_dir, replace=True)
+OmegaConf.register_new_resolver(
+    "ganopt.hydra_subdir", resume_hydra_subdir, replace=True, use_cache=True
+)
+
+
+def with_original_overrides(argv: list[str]) -> list[str]:
+    """``train.py resume=RUN [overrides]`` → the original run's overrides, then the given ones.
+
+    A resumed run is the same experiment: it is composed from the overrides its run directory
+    recorded (.hydra/overrides.yaml); what the command line repeats or adds wins."""
+    given = [a for a in argv[1:] if a.startswith("resume=")]
+    if not given or any(a in ("-m", "--multirun") for a in argv):
+        return argv
+    try:
+        run_dir = run_dir_of(find_checkpoint(given[-1].split("=", 1)[1]))
+        original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (FileNotFoundError, OSError):
+        return argv  # the task reports what is missing
+    keys = {a.lstrip("+~").split("=", 1)[0] for a in argv[1:] if "=" in a}
+    kept = [o for o in original if o.lstrip("+~").split("=", 1)[0] not in keys | {"resume"}]
+    return [argv[0], *kept, *argv[1:]]
 
 
 def _parse_value(value: str) -> object:
@@ -93,8 +136,32 @@ def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) else worst
 
 
+def main() -> None:
+    """The console entry point: ``python train.py ...`` and ``ganopt-train ...``."""
+    sys.argv = with_original_overrides(sys.argv)
+    train()
+
+
+def resume(trainer: Trainer, path: str) -> None:
+    """Load a checkpoint into ``trainer``; ConfigError if it is missing or does not fit."""
+    try:
+        checkpoint = find_checkpoint(path)
+        state = load(checkpoint, map_location=trainer.device)
+        trainer.load_state_dict(state)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError([f"resume: {e}"]) from None
+    if trainer.step >= trainer.settings.steps:
+        raise ConfigError(
+            [
+                f"resume: the checkpoint is at step {trainer.step}, and "
+                f"trainer.steps={trainer.settings.steps}: raise trainer.steps to go on"
+            ]
+        )
+    log.info("resuming %s at step %d", checkpoint, trainer.step)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | None:
     """One training run. In a sweep, a job that is rejected or fails is logged and the sweep
     goes on; in a single run it exits non-zero."""
     hydra_cfg = HydraConfig.get()
@@ -120,6 +187,13 @@ def main(cfg: DictConfig) -> float | None:
     )
     logger = TensorBoardLogger(run_dir)
     trainer = parts.make_trainer(run_dir, logger)
+    if cfg.resume is not None:
+        try:
+            resume(trainer, cfg.resume)
+        except ConfigError as e:
+            log.error("%s", e)
+            sys.exit(2)
+        logger.continue_after(trainer.step)
     result = None
     try:
         result = trainer.fit()

@@ -65,6 +65,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    resume: str | None = None  # a run directory or checkpoint to continue, in that directory
     model: Any = MISSING
     data: Any = MISSING
     loss: Any = MISSING

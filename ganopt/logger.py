@@ -52,9 +52,23 @@ class TensorBoardLogger:
     """Scalars, images and text for one run; ``step`` is always the generator step."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        self.writer = SummaryWriter(log_dir=str(run_dir))
-        self.writer.add_custom_scalars(CUSTOM_SCALARS)
+        self.run_dir = Path(run_dir)
+        self.purge_step: int | None = None
         self.scalar_tags: set[str] = set()
+        self._writer: SummaryWriter | None = None
+
+    def continue_after(self, step: int) -> None:
+        """A resumed run: TensorBoard hides whatever the interrupted run logged after ``step``,
+        so the run stays one series without duplicate steps. Call before the first write."""
+        self.purge_step = step + 1
+
+    @property
+    def writer(self) -> SummaryWriter:
+        """Opened on first use: a run rejected before training leaves no event file."""
+        if self._writer is None:
+            self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=self.purge_step)
+            self._writer.add_custom_scalars(CUSTOM_SCALARS)
+        return self._writer
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         for tag, value in values.items():
@@ -85,4 +99,5 @@ class TensorBoardLogger:
         self.writer.add_text(tag, text, step)
 
     def close(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ganopt.checkpoint import CheckpointDir
+from ganopt.checkpoint import CheckpointDir, rng_state, set_rng_state
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe, to_host
@@ -152,7 +152,7 @@ class Trainer:
                 loss_D = self.train_d(next(self.data), self.sample_z(), probe)
             loss_G = self.train_g(self.sample_z(), probe)
             self.step = step
-            self.guard.watch(step, [loss_D, loss_G])
+            self.watch_finite(step, loss_D, loss_G, probe)
             bar.update()
 
             save = self._checkpoint_due(step) or stop.signal is not None
@@ -218,6 +218,15 @@ class Trainer:
         histograms = every > 0 and step % every == 0
         return Probe(histograms) if histograms or self.should_log(step) else None
 
+    def watch_finite(self, step: int, loss_D: Tensor, loss_G: Tensor, probe: Probe | None) -> None:
+        """Losses every step; on log steps the gradient norms too (a NaN gradient that has not
+        yet reached a loss is caught there). Never syncs."""
+        if probe is None:
+            self.guard.watch(step, [loss_D, loss_G])
+            return
+        grads = probe.scalars["grad_norm/D/total"], probe.scalars["grad_norm/G/total"]
+        self.guard.watch(step, [torch.stack([loss_D, grads[0]]), torch.stack([loss_G, grads[1]])])
+
     def _periodic_checkpoint_due(self, step: int) -> bool:
         every = self.settings.ckpt_every
         return every > 0 and step % every == 0
@@ -263,8 +272,8 @@ class Trainer:
                 Image.fromarray(grid).save(self.run_dir / "samples.png")
 
     def log_real_samples(self) -> None:
-        """A grid of real images, once, for comparison."""
-        if len(getattr(self.data, "shape", ())) == 3:
+        """A grid of real images, once (not again when resuming), for comparison."""
+        if self.step == 0 and len(getattr(self.data, "shape", ())) == 3:
             rng = torch.Generator().manual_seed(self.settings.seed)
             self.logger.image("real", image_grid(self.data.sample(64, generator=rng)), self.step)
 
@@ -280,16 +289,52 @@ class Trainer:
         self._write_metrics(self._metrics("running"))
 
     def state_dict(self) -> dict[str, object]:
-        rng: dict[str, object] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
+        """Everything needed to continue exactly: networks, optimizers, step, every RNG, the
+        data stream's position and the alarm's history."""
+        state: dict[str, object] = {
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
             "step": self.step,
-            "rng": rng,
+            "rng": rng_state(),
+            "diagnostics_rng": self.diagnostics.rng.get_state(),
+            "alarm": self.alarm.state_dict(),
+            "kind": self._kind(),
+        }
+        if hasattr(self.data, "state_dict"):
+            state["data"] = self.data.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Continue from a checkpoint. Raises ValueError, naming the mismatch, when it was
+        written by a run whose loss, optimizers or network shapes differ from this one's."""
+        kind = self._kind()
+        for key, saved in state.get("kind", {}).items():
+            if saved != kind[key]:
+                raise ValueError(f"the checkpoint's {key} is {saved}, this run's is {kind[key]}")
+        for name, module in (("G", self.G), ("D", self.D)):
+            try:
+                module.load_state_dict(state[name])
+            except RuntimeError as e:
+                detail = " ".join(str(e).split())
+                raise ValueError(
+                    f"the checkpoint's {name} does not fit this config: {detail}"
+                ) from None
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.step = int(state["step"])
+        set_rng_state(state["rng"])
+        self.diagnostics.rng.set_state(state["diagnostics_rng"].cpu())
+        self.alarm.load_state_dict(state["alarm"])
+        if "data" in state:
+            self.data.load_state_dict(state["data"])
+
+    def _kind(self) -> dict[str, str]:
+        return {
+            "loss": self.loss.name,
+            "opt_G": type(self.opt_G).__name__,
+            "opt_D": type(self.opt_D).__name__,
         }
 
     def save_checkpoint(self) -> None:
@@ -331,7 +376,7 @@ class Trainer:
             network, at = diverged
             metrics |= {"diverged_network": network, "diverged_step": at}
             message = (
-                f"diverged: non-finite {network} loss at step {at}; training stopped, "
+                f"diverged: non-finite {network} loss or gradient at step {at}; training stopped, "
                 f"the last good checkpoint is kept"
             )
             log.warning(message)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -119,10 +118,8 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("trainer.steps=0", "trainer.steps: must be >= 1"),
-        ("optim.g.lr=-1", "optim.g.lr: must be a finite number > 0"),
-        ("trainer.steps=abc", "full_key: trainer.steps"),
-        ("loss=minimax", "Available options in 'loss'"),
+        ("optim.g.lr=-1", "optim.g.lr: must be a finite number > 0"),  # ours: exit 2
+        ("loss=minimax", "Available options in 'loss'"),  # Hydra's: exit 1
     ],
 )
 def test_a_rejected_config_exits_nonzero_and_writes_nothing(tmp_path, override, message):
@@ -133,13 +130,6 @@ def test_a_rejected_config_exits_nonzero_and_writes_nothing(tmp_path, override, 
     assert "Traceback" not in proc.stderr
     leftovers = [p.name for p in run_dir.iterdir()] if run_dir.exists() else []
     assert not set(leftovers) - {".hydra", "train.log"}
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
-def test_cuda_without_cuda_is_a_clean_error(tmp_path):
-    proc = train("trainer.device=cuda", f"hydra.run.dir={tmp_path}", *QUIET)
-    assert proc.returncode == 2
-    assert "trainer.device: 'cuda' requested but CUDA is not available" in proc.stderr
 
 
 def test_sigterm_stops_cleanly_with_exit_code_143(tmp_path):
@@ -175,24 +165,12 @@ def test_sigterm_stops_cleanly_with_exit_code_143(tmp_path):
     assert load(run_dir / "checkpoints" / "last.pt")["step"] == metrics["step"] > 0
 
 
-def test_console_script_runs_from_any_directory(tmp_path):
-    script = Path(sys.executable).parent / "ganopt-train"
-    if not script.exists():
-        pytest.skip("ganopt is not installed in this environment (pip install -e .)")
-    proc = train(
-        "trainer.steps=3",
-        "hydra.run.dir=out",
-        *QUIET,
-        cwd=tmp_path,
-        cmd=(str(script),),
-        env={**os.environ, "PYTHONPATH": ""},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "ok"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "ganopt-train"
 
 
-def test_dcgan_on_digits_end_to_end(tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="needs pip install -e . (as CI does)")
+def test_dcgan_on_digits_end_to_end_through_the_console_script_from_another_directory(tmp_path):
+    run_dir = tmp_path / "out"  # relative to the working directory below
     proc = train(
         "model=dcgan",
         "data=digits",
@@ -201,8 +179,11 @@ def test_dcgan_on_digits_end_to_end(tmp_path):
         "trainer.log_every=3",
         "trainer.sample_every=3",
         "trainer.eval_every=3",
-        f"hydra.run.dir={run_dir}",
+        "hydra.run.dir=out",
         *QUIET,
+        cwd=tmp_path,
+        cmd=(str(CONSOLE_SCRIPT),),
+        env={**os.environ, "PYTHONPATH": ""},
     )
     assert proc.returncode == 0, proc.stderr
     acc = events(run_dir)

@@ -60,6 +60,13 @@ class ImageBatches:
         idx = self._next_indices(self.batch_size)
         return self._to_device(self.images.index_select(0, idx))
 
+    def state_dict(self) -> dict[str, object]:
+        """Where the stream is: the epoch's permutation and the position in it."""
+        return {"order": self._order.clone(), "position": self._position}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self._order, self._position = state["order"], int(state["position"])
+
     def _next_indices(self, n: int) -> Tensor:
         parts, needed = [], n
         while needed:

@@ -11,7 +11,8 @@ from torch import Tensor
 
 
 class NonFiniteGuard:
-    """Remembers, on the device, the first step at which each watched loss was not finite.
+    """Remembers, on the device, the first step at which each watched value (a network's loss,
+    and on log steps its gradient norm) was not finite.
 
     ``watch`` costs a few tiny kernels and never syncs; ``check`` syncs and is called only on
     log and checkpoint steps.
@@ -21,12 +22,13 @@ class NonFiniteGuard:
         self.names = list(names)
         self.first_bad = torch.full((len(self.names),), math.inf, device=device)
 
-    def watch(self, step: int, losses: Sequence[Tensor]) -> None:
-        finite = torch.isfinite(torch.stack([loss.detach().float() for loss in losses]))
+    def watch(self, step: int, values: Sequence[Tensor]) -> None:
+        """One tensor per name; any non-finite element marks that name at ``step``."""
+        finite = torch.stack([torch.isfinite(v.detach()).all() for v in values])
         self.first_bad = torch.minimum(self.first_bad, torch.where(finite, math.inf, float(step)))
 
     def check(self) -> tuple[str, int] | None:
-        """The earliest (name, step) with a non-finite loss, or None."""
+        """The earliest (name, step) with a non-finite value, or None."""
         first = self.first_bad.tolist()
         bad = [
             (step, name)
@@ -80,6 +82,13 @@ class GradientAlarm:
             return False
         self.first_step[kind] = step
         return True
+
+    def state_dict(self) -> dict[str, object]:
+        return {"history": list(self.history), "first_step": dict(self.first_step)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.history = list(state["history"])
+        self.first_step = dict(state["first_step"])
 
     def metrics(self) -> dict[str, int | None]:
         return {f"{kind}_step": step for kind, step in self.first_step.items()}
