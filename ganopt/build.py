@@ -19,6 +19,7 @@ from ganopt.diagnostics import Diagnostics, GradientAlarm
 from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
+from ganopt.regularizers import Regularizer
 from ganopt.trainer import Trainer
 
 
@@ -36,6 +37,7 @@ class Components:
     diagnostics: Diagnostics
     alarm: GradientAlarm
     evaluator: Evaluator | None
+    regularizers: list[Regularizer]
     settings: TrainerConfig
     device: torch.device
 
@@ -55,6 +57,7 @@ class Components:
             self.diagnostics,
             self.alarm,
             self.evaluator,
+            self.regularizers,
         )
 
 
@@ -88,15 +91,35 @@ def build(cfg: DictConfig) -> Components:
     opt_G = _build("optim.g", cfg.optim.g)(G.parameters())
     opt_D = _build("optim.d", cfg.optim.d)(D.parameters())
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
+    reg = _build("reg", cfg.reg) if cfg.reg.get("_target_") else None
+    regularizers = [r for r in (loss.regularizer, reg) if r is not None]
 
     diag = cfg.diagnostics
     shadow = diag.shadow if diag.shadow is not None else len(data.shape) == 1
-    others = {n: cls() for n, cls in GENERATOR_LOSSES.items() if n != loss.name} if shadow else {}
+    others = (
+        {  # every generator loss that would train G differently
+            n: cls() for n, cls in GENERATOR_LOSSES.items() if cls.g_loss is not type(loss).g_loss
+        }
+        if shadow
+        else {}
+    )
     diagnostics = Diagnostics(
         G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=settings.seed
     )
     alarm = GradientAlarm(diag.vanishing_ratio, diag.exploding_ratio)
     evaluator = evaluator_for(data, device, seed=settings.seed)
     return Components(
-        G, D, loss, opt_G, opt_D, data, clipper, diagnostics, alarm, evaluator, settings, device
+        G,
+        D,
+        loss,
+        opt_G,
+        opt_D,
+        data,
+        clipper,
+        diagnostics,
+        alarm,
+        evaluator,
+        regularizers,
+        settings,
+        device,
     )

@@ -34,6 +34,7 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     progress: bool = True  # a progress bar on stderr
+    ema_decay: float | None = None  # keep an EMA of G's weights for samples and evaluation
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Config:
     model: Any = MISSING
     data: Any = MISSING
     loss: Any = MISSING
+    reg: Any = MISSING
 
 
 def register_schema() -> None:
@@ -152,6 +154,8 @@ def validate(cfg: DictConfig) -> torch.device:
         _check_positive_number(problems, f"optim.{net}.lr", cfg.optim[net].get("lr"))
     if cfg.optim.clip is not None:
         _check_positive_number(problems, "optim.clip", cfg.optim.clip)
+    if t.ema_decay is not None and not 0 < t.ema_decay < 1:
+        problems.append(f"trainer.ema_decay: must be in (0, 1) or null, got {t.ema_decay}")
     vanishing, exploding = cfg.diagnostics.vanishing_ratio, cfg.diagnostics.exploding_ratio
     if not 0 < vanishing < 1:
         problems.append(f"diagnostics.vanishing_ratio: must be in (0, 1), got {vanishing}")

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganopt.regularizers import Regularizer, wgan_gp
+
 
 class GANLoss(ABC):
     """Interface: D and G losses on D's logits, and their derivatives w.r.t. the logits."""
@@ -28,6 +30,8 @@ class GANLoss(ABC):
     uses_sigmoid: bool = True
     #: mean D(real) - mean D(fake) estimates a Wasserstein distance (critic losses).
     estimates_wasserstein: bool = False
+    #: a term the loss itself adds to D's objective (WGAN-GP's penalty)
+    regularizer: Regularizer | None = None
 
     @abstractmethod
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
@@ -120,7 +124,64 @@ class WassersteinLoss(GANLoss):
         return -torch.ones_like(fake)
 
 
-#: Every generator loss by config name: the alternatives a run's shadow diagnostics compare.
+class WGANGPLoss(WassersteinLoss):
+    """WGAN-GP (Gulrajani et al. 2017): the WGAN critic loss plus λ E[(||∇D(x̂)|| - 1)²] on
+    random interpolates x̂, instead of weight clipping. The penalty is the loss's own
+    ``regularizer``; the derivatives w.r.t. the logits are WGAN's."""
+
+    name = "wgan_gp"
+
+    def __init__(self, lam: float = 10.0) -> None:
+        self.regularizer = wgan_gp(lam)
+
+    def __repr__(self) -> str:
+        return f"WGANGPLoss(lam={self.regularizer.weight:g})"
+
+
+class HingeLoss(WassersteinLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D minimizes E[relu(1 - a_real)] +
+    E[relu(1 + a_fake)], G minimizes -E[a_fake] as in WGAN.
+
+    D's derivatives are -1 on real samples with a < 1 and +1 on fakes with a > -1, else 0: a
+    sample D already classifies with margin gives it no gradient.
+    """
+
+    name = "hinge"
+    estimates_wasserstein = False
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+    def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        return -(real < 1).to(real.dtype), (fake > -1).to(fake.dtype)
+
+
+class LeastSquaresLoss(GANLoss):
+    """LSGAN (Mao et al. 2017) with targets a=0 (fake), b=1 (real), c=1: D minimizes
+    ½E[(a_real - 1)²] + ½E[a_fake²], G minimizes ½E[(a_fake - 1)²], on D's raw output.
+
+    dℓ_G/da = a - 1: the generator is pulled toward the decision boundary in proportion to its
+    distance from it, even for samples D classifies correctly.
+    """
+
+    name = "lsgan"
+    uses_sigmoid = False
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean()
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        return 0.5 * (fake - 1).pow(2).mean()
+
+    def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        return real - 1, fake.clone()
+
+    def g_grad(self, fake: Tensor) -> Tensor:
+        return fake - 1
+
+
+#: Every distinct generator loss by config name: the alternatives a run's shadow diagnostics
+#: compare (hinge and wgan_gp train G exactly as wgan does).
 GENERATOR_LOSSES: dict[str, type[GANLoss]] = {
-    cls.name: cls for cls in (StandardLoss, NonSaturatingLoss, WassersteinLoss)
+    cls.name: cls for cls in (StandardLoss, NonSaturatingLoss, WassersteinLoss, LeastSquaresLoss)
 }

@@ -8,7 +8,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +21,12 @@ from ganopt.checkpoint import CheckpointDir, rng_state, set_rng_state
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe, to_host
+from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, generate
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GANLoss
 from ganopt.plots import image_grid, toy_samples_figure
+from ganopt.regularizers import Regularizer
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class Trainer:
         diagnostics: Diagnostics | None = None,
         alarm: GradientAlarm | None = None,
         evaluator: Evaluator | None = None,
+        regularizers: Sequence[Regularizer] = (),
     ) -> None:
         self.G, self.D, self.loss = G, D, loss
         self.opt_G, self.opt_D = opt_G, opt_D
@@ -112,6 +115,9 @@ class Trainer:
         self.diagnostics = diagnostics or Diagnostics(G, D, loss, seed=settings.seed)
         self.alarm = alarm or GradientAlarm()
         self.evaluator = evaluator
+        self.regularizers = list(regularizers)
+        self._grad_inputs = set().union(*(r.needs_input_grad for r in self.regularizers))
+        self.ema = EMA(G, settings.ema_decay) if settings.ema_decay else None
         self.device = next(G.parameters()).device
         self.d_params = [p for p in D.parameters() if p.requires_grad]
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=settings.keep_ckpts)
@@ -174,15 +180,20 @@ class Trainer:
         return self._finish("ok", ended_at=trained_until)
 
     def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
-        """One D update on a real batch and fresh fakes; G is not in the graph."""
+        """One D update on a real batch and fresh fakes; G is not in the graph. Penalties are
+        part of D's loss: one backward."""
         with torch.no_grad():
             fake = self.G(z)
+        real, fake = self._d_input(real, "real"), self._d_input(fake, "fake")
         out_real, out_fake = self.D(real), self.D(fake)
         loss = self.loss.d_loss(out_real, out_fake)
+        penalty = self._penalty(real, fake, out_real, out_fake)
         self.opt_D.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if penalty is None else loss + penalty).backward()
         if probe:  # gradients are read after backward, before clipping or the step
-            self.diagnostics.on_d_backward(probe, loss, real, fake, out_real, out_fake)
+            self.diagnostics.on_d_backward(
+                probe, loss, real.detach(), fake.detach(), out_real, out_fake, penalty
+            )
         self.opt_D.step()
         if self.clipper is not None:
             self.clipper()
@@ -193,7 +204,7 @@ class Trainer:
     def train_g(self, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One G update through a frozen D."""
         self._freeze_d(True)
-        out_fake = self.D(self.G(z))
+        out_fake = self.D(self._perturb(self.G(z)))
         loss = self.loss.g_loss(out_fake)
         if probe:
             self.diagnostics.on_g_forward(probe, out_fake)
@@ -203,7 +214,31 @@ class Trainer:
         if probe:
             self.diagnostics.on_g_backward(probe, loss, out_fake)
         self.opt_G.step()
+        if self.ema is not None:
+            self.ema.update()
         return loss.detach()
+
+    def _perturb(self, x: Tensor) -> Tensor:
+        """D's input as D sees it (instance noise); the step in progress is self.step + 1."""
+        for regularizer in self.regularizers:
+            x = regularizer.perturb(x, self.step + 1)
+        return x
+
+    def _d_input(self, x: Tensor, which: str) -> Tensor:
+        x = self._perturb(x)
+        return x.detach().requires_grad_(True) if which in self._grad_inputs else x
+
+    def _penalty(
+        self, real: Tensor, fake: Tensor, out_real: Tensor, out_fake: Tensor
+    ) -> Tensor | None:
+        terms = [r.penalty(self.D, real, fake, out_real, out_fake) for r in self.regularizers]
+        terms = [t for t in terms if t is not None]
+        return torch.stack(terms).sum() if terms else None
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples and evaluation use: the EMA weights when kept."""
+        return self.ema.module if self.ema is not None else self.G
 
     # ---------------------------------------------------------------- helpers
     def sample_z(self) -> Tensor:
@@ -261,12 +296,12 @@ class Trainer:
         on a fixed batch of z, so that frames are comparable over time."""
         shape = getattr(self.data, "shape", ())
         if shape == (2,):
-            fig = toy_samples_figure(self.G, self.D, self.data, self.loss, step)
+            fig = toy_samples_figure(self.sampler, self.D, self.data, self.loss, step)
             self.logger.figure("samples", fig, step)
             if save_png:
                 fig.savefig(self.run_dir / "samples.png")
         elif len(shape) == 3:
-            grid = image_grid(generate(self.G, 64, seed=self.settings.seed))
+            grid = image_grid(generate(self.sampler, 64, seed=self.settings.seed))
             self.logger.image("samples", grid, step)
             if save_png:
                 Image.fromarray(grid).save(self.run_dir / "samples.png")
@@ -281,7 +316,7 @@ class Trainer:
         """Evaluation metrics → ``metrics/<name>`` and metrics.json (rewritten, status running)."""
         if self.evaluator is None:
             return
-        self.last_metrics = self.evaluator(self.G)
+        self.last_metrics = self.evaluator(self.sampler)
         self.logger.scalars(step, {f"metrics/{k}": v for k, v in self.last_metrics.items()})
         log.info(
             "step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in self.last_metrics.items())
@@ -304,6 +339,8 @@ class Trainer:
         }
         if hasattr(self.data, "state_dict"):
             state["data"] = self.data.state_dict()
+        if self.ema is not None:
+            state["G_ema"] = self.ema.module.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -329,6 +366,10 @@ class Trainer:
         self.alarm.load_state_dict(state["alarm"])
         if "data" in state:
             self.data.load_state_dict(state["data"])
+        if self.ema is not None:
+            if "G_ema" not in state:
+                raise ValueError("the checkpoint has no EMA weights, and this run keeps them")
+            self.ema.module.load_state_dict(state["G_ema"])
 
     def _kind(self) -> dict[str, str]:
         return {

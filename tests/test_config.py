@@ -42,7 +42,7 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
     "override",
     [
         f"{group}={name}"
-        for group in ("loss", "optim", "model", "data", "experiment")
+        for group in ("loss", "optim", "model", "data", "experiment", "reg")
         for name in options(group)
     ],
 )

@@ -5,9 +5,24 @@ import math
 import pytest
 import torch
 
-from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
+from ganopt.losses import (
+    GENERATOR_LOSSES,
+    HingeLoss,
+    LeastSquaresLoss,
+    NonSaturatingLoss,
+    StandardLoss,
+    WassersteinLoss,
+    WGANGPLoss,
+)
 
-LOSSES = [StandardLoss(), NonSaturatingLoss(), WassersteinLoss()]
+LOSSES = [
+    StandardLoss(),
+    NonSaturatingLoss(),
+    WassersteinLoss(),
+    WGANGPLoss(),
+    HingeLoss(),
+    LeastSquaresLoss(),
+]
 LOGITS = torch.linspace(-20, 20, 81, dtype=torch.float64)
 
 
@@ -79,3 +94,30 @@ def test_losses_and_gradients_stay_finite_for_extreme_logits(loss):
         assert torch.isfinite(grad).all()
     assert StandardLoss().g_loss(torch.tensor([200.0])).item() == pytest.approx(-200.0)
     assert NonSaturatingLoss().g_loss(torch.tensor([-200.0])).item() == pytest.approx(200.0)
+
+
+def test_hinge_and_least_squares_match_their_formulas():
+    real, fake = torch.tensor([2.0, 0.5, -1.5]), torch.tensor([0.5, -3.0, -0.5])
+    hinge = HingeLoss()
+    assert hinge.d_loss(real, fake).item() == pytest.approx(
+        (0 + 0.5 + 2.5) / 3 + (1.5 + 0 + 0.5) / 3
+    )
+    assert hinge.g_loss(fake).item() == pytest.approx(-(0.5 - 3.0 - 0.5) / 3)
+    ls = LeastSquaresLoss()
+    assert ls.d_loss(real, fake).item() == pytest.approx(
+        0.5 * (1.0 + 0.25 + 6.25) / 3 + 0.5 * (0.25 + 9.0 + 0.25) / 3
+    )
+    assert ls.g_loss(fake).item() == pytest.approx(0.5 * (0.25 + 16.0 + 2.25) / 3)
+
+
+def test_wgan_gp_is_wgan_plus_its_penalty():
+    loss = WGANGPLoss(lam=10.0)
+    real, fake = torch.randn(8), torch.randn(8)
+    assert torch.equal(loss.d_loss(real, fake), WassersteinLoss().d_loss(real, fake))
+    assert loss.regularizer.weight == 10.0
+    assert (loss.regularizer.where, loss.regularizer.center) == ("interp", 1.0)
+
+
+def test_generator_losses_registry_has_one_entry_per_distinct_generator_objective():
+    assert set(GENERATOR_LOSSES) == {"standard", "nonsaturating", "wgan", "lsgan"}
+    assert HingeLoss.g_loss is WassersteinLoss.g_loss is WGANGPLoss.g_loss

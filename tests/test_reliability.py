@@ -42,7 +42,11 @@ def _run(overrides, run_dir, resume_from=None):
     return weights, logger
 
 
-@pytest.mark.parametrize("model", [MLP, DCGAN], ids=["mlp", "dcgan"])
+@pytest.mark.parametrize(
+    "model",
+    [MLP, DCGAN, [*MLP, "trainer.ema_decay=0.9", "reg=instance_noise", "loss=wgan_gp"]],
+    ids=["mlp", "dcgan", "mlp+ema+noise+gp"],
+)
 def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
     straight, straight_log = _run([*model, "trainer.steps=12"], tmp_path / "straight")
     _run([*model, "trainer.steps=6"], tmp_path / "split")

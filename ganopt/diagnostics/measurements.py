@@ -58,11 +58,14 @@ class Diagnostics:
         fake: Tensor,
         out_real: Tensor,
         out_fake: Tensor,
+        penalty: Tensor | None = None,
     ) -> None:
-        """After D's backward, before its step: its loss, outputs and gradients."""
+        """After D's backward, before its step: its loss (and penalty), outputs, gradients."""
         out_real, out_fake = out_real.detach(), out_fake.detach()
         s = probe.scalars
         s["loss/D"] = loss.detach()
+        if penalty is not None:
+            s["loss/D_penalty"] = penalty.detach()
         s["D/out_real"], s["D/out_fake"] = out_real.mean(), out_fake.mean()
         if self.loss.uses_sigmoid:
             s["D/prob_real"] = torch.sigmoid(out_real).mean()

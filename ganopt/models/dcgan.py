@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ganopt.models.spectral import apply_spectral_norm
+
 RESOLUTIONS = (8, 16, 32, 64)
 NORMS = ("batch", "layer", "none")
 
@@ -88,9 +90,16 @@ class DCGANGenerator(nn.Sequential):
 
 class DCGANDiscriminator(nn.Sequential):
     """images (N, C, R, R) → logits (N,): strided convolutions, LeakyReLU 0.2, a selectable
-    normalization (``batch``, ``layer`` or ``none``; gradient penalties need no BatchNorm)."""
+    normalization (``batch``, ``layer`` or ``none``; gradient penalties need no BatchNorm), and
+    optionally spectral normalization of every convolution."""
 
-    def __init__(self, data_shape: Sequence[int], width: int = 64, norm: str = "batch") -> None:
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        width: int = 64,
+        norm: str = "batch",
+        spectral_norm: bool = False,
+    ) -> None:
         stages = _stages(data_shape)
         channels = [width * 2**i for i in range(stages)]  # e.g. 64, 128, 256
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -106,6 +115,8 @@ class DCGANDiscriminator(nn.Sequential):
         layers["out"] = nn.Conv2d(channels[-1], 1, 4, 1, 0)
         super().__init__(layers)
         dcgan_init_(self)
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x).flatten()

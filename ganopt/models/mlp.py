@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ganopt.models.spectral import apply_spectral_norm
+
 
 def _mlp(in_features: int, hidden: Sequence[int], out_features: int) -> OrderedDict:
     if not hidden or any(int(h) < 1 for h in hidden):
@@ -39,10 +41,15 @@ class MLPGenerator(nn.Sequential):
 
 
 class MLPDiscriminator(nn.Sequential):
-    """sample (N, *data_shape) → logit (N,), ReLU hidden layers, no output nonlinearity."""
+    """sample (N, *data_shape) → logit (N,), ReLU hidden layers, no output nonlinearity;
+    optionally every layer spectrally normalized (Miyato et al. 2018)."""
 
-    def __init__(self, data_shape: Sequence[int], hidden: Sequence[int]) -> None:
+    def __init__(
+        self, data_shape: Sequence[int], hidden: Sequence[int], spectral_norm: bool = False
+    ) -> None:
         super().__init__(_mlp(math.prod(data_shape), hidden, 1))
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.flatten(1)).squeeze(1)
