@@ -1,0 +1,218 @@
+"""The Dirac-GAN of Mescheder, Geiger & Nowozin (2018), "Which training methods for GANs do
+actually converge?": the smallest GAN that shows why unregularized training circles forever.
+
+The data is a point mass at 0, the generator a point mass at theta, the discriminator
+D(x) = psi * x. Its logits are therefore a_real = 0 and a_fake = psi * theta, and ganopt's own
+loss objects give both players' objectives. The only equilibrium is (theta, psi) = (0, 0).
+Starting from (1, 1), each method runs gradient steps of size --lr, simultaneous (both players
+at once) or alternating (D first, then G against the new D):
+
+    standard, nonsaturating   no regularization: they circle or spiral outward
+    wgan                      psi clipped to [-1, 1] (WGAN's Lipschitz constraint): oscillates
+    wgan_gp                   the WGAN loss plus lambda (|psi| - 1)^2, the gradient penalty at
+                              every x (D's input gradient is psi everywhere)
+    r1                        the standard loss plus gamma/2 psi^2 (R1: zero-centred on the data)
+    instance_noise            the standard loss with N(0, sigma^2) noise on both of D's inputs,
+                              its expectation taken by Gauss-Hermite quadrature
+
+    python scripts/dirac_gan.py --out outputs/dirac
+
+Writes DIR/dirac.csv (method,update,step,theta,psi) and DIR/dirac.png (each method's vector
+field with both trajectories), and prints each method's final distance to the equilibrium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
+
+METHODS = ("standard", "nonsaturating", "wgan", "wgan_gp", "r1", "instance_noise")
+UPDATES = ("simultaneous", "alternating")
+
+#: (D's loss, G's loss) as functions of (theta, psi); both players minimize their own
+Objectives = tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]
+
+
+def objectives(method: str, gamma: float, lam: float, sigma: float, nodes: int) -> Objectives:
+    zero = torch.zeros((), dtype=torch.float64)
+    if method == "instance_noise":
+        # E over eps ~ N(0, sigma^2) of the losses at noisy inputs: D sees eps (real) and
+        # theta + eps (fake); probabilists' Gauss-Hermite nodes and weights
+        points, weights = np.polynomial.hermite_e.hermegauss(nodes)
+        eps = torch.tensor(points * sigma, dtype=torch.float64)
+        w = torch.tensor(weights / weights.sum(), dtype=torch.float64)
+        # StandardLoss's per-sample terms (softplus forms), weighted by the quadrature
+
+        def d_loss(theta: Tensor, psi: Tensor) -> Tensor:
+            per_node = F.softplus(-psi * eps) + F.softplus(psi * (theta + eps))
+            return (w * per_node).sum()
+
+        def g_loss(theta: Tensor, psi: Tensor) -> Tensor:
+            return -(w * F.softplus(psi * (theta + eps))).sum()
+
+        return d_loss, g_loss
+
+    base = {
+        "standard": StandardLoss(),
+        "nonsaturating": NonSaturatingLoss(),
+        "wgan": WassersteinLoss(),
+        "wgan_gp": WassersteinLoss(),
+        "r1": StandardLoss(),
+    }[method]
+
+    def d_loss(theta: Tensor, psi: Tensor) -> Tensor:
+        value = base.d_loss(zero.reshape(1), (psi * theta).reshape(1))
+        if method == "wgan_gp":
+            value = value + lam * (psi.abs() - 1) ** 2
+        if method == "r1":
+            value = value + gamma / 2 * psi**2
+        return value
+
+    def g_loss(theta: Tensor, psi: Tensor) -> Tensor:
+        return base.g_loss((psi * theta).reshape(1))
+
+    return d_loss, g_loss
+
+
+def _grad(fn: Callable[[Tensor, Tensor], Tensor], theta: float, psi: float, wrt: int) -> float:
+    t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    p = torch.tensor(psi, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(fn(t, p), [t, p][wrt])
+    return float(grad)
+
+
+def run(
+    method: str,
+    update: str,
+    steps: int,
+    lr: float,
+    start: tuple[float, float],
+    gamma: float,
+    lam: float,
+    sigma: float,
+    clip: float,
+    nodes: int = 24,
+) -> list[tuple[float, float]]:
+    """The (theta, psi) trajectory, ``steps + 1`` points from ``start``."""
+    d_loss, g_loss = objectives(method, gamma, lam, sigma, nodes)
+    theta, psi = start
+    path = [(theta, psi)]
+    for _ in range(steps):
+        new_psi = psi - lr * _grad(d_loss, theta, psi, wrt=1)
+        if method == "wgan":
+            new_psi = max(-clip, min(clip, new_psi))
+        g_at = new_psi if update == "alternating" else psi
+        theta = theta - lr * _grad(g_loss, theta, g_at, wrt=0)
+        psi = new_psi
+        if not (math.isfinite(theta) and math.isfinite(psi)):
+            break
+        path.append((theta, psi))
+    return path
+
+
+def vector_field(method: str, args: argparse.Namespace, lim: float, n: int = 17):
+    d_loss, g_loss = objectives(method, args.gamma, args.lam, args.sigma, 24)
+    axis = np.linspace(-lim, lim, n)
+    u = np.zeros((n, n))
+    v = np.zeros((n, n))
+    for i, psi in enumerate(axis):
+        for j, theta in enumerate(axis):
+            u[i, j] = -_grad(g_loss, theta, psi, wrt=0)
+            v[i, j] = -_grad(d_loss, theta, psi, wrt=1)
+    return axis, u, v
+
+
+def plot(
+    paths: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace, path: Path
+) -> None:
+    fig = Figure(figsize=(12, 7.5), layout="constrained")
+    for k, method in enumerate(METHODS):
+        ax = fig.add_subplot(2, 3, k + 1)
+        lim = 2.0
+        axis, u, v = vector_field(method, args, lim)
+        ax.quiver(axis, axis, u, v, color="#999999", angles="xy", width=0.004)
+        for update, color in zip(UPDATES, ("#cc3311", "#0077bb"), strict=True):
+            points = np.array(paths[(method, update)])
+            ax.plot(points[:, 0], points[:, 1], color=color, lw=1.2, label=update)
+        ax.plot([1], [1], "ko", ms=4)
+        ax.plot([0], [0], "k*", ms=9)
+        ax.set(
+            xlim=(-lim, lim),
+            ylim=(-lim, lim),
+            aspect="equal",
+            title=method,
+            xlabel=r"$\theta$ (generator)",
+            ylabel=r"$\psi$ (discriminator)",
+        )
+        if k == 0:
+            ax.legend(loc="lower left", fontsize=8)
+    fig.suptitle(
+        f"Dirac-GAN from (1, 1), {args.steps} steps of size {args.lr} (Mescheder et al. 2018)"
+    )
+    fig.savefig(path, dpi=110)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("outputs/dirac"))
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--lr", type=float, default=0.1, help="gradient step size h")
+    p.add_argument("--gamma", type=float, default=1.0, help="R1 weight")
+    p.add_argument("--lam", type=float, default=1.0, help="WGAN-GP weight")
+    p.add_argument("--sigma", type=float, default=1.0, help="instance noise std")
+    p.add_argument("--clip", type=float, default=1.0, help="WGAN's bound on |psi|")
+    args = p.parse_args(argv)
+    if args.steps < 1 or min(args.lr, args.gamma, args.lam, args.sigma, args.clip) <= 0:
+        p.error("--steps must be >= 1 and --lr, --gamma, --lam, --sigma, --clip > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        (method, update): run(
+            method,
+            update,
+            args.steps,
+            args.lr,
+            (1.0, 1.0),
+            args.gamma,
+            args.lam,
+            args.sigma,
+            args.clip,
+        )
+        for method in METHODS
+        for update in UPDATES
+    }
+    with open(args.out / "dirac.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "update", "step", "theta", "psi"])
+        for (method, update), points in paths.items():
+            writer.writerows(
+                (method, update, i, f"{t:.8g}", f"{p:.8g}") for i, (t, p) in enumerate(points)
+            )
+    plot(paths, args, args.out / "dirac.png")
+    print(f"| method | update | distance to (0, 0) after {args.steps} steps |\n|---|---|---|")
+    for (method, update), points in paths.items():
+        theta, psi = points[-1]
+        note = "" if len(points) == args.steps + 1 else f" (diverged at step {len(points)})"
+        print(f"| {method} | {update} | {math.hypot(theta, psi):.3g}{note} |")
+    print(f"\nwrote {args.out / 'dirac.csv'} and {args.out / 'dirac.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
