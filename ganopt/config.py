@@ -35,6 +35,10 @@ class TrainerConfig:
     seed: int = 0
     progress: bool = True  # a progress bar on stderr
     ema_decay: float | None = None  # keep an EMA of G's weights for samples and evaluation
+    # CUDA only (on a CPU they are ignored, so results there never change):
+    amp: str = "none"  # none | bf16: autocast the forward passes to bfloat16
+    compile: bool = False  # torch.compile G and D
+    channels_last: bool = True  # channels-last memory format for convolutional models
 
 
 @dataclass
@@ -154,6 +158,8 @@ def validate(cfg: DictConfig) -> torch.device:
         _check_positive_number(problems, f"optim.{net}.lr", cfg.optim[net].get("lr"))
     if cfg.optim.clip is not None:
         _check_positive_number(problems, "optim.clip", cfg.optim.clip)
+    if t.amp not in ("none", "bf16"):
+        problems.append(f"trainer.amp: must be none or bf16, got {t.amp!r}")
     if t.ema_decay is not None and not 0 < t.ema_decay < 1:
         problems.append(f"trainer.ema_decay: must be in (0, 1) or null, got {t.ema_decay}")
     vanishing, exploding = cfg.diagnostics.vanishing_ratio, cfg.diagnostics.exploding_ratio

@@ -3,6 +3,7 @@ WGAN paper. Everything it needs arrives built; diagnostics hang off the log step
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -182,11 +183,12 @@ class Trainer:
     def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One D update on a real batch and fresh fakes; G is not in the graph. Penalties are
         part of D's loss: one backward."""
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fake = self.G(z)
         real, fake = self._d_input(real, "real"), self._d_input(fake, "fake")
-        out_real, out_fake = self.D(real), self.D(fake)
-        loss = self.loss.d_loss(out_real, out_fake)
+        with self.autocast():
+            out_real, out_fake = self.D(real), self.D(fake)
+            loss = self.loss.d_loss(out_real, out_fake)
         penalty = self._penalty(real, fake, out_real, out_fake)
         self.opt_D.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
@@ -204,8 +206,9 @@ class Trainer:
     def train_g(self, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One G update through a frozen D."""
         self._freeze_d(True)
-        out_fake = self.D(self._perturb(self.G(z)))
-        loss = self.loss.g_loss(out_fake)
+        with self.autocast():
+            out_fake = self.D(self._perturb(self.G(z)))
+            loss = self.loss.g_loss(out_fake)
         if probe:
             self.diagnostics.on_g_forward(probe, out_fake)
         self.opt_G.zero_grad(set_to_none=True)
@@ -217,6 +220,13 @@ class Trainer:
         if self.ema is not None:
             self.ema.update()
         return loss.detach()
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast of the forward passes (trainer.amp=bf16 on CUDA), else nothing.
+        Penalties are computed in float32, outside it."""
+        if self.settings.amp == "bf16" and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _perturb(self, x: Tensor) -> Tensor:
         """D's input as D sees it (instance noise); the step in progress is self.step + 1."""

@@ -120,6 +120,8 @@ def test_optimizers_can_be_mixed_per_network():
         (["trainer.device=tpu"], "trainer.device: unknown device 'tpu'"),
         (["model.g.hidden=[]"], "model.g:"),
         (["trainer.hist_every=-1"], "trainer.hist_every: must be >= 0"),
+        (["trainer.amp=fp8"], "trainer.amp: must be none or bf16"),
+        (["trainer.ema_decay=1.5"], "trainer.ema_decay: must be in (0, 1) or null"),
         (["diagnostics.vanishing_ratio=2"], "diagnostics.vanishing_ratio: must be in (0, 1)"),
         (["diagnostics.exploding_ratio=0.5"], "diagnostics.exploding_ratio: must be > 1"),
     ],

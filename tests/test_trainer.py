@@ -345,3 +345,26 @@ def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
     assert (run_dir / "samples.png").exists()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"fd_digits", "classes_covered", "class_kl", "digits_classifier_acc"} <= set(metrics)
+
+
+def test_cuda_options_change_nothing_on_cpu(tmp_path):
+    """trainer.amp, trainer.compile and trainer.channels_last act on CUDA only."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the options are live here")
+    weights = []
+    for i, extra in enumerate([[], ["trainer.amp=bf16", "trainer.compile=true"]]):
+        trainer, _ = make_trainer(
+            [
+                "model=dcgan",
+                "data=digits",
+                "model.g.width=8",
+                "model.d.width=8",
+                "trainer.batch_size=16",
+                "trainer.steps=3",
+                *extra,
+            ],
+            tmp_path / str(i),
+        )
+        trainer.fit()
+        weights.append([t.clone() for t in trainer.G.state_dict().values()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))

@@ -1,0 +1,176 @@
+"""How much the framework costs: the ganopt Trainer against a bare PyTorch loop that does the
+same math, side by side in one process, as a ratio.
+
+For each configuration (toy: the default mlp on ring8; dcgan: DCGAN on digits) it alternates
+    A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
+    B: a hand-written loop: the same networks, losses, optimizers, batch size and data,
+       without any logging,
+    C: the Trainer with every diagnostic at every step (log_every = 1),
+A B C A B C ... after a warm-up, and reports the median steps/s of each, the median ratio A/B
+(target >= 0.95) and the cost of full diagnostics, 1 - C/A (targets: <= 25% toy, <= 10% DCGAN).
+
+    python scripts/bench.py                      # CPU or CUDA (trainer.device=auto)
+    python scripts/bench.py --json --reps 5 --steps 300
+    python scripts/bench.py --device cuda --configs dcgan
+
+Steps/s are generator steps per second of training proper (the Trainer's own measurement, which
+leaves out start-up, the final figure and the final evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from ganopt.build import Components, build
+from ganopt.cli import config_dir
+from ganopt.logger import TensorBoardLogger
+
+CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
+    "toy": [],
+    "dcgan": ["model=dcgan", "data=digits"],
+}
+
+
+def components(overrides: list[str]) -> Components:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return build(compose(config_name="config", overrides=overrides))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_trainer(overrides: list[str], steps: int) -> float:
+    """Generator steps per second of a real run (its own measurement)."""
+    parts = components(
+        [
+            *overrides,
+            f"trainer.steps={steps}",
+            "trainer.progress=false",
+            "trainer.eval_every=0",
+            "trainer.ckpt_every=0",
+        ]
+    )
+    parts.evaluator = None  # evaluation is not training; its cost is not what is compared
+    with tempfile.TemporaryDirectory() as run_dir:
+        logger = TensorBoardLogger(run_dir)
+        try:
+            result = parts.make_trainer(Path(run_dir), logger).fit()
+        finally:
+            logger.close()
+    return float(result.metrics["steps_per_sec"])
+
+
+def run_bare(overrides: list[str], steps: int) -> float:
+    """The loop a researcher would write by hand for the same run: no logging at all."""
+    p = components([*overrides, "trainer.progress=false"])
+    G, D, loss, opt_G, opt_D, data = p.G, p.D, p.loss, p.opt_G, p.opt_D, p.data
+    batch, d_steps, z_dim = p.settings.batch_size, p.settings.d_steps, G.z_dim
+    sync(p.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        for _ in range(d_steps):
+            real = next(data)
+            with torch.no_grad():
+                fake = G(torch.randn(batch, z_dim, device=p.device))
+            d_loss = loss.d_loss(D(real), D(fake))
+            opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_D.step()
+            if p.clipper is not None:
+                p.clipper()
+        D.requires_grad_(False)
+        g_loss = loss.g_loss(D(G(torch.randn(batch, z_dim, device=p.device))))
+        opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_G.step()
+        D.requires_grad_(True)
+    sync(p.device)
+    return steps / (time.perf_counter() - start)
+
+
+def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, object]:
+    variants = {
+        "trainer": lambda: run_trainer(overrides, steps),
+        "bare": lambda: run_bare(overrides, steps),
+        "full_diagnostics": lambda: run_trainer(
+            [*overrides, "trainer.log_every=1", "trainer.hist_every=0"], steps
+        ),
+    }
+    for run in variants.values():  # warm-up: allocator, kernels, caches
+        run()
+    speeds: dict[str, list[float]] = {key: [] for key in variants}
+    for _ in range(reps):  # interleaved, so drifts of the machine hit every variant alike
+        for key, run in variants.items():
+            speeds[key].append(run())
+    ratios = [t / b for t, b in zip(speeds["trainer"], speeds["bare"], strict=True)]
+    costs = [1 - f / t for f, t in zip(speeds["full_diagnostics"], speeds["trainer"], strict=True)]
+    return {
+        "config": name,
+        "steps_per_sec": {key: statistics.median(v) for key, v in speeds.items()},
+        "trainer_over_bare": statistics.median(ratios),
+        "full_diagnostics_cost": statistics.median(costs),
+        "runs": speeds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--steps", type=int, default=200, help="generator steps per measured run")
+    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions after warm-up")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="which of: " + ", ".join(CONFIGS))
+    p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or args.steps < 10 or args.reps < 1:
+        p.error(f"unknown configs {unknown}" if unknown else "--steps >= 10 and --reps >= 1")
+
+    device = ["trainer.device=" + args.device]
+    results = []
+    for name in names:
+        print(f"benchmarking {name} ...", file=sys.stderr)
+        results.append(bench(name, [*CONFIGS[name], *device, *args.extra], args.steps, args.reps))
+    machine = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name()
+        if "cuda" in str(args.device) or (args.device == "auto" and torch.cuda.is_available())
+        else "cpu",
+    }
+    if args.json:
+        print(json.dumps({"machine": machine, "results": results}, indent=2))
+        return 0
+    print(
+        f"\n{machine['device']}, torch {machine['torch']}, {machine['threads']} threads; "
+        f"{args.steps} steps x {args.reps} interleaved repetitions (medians)\n"
+    )
+    print(
+        "| config | bare loop (steps/s) | Trainer (steps/s) | Trainer / bare | "
+        "full diagnostics (steps/s) | cost of full diagnostics |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        s = r["steps_per_sec"]
+        print(
+            f"| {r['config']} | {s['bare']:.1f} | {s['trainer']:.1f} | "
+            f"{r['trainer_over_bare']:.3f} | {s['full_diagnostics']:.1f} | "
+            f"{100 * r['full_diagnostics_cost']:.1f}% |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
