@@ -180,7 +180,9 @@ def test_unknown_group_option_lists_the_choices():
 @pytest.mark.parametrize(("data", "shadow"), [("ring8", True), ("swissroll", True)])
 def test_shadow_losses_are_on_for_toy_data_and_exclude_the_trained_loss(data, shadow):
     parts = build(compose_config([f"data={data}", "loss=standard"]))
-    assert set(parts.diagnostics.shadow_losses) == {"nonsaturating", "wgan"}
+    assert set(parts.diagnostics.shadow_losses) == {"nonsaturating", "wgan", "lsgan"}
+    hinge = build(compose_config([f"data={data}", "loss=hinge"]))
+    assert set(hinge.diagnostics.shadow_losses) == {"standard", "nonsaturating", "lsgan"}
     off = build(compose_config([f"data={data}", "diagnostics.shadow=false"]))
     assert off.diagnostics.shadow_losses == {}
 
