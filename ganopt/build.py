@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from torch import nn
 
 from ganopt.clipping import WeightClipper
 from ganopt.config import ConfigError, TrainerConfig, validate
+from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm
+from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
@@ -43,6 +46,7 @@ class Components:
     regularizers: list[Regularizer]
     settings: TrainerConfig
     device: torch.device
+    world: World = SINGLE_PROCESS
 
     def make_trainer(self, run_dir: Path, logger: TensorBoardLogger) -> Trainer:
         """A Trainer wired with every component: the one place that does it."""
@@ -61,6 +65,7 @@ class Components:
             self.alarm,
             self.evaluator,
             self.regularizers,
+            self.world,
         )
 
 
@@ -80,6 +85,27 @@ def _build(key: str, node: DictConfig, **kwargs: object) -> object:
         raise ConfigError([f"{key}: {cause}".replace("\n", " ")]) from e
 
 
+def _per_rank(
+    device: torch.device, settings: TrainerConfig, world: World
+) -> tuple[torch.device, TrainerConfig]:
+    """trainer.batch_size is the global batch: each of the world's ranks takes its share, on
+    its own GPU (LOCAL_RANK) when training on CUDA."""
+    if settings.sync_batchnorm and device.type != "cuda":
+        raise ConfigError(["trainer.sync_batchnorm: SyncBatchNorm needs CUDA devices"])
+    if settings.batch_size % world.size:
+        raise ConfigError(
+            [
+                f"trainer.batch_size: {settings.batch_size} does not split evenly "
+                f"over {world.size} processes"
+            ]
+        )
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    per_rank = settings.batch_size // world.size
+    progress = settings.progress and world.is_main  # one progress bar, rank 0's
+    return device, dataclasses.replace(settings, batch_size=per_rank, progress=progress)
+
+
 def _speed_up_on_cuda(G: nn.Module, D: nn.Module, data: object, settings: TrainerConfig) -> None:
     """cuDNN autotuning, channels-last convolutions, torch.compile (in place, so checkpoints
     keep their keys). bf16 autocast is applied by the Trainer."""
@@ -92,15 +118,24 @@ def _speed_up_on_cuda(G: nn.Module, D: nn.Module, data: object, settings: Traine
         D.compile()
 
 
-def build(cfg: DictConfig) -> Components:
-    """Validate ``cfg`` and build the components of a run. Writes nothing to disk."""
+def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
+    """Validate ``cfg`` and build the components of a run (of this rank, under torchrun).
+    Writes nothing to disk."""
     device = validate(cfg)
     settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
-    seed_everything(settings.seed)
+    if world.distributed:
+        device, settings = _per_rank(device, settings, world)
+    seed_everything(settings.seed)  # the same initial weights on every rank
 
     data = _build("data", cfg.data, batch_size=settings.batch_size, device=device)
     G = _build("model.g", cfg.model.g, z_dim=cfg.model.z_dim, data_shape=data.shape).to(device)
     D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
+    if world.distributed:
+        if settings.sync_batchnorm:
+            G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
+            D = nn.SyncBatchNorm.convert_sync_batchnorm(D)
+        if isinstance(data, ImageBatches):
+            data.shard(world.rank, world.size, settings.seed)
     if device.type == "cuda":
         _speed_up_on_cuda(G, D, data, settings)
     elif settings.amp != "none" or settings.compile:
@@ -126,7 +161,9 @@ def build(cfg: DictConfig) -> Components:
         G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=settings.seed
     )
     alarm = GradientAlarm(diag.vanishing_ratio, diag.exploding_ratio)
-    evaluator = evaluator_for(data, device, seed=settings.seed)
+    evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
+    if world.distributed:
+        seed_everything(settings.seed + world.rank)  # each rank its own z (and toy data)
     return Components(
         G,
         D,
@@ -141,4 +178,5 @@ def build(cfg: DictConfig) -> Components:
         regularizers,
         settings,
         device,
+        world,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from ganopt.build import build
 from ganopt.checkpoint import find_checkpoint, load, run_dir_of
 from ganopt.config import ConfigError, register_schema
-from ganopt.logger import TensorBoardLogger
+from ganopt.distributed import World, world_from_env
+from ganopt.distributed import init as init_distributed
+from ganopt.distributed import shutdown as shutdown_distributed
+from ganopt.logger import NullLogger, TensorBoardLogger
 from ganopt.trainer import RunResult, Trainer
 
 log = logging.getLogger("ganopt")
@@ -136,10 +140,40 @@ def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) else worst
 
 
+def with_distributed_overrides(argv: list[str], world: World, run_dir: str) -> list[str]:
+    """Under torchrun every rank composes the same run: ``run_dir`` is rank 0's choice (the
+    ranks' clocks may straddle a second), and rank 0 alone writes Hydra's files and the log."""
+    if any(a in ("-m", "--multirun") for a in argv):
+        sys.exit(
+            "error: a sweep (-m) cannot run under torchrun; use hydra/launcher=slurm to "
+            "run each job with its own GPUs"
+        )
+    argv = list(argv)
+    if not any(a.startswith(("hydra.run.dir=", "resume=")) for a in argv[1:]):
+        argv.append(f"hydra.run.dir={run_dir}")
+    if not world.is_main:  # warnings and errors still reach the console
+        argv += [
+            "hydra.output_subdir=null",
+            f"hydra.job_logging.handlers.file.filename={os.devnull}",
+            "hydra.job_logging.root.level=WARNING",
+            "hydra.hydra_logging.root.level=WARNING",
+        ]
+    return argv
+
+
 def main() -> None:
-    """The console entry point: ``python train.py ...`` and ``ganopt-train ...``."""
-    sys.argv = with_original_overrides(sys.argv)
-    train()
+    """The console entry point: ``python train.py ...``, ``ganopt-train ...`` and
+    ``torchrun --nproc_per_node=N train.py ...``."""
+    world = world_from_env()
+    init_distributed(world)
+    try:
+        sys.argv = with_original_overrides(sys.argv)
+        if world.distributed:
+            run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}")
+            sys.argv = with_distributed_overrides(sys.argv, world, run_dir)
+        train()
+    finally:
+        shutdown_distributed()
 
 
 def resume(trainer: Trainer, path: str) -> None:
@@ -169,7 +203,7 @@ def train(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
 
     try:
-        parts = build(cfg)
+        parts = build(cfg, world_from_env())
     except ConfigError as e:
         log.error("%s", e)
         if in_sweep:
@@ -178,14 +212,15 @@ def train(cfg: DictConfig) -> float | None:
 
     log.info("run directory: %s", run_dir)
     log.info(
-        "device %s | G %s | D %s | loss %s | clip %s",
+        "device %s x %d process(es) | G %s | D %s | loss %s | clip %s",
         parts.device,
+        parts.world.size,
         f"{sum(p.numel() for p in parts.G.parameters()):,} params",
         f"{sum(p.numel() for p in parts.D.parameters()):,} params",
         parts.loss,
         parts.clipper,
     )
-    logger = TensorBoardLogger(run_dir)
+    logger = TensorBoardLogger(run_dir) if parts.world.is_main else NullLogger()
     trainer = parts.make_trainer(run_dir, logger)
     if cfg.resume is not None:
         try:

@@ -39,6 +39,7 @@ class TrainerConfig:
     amp: str = "none"  # none | bf16: autocast the forward passes to bfloat16
     compile: bool = False  # torch.compile G and D
     channels_last: bool = True  # channels-last memory format for convolutional models
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
 
 
 @dataclass

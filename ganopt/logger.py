@@ -6,6 +6,7 @@ One SummaryWriter per run, so ``tensorboard --logdir`` on a sweep lists one run 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,3 +102,28 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+class NullLogger(TensorBoardLogger):
+    """Writes nothing: the logger of every rank but 0 in multi-process training."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(os.devnull))
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        self.scalar_tags.update(values)
+
+    def hparams(self, values: Mapping[str, object]) -> None:
+        pass
+
+    def figure(self, tag: str, fig: Figure, step: int) -> None:
+        pass
+
+    def image(self, tag: str, rgb: np.ndarray, step: int) -> None:
+        pass
+
+    def histogram(self, tag: str, values: Tensor, step: int) -> None:
+        pass
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        pass

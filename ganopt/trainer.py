@@ -22,6 +22,7 @@ from ganopt.checkpoint import CheckpointDir, rng_state, set_rng_state
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe, to_host
+from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, generate
 from ganopt.logger import TensorBoardLogger
@@ -105,6 +106,7 @@ class Trainer:
         alarm: GradientAlarm | None = None,
         evaluator: Evaluator | None = None,
         regularizers: Sequence[Regularizer] = (),
+        world: World = SINGLE_PROCESS,
     ) -> None:
         self.G, self.D, self.loss = G, D, loss
         self.opt_G, self.opt_D = opt_G, opt_D
@@ -119,7 +121,11 @@ class Trainer:
         self.regularizers = list(regularizers)
         self._grad_inputs = set().union(*(r.needs_input_grad for r in self.regularizers))
         self.ema = EMA(G, settings.ema_decay) if settings.ema_decay else None
+        # Under torchrun each network trains through its own DistributedDataParallel wrapper;
+        # every other forward (no-grad, frozen D, diagnostics, penalties) uses the plain module.
+        self.world = world
         self.device = next(G.parameters()).device
+        self.G_train, self.D_train = world.wrap(G, self.device), world.wrap(D, self.device)
         self.d_params = [p for p in D.parameters() if p.requires_grad]
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=settings.keep_ckpts)
         self.guard = NonFiniteGuard(["D", "G"], self.device)
@@ -131,7 +137,8 @@ class Trainer:
     # ---------------------------------------------------------------- the algorithm
     def fit(self) -> RunResult:
         """Train until ``settings.steps`` generator updates, a signal, or divergence."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._fit_start = self._clock = (self.step, time.perf_counter())
         bar = tqdm(
             total=self.settings.steps,
@@ -162,8 +169,9 @@ class Trainer:
             self.watch_finite(step, loss_D, loss_G, probe)
             bar.update()
 
-            save = self._checkpoint_due(step) or stop.signal is not None
-            if (probe or save) and (bad := self.guard.check()) is not None:
+            signum = self._agreed_signal(stop, step, probe)
+            save = self._checkpoint_due(step) or signum is not None
+            if (probe or save) and (bad := self._check_finite()) is not None:
                 return self._finish("diverged", diverged=bad)  # last.pt stays the last good one
             if probe:
                 self.log(step, probe, bar)
@@ -173,12 +181,12 @@ class Trainer:
                 self.evaluate(step)
             if save:
                 self.save_checkpoint()
-            if stop.signal is not None:
-                return self._finish("interrupted", signum=stop.signal)
+            if signum is not None:
+                return self._finish("interrupted", signum=signum)
         trained_until = time.perf_counter()  # the final figure and evaluation are not training
         self.log_samples(self.step, save_png=True)
         self.evaluate(self.step)
-        return self._finish("ok", ended_at=trained_until)
+        return self._finish("ok", ended_at=trained_until, in_sync=self._ranks_in_sync())
 
     def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One D update on a real batch and fresh fakes; G is not in the graph. Penalties are
@@ -187,7 +195,7 @@ class Trainer:
             fake = self.G(z)
         real, fake = self._d_input(real, "real"), self._d_input(fake, "fake")
         with self.autocast():
-            out_real, out_fake = self.D(real), self.D(fake)
+            out_real, out_fake = self.D_train(real), self.D_train(fake)
             loss = self.loss.d_loss(out_real, out_fake)
         penalty = self._penalty(real, fake, out_real, out_fake)
         self.opt_D.zero_grad(set_to_none=True)
@@ -207,7 +215,7 @@ class Trainer:
         """One G update through a frozen D."""
         self._freeze_d(True)
         with self.autocast():
-            out_fake = self.D(self._perturb(self.G(z)))
+            out_fake = self.D(self._perturb(self.G_train(z)))
             loss = self.loss.g_loss(out_fake)
         if probe:
             self.diagnostics.on_g_forward(probe, out_fake)
@@ -220,6 +228,29 @@ class Trainer:
         if self.ema is not None:
             self.ema.update()
         return loss.detach()
+
+    def _agreed_signal(self, stop: StopRequest, step: int, probe: Probe | None) -> int | None:
+        """A signal stops every rank at the same step: ranks agree on log and checkpoint steps
+        (a collective), alone a process stops after the step in flight."""
+        if not self.world.distributed:
+            return stop.signal
+        if probe is None and not self._checkpoint_due(step):
+            return None
+        return self.world.all_max(stop.signal or 0) or None
+
+    def _check_finite(self) -> tuple[str, int] | None:
+        """Divergence on any rank is divergence on all of them."""
+        self.world.all_min(self.guard.first_bad)
+        return self.guard.check()
+
+    def _ranks_in_sync(self) -> bool | None:
+        """Under torchrun, whether every rank ends with the same weights (a collective)."""
+        if not self.world.distributed:
+            return None
+        with torch.no_grad():
+            params = [*self.G.parameters(), *self.D.parameters()]
+            checksum = float(torch.stack([p.double().sum() for p in params]).sum())
+        return self.world.all_equal(checksum)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast of the forward passes (trainer.amp=bf16 on CUDA), else nothing.
@@ -304,6 +335,8 @@ class Trainer:
     def log_samples(self, step: int, save_png: bool = False) -> None:
         """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
         on a fixed batch of z, so that frames are comparable over time."""
+        if not self.world.is_main:
+            return
         shape = getattr(self.data, "shape", ())
         if shape == (2,):
             fig = toy_samples_figure(self.sampler, self.D, self.data, self.loss, step)
@@ -318,7 +351,7 @@ class Trainer:
 
     def log_real_samples(self) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""
-        if self.step == 0 and len(getattr(self.data, "shape", ())) == 3:
+        if self.world.is_main and self.step == 0 and len(getattr(self.data, "shape", ())) == 3:
             rng = torch.Generator().manual_seed(self.settings.seed)
             self.logger.image("real", image_grid(self.data.sample(64, generator=rng)), self.step)
 
@@ -389,6 +422,8 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
+        if not self.world.is_main:
+            return
         periodic = self._periodic_checkpoint_due(self.step)
         self.checkpoints.save(self.state_dict(), self.step, periodic=periodic)
 
@@ -409,6 +444,8 @@ class Trainer:
         return metrics
 
     def _write_metrics(self, metrics: dict[str, object]) -> None:
+        if not self.world.is_main:
+            return
         path = self.run_dir / "metrics.json"
         tmp = path.with_name(".metrics.json.tmp")
         tmp.write_text(json.dumps(metrics, indent=2))
@@ -420,9 +457,12 @@ class Trainer:
         diverged: tuple[str, int] | None = None,
         signum: int | None = None,
         ended_at: float | None = None,
+        in_sync: bool | None = None,
     ) -> RunResult:
         """Write metrics.json and say how the run ended."""
         metrics = self._metrics(status, ended_at)
+        if in_sync is not None:
+            metrics |= {"world_size": self.world.size, "ranks_in_sync": in_sync}
         if diverged is not None:
             network, at = diverged
             metrics |= {"diverged_network": network, "diverged_step": at}

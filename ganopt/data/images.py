@@ -49,6 +49,13 @@ class ImageBatches:
         self.shape: tuple[int, ...] = tuple(images.shape[1:])
         self._order = torch.empty(0, dtype=torch.long)
         self._position = 0
+        self._shard: tuple[int, int, torch.Generator] | None = None
+
+    def shard(self, rank: int, world_size: int, seed: int) -> None:
+        """Multi-process training: every epoch, all ranks draw the same permutation (from a
+        generator seeded alike) and rank r takes every world_size-th image from position r,
+        so the ranks see disjoint images."""
+        self._shard = (rank, world_size, torch.Generator().manual_seed(seed))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -61,22 +68,37 @@ class ImageBatches:
         return self._to_device(self.images.index_select(0, idx))
 
     def state_dict(self) -> dict[str, object]:
-        """Where the stream is: the epoch's permutation and the position in it."""
-        return {"order": self._order.clone(), "position": self._position}
+        """Where the stream is: the epoch's permutation and the position in it (and, sharded,
+        the shared generator)."""
+        state: dict[str, object] = {"order": self._order.clone(), "position": self._position}
+        if self._shard is not None and len(self._order):
+            state["epoch_rng"] = self._epoch_rng
+        return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
+        """Sharded, every rank rebuilds its own slice of the saved epoch (rank 0 saved it)."""
         self._order, self._position = state["order"], int(state["position"])
+        if self._shard is not None and "epoch_rng" in state:
+            self._shard[2].set_state(state["epoch_rng"])
+            self._order = self._permutation()
 
     def _next_indices(self, n: int) -> Tensor:
         parts, needed = [], n
         while needed:
             if self._position >= len(self._order):
-                self._order, self._position = torch.randperm(len(self.images)), 0
+                self._order, self._position = self._permutation(), 0
             take = self._order[self._position : self._position + needed]
             self._position += len(take)
             needed -= len(take)
             parts.append(take)
         return torch.cat(parts)
+
+    def _permutation(self) -> Tensor:
+        if self._shard is None:
+            return torch.randperm(len(self.images))
+        rank, world_size, generator = self._shard
+        self._epoch_rng = generator.get_state()  # rebuilds this epoch's slice on any rank
+        return torch.randperm(len(self.images), generator=generator)[rank::world_size]
 
     def _to_device(self, batch: Tensor) -> Tensor:
         if self.device.type == "cuda":

@@ -1,0 +1,98 @@
+"""Multi-process training under torchrun: PyTorch's own DistributedDataParallel, nothing more.
+
+``torchrun --nproc_per_node=N train.py ...`` sets RANK, WORLD_SIZE and LOCAL_RANK; a plain
+``python train.py`` sets none of them and runs as a world of one, with no process group.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes the run directory: events, checkpoints, metrics.json."""
+        return self.rank == 0
+
+    # ------------------------------------------------------------------ collectives
+    def broadcast(self, obj: object) -> object:
+        """Rank 0's ``obj`` on every rank."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def all_min(self, tensor: Tensor) -> Tensor:
+        if self.distributed:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return tensor
+
+    def all_max(self, value: int) -> int:
+        """The largest of the ranks' values (host ints; a collective, so every rank calls it)."""
+        if not self.distributed:
+            return value
+        box = [None] * self.size
+        dist.all_gather_object(box, value)
+        return max(box)
+
+    def all_equal(self, value: object) -> bool:
+        if not self.distributed:
+            return True
+        box = [None] * self.size
+        dist.all_gather_object(box, value)
+        return all(v == box[0] for v in box)
+
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """``module`` in its own DistributedDataParallel (its gradients are averaged over the
+        ranks in its backward), or ``module`` itself in a world of one."""
+        if not self.distributed:
+            return module
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+
+
+#: a plain ``python train.py``: one process, no process group
+SINGLE_PROCESS = World()
+
+
+def world_from_env() -> World:
+    return World(
+        rank=int(os.environ.get("RANK", 0)),
+        size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def init(world: World) -> None:
+    """Join the process group: gloo for CPU tensors, NCCL for CUDA ones when there is CUDA."""
+    if not world.distributed or dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(world.local_rank)
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
+    dist.init_process_group(backend=backend, timeout=timedelta(minutes=10))
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

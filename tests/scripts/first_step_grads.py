@@ -1,0 +1,46 @@
+"""Run under torchrun (or alone): for each case, one D step and one G step on a fixed global
+batch split over the ranks; rank 0 saves every parameter's gradient to argv[1].
+tests/test_distributed.py compares 2 ranks x B/2 with 1 process x B."""
+
+import sys
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from ganopt.build import build
+from ganopt.cli import config_dir
+from ganopt.distributed import init, shutdown, world_from_env
+from ganopt.logger import NullLogger
+
+BATCH = 64
+world = world_from_env()
+init(world)
+CASES = {"nonsaturating": [], "standard+r1": ["loss=standard", "reg=r1"]}  # no BatchNorm
+
+
+def first_step_grads(overrides: list[str]) -> dict[str, torch.Tensor]:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[f"trainer.batch_size={BATCH}", "trainer.progress=false", *overrides],
+        )
+    parts = build(cfg, world)
+    rng = torch.Generator().manual_seed(123)
+    real = parts.data.sample(BATCH, generator=rng)
+    z_d = torch.randn(BATCH, parts.G.z_dim, generator=rng)
+    z_g = torch.randn(BATCH, parts.G.z_dim, generator=rng)
+    share = slice(world.rank * BATCH // world.size, (world.rank + 1) * BATCH // world.size)
+    with TemporaryDirectory() as run_dir:
+        trainer = parts.make_trainer(Path(run_dir), NullLogger())
+        trainer.train_d(real[share], z_d[share])
+        trainer.train_g(z_g[share])
+    grads = {f"G.{n}": p.grad for n, p in parts.G.named_parameters()}
+    return grads | {f"D.{n}": p.grad for n, p in parts.D.named_parameters()}
+
+
+results = {case: first_step_grads(overrides) for case, overrides in CASES.items()}
+if world.is_main:
+    torch.save(results, sys.argv[1])
+shutdown()

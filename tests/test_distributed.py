@@ -1,0 +1,120 @@
+"""torchrun + DistributedDataParallel on CPU (gloo, 2 processes), and cluster launchers."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganopt.cli import with_distributed_overrides
+from ganopt.data import ImageBatches
+from ganopt.distributed import World
+from tests.conftest import REPO
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def torchrun(*args, cwd, timeout=240):
+    return subprocess.run(
+        [*TORCHRUN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_two_processes_write_one_run_directory_from_rank_0(tmp_path):
+    proc = torchrun(
+        str(REPO / "train.py"),
+        "trainer.steps=6",
+        "trainer.log_every=3",
+        "trainer.batch_size=64",
+        "trainer.progress=false",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
+    assert len(run_dirs) == 1  # the ranks agreed on one directory
+    run = run_dirs[0]
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # rank 0 alone writes events
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "ok"
+    assert metrics["world_size"] == 2
+    assert metrics["ranks_in_sync"] is True  # identical weights on both ranks at the end
+    assert (run / "checkpoints" / "last.pt").exists()
+
+
+def test_two_ranks_with_half_batches_give_the_gradients_of_one_full_batch(tmp_path):
+    """No BatchNorm: the mean over 2 x B/2 equals the mean over B, also with a gradient
+    penalty (built with create_graph, reduced in the same single backward)."""
+    script = str(REPO / "tests" / "scripts" / "first_step_grads.py")
+    proc = torchrun(script, str(tmp_path / "ddp.pt"), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = subprocess.run(
+        [sys.executable, script, str(tmp_path / "one.pt")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp, one = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
+    assert set(ddp) == set(one) == {"nonsaturating", "standard+r1"}
+    for case in one:
+        for name in one[case]:
+            torch.testing.assert_close(
+                ddp[case][name], one[case][name], rtol=1e-5, atol=1e-7, msg=f"{case}: {name}"
+            )
+
+
+def test_image_shards_are_disjoint_and_cover_every_image_each_epoch():
+    images = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 8, 8).contiguous()
+    shards = [ImageBatches(images, batch_size=5) for _ in range(2)]
+    for rank, data in enumerate(shards):
+        data.shard(rank, 2, seed=7)
+    epoch = [next(data)[:, 0, 0, 0].long().tolist() for data in shards]
+    assert sorted(epoch[0] + epoch[1]) == list(range(10))
+
+    # resuming: rank 1 rebuilds its own slice from rank 0's saved state
+    state = shards[0].state_dict()
+    restored = ImageBatches(images, batch_size=5)
+    restored.shard(1, 2, seed=7)
+    restored.load_state_dict(state)
+    assert torch.equal(next(restored), next(shards[1]))
+
+
+def test_ranks_agree_on_the_run_directory_and_only_rank_0_writes_logs():
+    argv = with_distributed_overrides(["train.py", "loss=wgan"], World(rank=1, size=2), "out/a")
+    assert "hydra.run.dir=out/a" in argv
+    assert "hydra.output_subdir=null" in argv
+    kept = with_distributed_overrides(["train.py", "hydra.run.dir=x"], World(0, 2), "out/a")
+    assert kept == ["train.py", "hydra.run.dir=x"]
+    with pytest.raises(SystemExit, match="cannot run under torchrun"):
+        with_distributed_overrides(["train.py", "-m", "loss=wgan,standard"], World(0, 2), "o")
+
+
+def test_a_sweep_through_the_submitit_local_launcher(tmp_path):
+    """What hydra/launcher=slurm does on a cluster, on this machine (submitit's local mode)."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "hydra/launcher=submitit_local",
+            "loss=standard,wgan",
+            "trainer.steps=3",
+            "trainer.progress=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert [p.name.split(",")[0] for p in jobs] == ["0_loss=standard", "1_loss=wgan"]
+    for job in jobs:
+        assert json.loads((job / "metrics.json").read_text())["status"] == "ok"
+    assert (sweep / "summary.md").exists()
+    assert Path(sweep / ".submitit").is_dir()
