@@ -114,15 +114,6 @@ def test_resume_on_the_command_line_continues_the_same_run(tmp_path):
     assert first.returncode == 0, first.stderr
     original = (run / ".hydra" / "config.yaml").read_text()
 
-    # mismatched: rejected before anything is written
-    checkpoint = (run / "checkpoints" / "last.pt").read_bytes()
-    events_before = sorted(run.glob("events.out.tfevents.*"))
-    bad = _train(f"resume={run}", "trainer.steps=12", "model.d.hidden=[8]")
-    assert bad.returncode == 2
-    assert "resume: the checkpoint's D does not fit this config" in bad.stderr
-    assert (run / "checkpoints" / "last.pt").read_bytes() == checkpoint
-    assert sorted(run.glob("events.out.tfevents.*")) == events_before
-
     second = _train(f"resume={run}", "trainer.steps=12")  # the original overrides come back
     assert second.returncode == 0, second.stderr
     assert (run / ".hydra" / "config.yaml").read_text() == original  # kept
@@ -136,6 +127,23 @@ def test_resume_on_the_command_line_continues_the_same_run(tmp_path):
 
     steps = [e.step for e in events(run).Scalars("loss/D")]
     assert steps == [1, 2, 4, 6, 8, 10, 12]  # one series, no duplicate steps
+
+
+def test_a_mismatched_resume_is_refused_before_anything_is_written(tmp_path):
+    from ganopt.cli import resume
+    from ganopt.logger import TensorBoardLogger
+
+    trainer, _ = make_trainer([*MLP, "trainer.steps=2"], tmp_path)
+    trainer.fit()
+    checkpoint = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    parts = build(compose_config([*FAST, *MLP, "trainer.steps=4", "model.d.hidden=[8]"]))
+    other = parts.make_trainer(tmp_path, TensorBoardLogger(tmp_path))  # as train.py does
+    with pytest.raises(ConfigError, match="resume: the checkpoint's D does not fit this config"):
+        resume(other, str(tmp_path))
+    other.logger.close()
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == checkpoint
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no new event file either
 
 
 def test_resuming_a_finished_run_asks_for_more_steps(tmp_path):
