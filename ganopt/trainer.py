@@ -175,8 +175,8 @@ class Trainer:
                 return self._finish("diverged", diverged=bad)  # last.pt stays the last good one
             if probe:
                 self.log(step, probe, bar)
-            if s.sample_every and step % s.sample_every == 0:
-                self.log_samples(step)
+            if s.sample_every and step % s.sample_every == 0 and step < s.steps:
+                self.log_samples(step)  # the last step's samples come after training
             if s.eval_every and step % s.eval_every == 0 and step < s.steps:
                 self.evaluate(step)
             if save:

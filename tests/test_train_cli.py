@@ -101,7 +101,7 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
     w = acc.Scalars("wasserstein/estimate")[-1].value
     out_real, out_fake = acc.Scalars("D/out_real")[-1].value, acc.Scalars("D/out_fake")[-1].value
     assert w == pytest.approx(out_real - out_fake, abs=1e-6)
-    assert [e.step for e in acc.Images("samples")] == [20, 40, 40]
+    assert [e.step for e in acc.Images("samples")] == [20, 40]  # the last step once
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok"
@@ -188,7 +188,7 @@ def test_dcgan_on_digits_end_to_end_through_the_console_script_from_another_dire
     assert proc.returncode == 0, proc.stderr
     acc = events(run_dir)
     assert [e.step for e in acc.Images("real")] == [0]
-    assert [e.step for e in acc.Images("samples")] == [3, 6, 6]
+    assert [e.step for e in acc.Images("samples")] == [3, 6]
     for tag in ("metrics/fd_digits", "metrics/classes_covered", "metrics/class_kl"):
         assert [e.step for e in acc.Scalars(tag)] == [3, 6], tag
     assert "grad_norm/D/down1.conv.weight" in acc.Tags()["scalars"]

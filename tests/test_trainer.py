@@ -259,7 +259,7 @@ def test_an_exception_mid_run_records_failed_and_propagates(run_dir):
 def test_sample_figures_follow_sample_every(run_dir):
     trainer, logger = make_trainer(["trainer.steps=6", "trainer.sample_every=3", *SMALL], run_dir)
     trainer.fit()
-    assert logger.figures == [("samples", 3), ("samples", 6), ("samples", 6)]
+    assert logger.figures == [("samples", 3), ("samples", 6)]  # the last step's once
     assert (run_dir / "samples.png").stat().st_size > 0
 
 
@@ -340,7 +340,7 @@ def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
     )
     trainer.fit()
     steps = [(tag, step) for tag, step, _ in logger.images]
-    assert steps == [("real", 0), ("samples", 2), ("samples", 4), ("samples", 4)]
+    assert steps == [("real", 0), ("samples", 2), ("samples", 4)]
     assert logger.images[0][2] == (8 * 33 + 1, 8 * 33 + 1, 3)  # 8x8 digits shown at 32 px
     assert (run_dir / "samples.png").exists()
     metrics = json.loads((run_dir / "metrics.json").read_text())
