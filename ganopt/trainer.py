@@ -240,6 +240,7 @@ class Trainer:
 
     def _check_finite(self) -> tuple[str, int] | None:
         """Divergence on any rank is divergence on all of them."""
+        self.guard.fold()
         self.world.all_min(self.guard.first_bad)
         return self.guard.check()
 
@@ -297,11 +298,10 @@ class Trainer:
     def watch_finite(self, step: int, loss_D: Tensor, loss_G: Tensor, probe: Probe | None) -> None:
         """Losses every step; on log steps the gradient norms too (a NaN gradient that has not
         yet reached a loss is caught there). Never syncs."""
-        if probe is None:
-            self.guard.watch(step, [loss_D, loss_G])
-            return
-        grads = probe.scalars["grad_norm/D/total"], probe.scalars["grad_norm/G/total"]
-        self.guard.watch(step, [torch.stack([loss_D, grads[0]]), torch.stack([loss_G, grads[1]])])
+        self.guard.record(step, [loss_D, loss_G])
+        if probe is not None:
+            grads = probe.scalars["grad_norm/D/total"], probe.scalars["grad_norm/G/total"]
+            self.guard.watch(step, grads)
 
     def _periodic_checkpoint_due(self, step: int) -> bool:
         every = self.settings.ckpt_every

@@ -98,6 +98,20 @@ def test_non_finite_guard_reports_the_first_bad_step_and_network():
     assert guard.check() == ("G", 2)
 
 
+@pytest.mark.parametrize("capacity", [1, 3, 64])
+def test_recorded_losses_report_the_first_bad_step_across_buffer_refills(capacity):
+    guard = NonFiniteGuard(["D", "G"], torch.device("cpu"), capacity=capacity)
+    for step in range(1, 8):
+        guard.record(step, [torch.tensor(1.0), torch.tensor(2.0)])
+    assert guard.check() is None
+    for step in range(8, 20):
+        d_loss = float("nan") if step >= 13 else 1.0
+        g_loss = float("-inf") if step in (11, 17) else 2.0
+        guard.record(step, [torch.tensor(d_loss), torch.tensor(g_loss)])
+    assert guard.check() == ("G", 11)
+    assert guard.first_bad.tolist() == [13.0, 11.0]
+
+
 def test_atomic_save_leaves_no_temporary_and_loads_with_weights_only(tmp_path):
     path = tmp_path / "last.pt"
     save_atomic({"G": {"w": torch.ones(2)}, "step": 3}, path)

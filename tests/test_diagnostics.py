@@ -1,6 +1,7 @@
 """Each diagnostic on a case whose value is known by hand, and the gradient alarm."""
 
 import math
+import statistics
 
 import pytest
 import torch
@@ -174,3 +175,22 @@ def test_alarm_stays_quiet_on_a_healthy_noisy_run():
         assert alarm.update(step, value) == []
     assert alarm.update(201, math.nan) == []
     assert alarm.metrics() == {"vanishing_step": None, "exploding_step": None}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alarm_fires_where_a_full_history_rescan_would(seed):
+    """The alarm keeps its history sorted; it must agree with recomputing max and median."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.exp(torch.randn(300, generator=gen) * 4).tolist()  # spans orders of magnitude
+    alarm = GradientAlarm(vanishing_ratio=1e-3, exploding_ratio=1e2)
+    expected: dict[str, int | None] = {"vanishing_step": None, "exploding_step": None}
+    for step, value in enumerate(values, start=1):
+        earlier = values[: step - 1]
+        if expected["vanishing_step"] is None and value < 1e-3 * max(values[:step]):
+            expected["vanishing_step"] = step
+        explodes = bool(earlier) and value > 1e2 * statistics.median(earlier)
+        if expected["exploding_step"] is None and explodes:
+            expected["exploding_step"] = step
+        alarm.update(step, value)
+    assert alarm.metrics() == expected
+    assert None not in expected.values()  # the sequence exercises both alarms
