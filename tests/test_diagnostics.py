@@ -96,6 +96,20 @@ def test_input_gradients_of_a_linear_d_are_its_weight_norm():
         assert values[f"grad_x/D/{where}"] == pytest.approx(1.0, rel=1e-6)
 
 
+def test_input_gradients_in_one_pass_equal_one_pass_per_set():
+    torch.manual_seed(0)
+    D = MLPDiscriminator(data_shape=(2,), hidden=[16, 16])
+    diagnostics = Diagnostics(MLPGenerator(2, (2,), [8]), D, NonSaturatingLoss(), seed=3)
+    real, fake = torch.randn(32, 2), torch.randn(32, 2)
+    together = diagnostics.input_gradient_norms(real, fake)
+    diagnostics.rng.manual_seed(3)  # the same interpolates
+    diagnostics._batch_coupled = True  # as with BatchNorm: one pass per set
+    separately = diagnostics.input_gradient_norms(real, fake)
+    assert set(together) == {"grad_x/D/real", "grad_x/D/fake", "grad_x/D/interp"}
+    for name, value in together.items():
+        assert value.item() == pytest.approx(separately[name].item(), rel=1e-5)
+
+
 def test_shadow_ratio_between_standard_and_nonsaturating_is_exp_of_the_logit():
     """Same batch, same Jacobian: the norms differ by σ(a) / (1 − σ(a)) = e^a."""
     values, _ = measure(WassersteinLoss(), fake_logit=-4.0, shadow=["standard", "nonsaturating"])

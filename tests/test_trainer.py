@@ -169,9 +169,10 @@ class _Counter:
 
 
 def test_no_host_sync_between_log_steps(tmp_path, monkeypatch):
-    """Syncs happen on log steps only: 10 or 40 steps with the same log steps cost the same."""
+    """Syncs happen on log steps only: 10 or 150 steps with the same log steps cost the same
+    (150 steps also refill the divergence guard's device buffer of 64 steps)."""
     counts = []
-    for steps in (10, 40):
+    for steps in (10, 150):
         trainer, _ = make_trainer(
             [f"trainer.steps={steps}", "trainer.log_every=1000", *SMALL], tmp_path / str(steps)
         )
@@ -297,8 +298,18 @@ def test_histograms_follow_hist_every(run_dir):
     assert [s for s, _ in logger.scalar_log["loss/D"]] == [1, 2, 3, 4, 6]
 
 
-def test_logging_and_measuring_never_change_the_training_trajectory(tmp_path):
-    """Every diagnostic at every step (interpolates, shadows, histograms, figures) vs none."""
+@pytest.mark.parametrize(
+    "model",
+    [
+        SMALL,
+        [*SMALL, "model.d.spectral_norm=true"],  # power iterations must not advance to measure
+        ["model=dcgan", "data=digits", "data.resolution=16", "model.g.width=4", "model.d.width=4"],
+    ],
+    ids=["mlp", "spectral_norm", "dcgan_batchnorm"],
+)
+def test_logging_and_measuring_never_change_the_training_trajectory(model, tmp_path):
+    """Every diagnostic at every step (interpolates, shadows, histograms, figures) vs none:
+    the same weights and buffers (spectral norm's vectors, BatchNorm's statistics)."""
     every_step = [
         "trainer.log_every=1",
         "trainer.hist_every=1",
@@ -308,10 +319,14 @@ def test_logging_and_measuring_never_change_the_training_trajectory(tmp_path):
     rarely = ["trainer.log_every=1000", "diagnostics.shadow=false"]
     weights = []
     for i, logging in enumerate([every_step, rarely]):
-        trainer, _ = make_trainer(["trainer.steps=12", *SMALL, *logging], tmp_path / str(i))
+        trainer, _ = make_trainer(
+            ["trainer.steps=12", "trainer.batch_size=64", *model, *logging], tmp_path / str(i)
+        )
         trainer.fit()
-        params = [*trainer.G.parameters(), *trainer.D.parameters()]
-        weights.append([p.detach().clone() for p in params])
+        state = [*trainer.G.state_dict().values(), *trainer.D.state_dict().values()]
+        weights.append([t.detach().clone() for t in state])
+    if "model=dcgan" in model:
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trainer.D.modules())
     assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
 
 

@@ -7,17 +7,33 @@ training RNG: a run's trajectory does not depend on how often it is logged.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ganopt.diagnostics.stats import Probe, grad_norms
 from ganopt.losses import GANLoss
 
 #: sigmoid(a) < 1e-3  ⟺  a < log(1e-3 / (1 - 1e-3)): a fake sample D rejects with certainty
 SATURATED_LOGIT = math.log(1e-3 / (1 - 1e-3))
+
+
+@contextlib.contextmanager
+def buffers_preserved(module: nn.Module) -> Iterator[None]:
+    """Forward passes made only to measure leave ``module``'s buffers as they were: spectral
+    norm's power iteration and BatchNorm's running statistics advance on every forward in
+    training mode, and logging more often must not change what training does."""
+    saved = [b.detach().clone() for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(module.buffers(), saved, strict=True):
+                buffer.copy_(value)
 
 
 def _named_trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -46,6 +62,7 @@ class Diagnostics:
         self.shadow_losses = dict(shadow_losses or {})
         self.clip = clip
         self.input_gradients = input_gradients
+        self._batch_coupled = any(isinstance(m, _BatchNorm) for m in D.modules())
         device = self.g_params[0][1].device
         self.rng = torch.Generator(device=device).manual_seed(seed)
 
@@ -89,16 +106,26 @@ class Diagnostics:
         probe.scalars["clip/at_bound"] = at_bound / sum(p.numel() for p in params)
 
     def input_gradient_norms(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """Mean over samples of ||∇_x D(x)|| on real, fake and random interpolates."""
+        """Mean over samples of ||∇_x D(x)|| on real, fake and random interpolates: one pass
+        over the three sets together, or one each where BatchNorm couples a batch's samples.
+        D's buffers are restored afterwards, so measuring never moves the trajectory."""
         shape = (real.shape[0],) + (1,) * (real.dim() - 1)
         eps = torch.rand(shape, device=real.device, generator=self.rng)
         points = {"real": real, "fake": fake, "interp": eps * real + (1 - eps) * fake}
-        norms = {}
-        for name, x in points.items():
-            x = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.D(x).sum(), x)
-            norms[f"grad_x/D/{name}"] = grad.flatten(1).norm(dim=1).mean()
-        return norms
+        with buffers_preserved(self.D):
+            if self._batch_coupled:
+                grads = [self._input_gradient(x) for x in points.values()]
+            else:
+                grads = self._input_gradient(torch.cat(list(points.values()))).split(len(real))
+        return {
+            f"grad_x/D/{name}": grad.flatten(1).norm(dim=1).mean()
+            for name, grad in zip(points, grads, strict=True)
+        }
+
+    def _input_gradient(self, x: Tensor) -> Tensor:
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.D(x).sum(), x)
+        return grad
 
     # ------------------------------------------------------------------ G step
     def on_g_forward(self, probe: Probe, out_fake: Tensor) -> None:
