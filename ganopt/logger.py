@@ -91,9 +91,6 @@ class TensorBoardLogger:
         for summary in hparams_summaries(plain, metrics):
             self.writer.file_writer.add_summary(summary)
 
-    def figure(self, tag: str, fig: Figure, step: int) -> None:
-        self.image(tag, figure_to_rgb(fig), step)
-
     def image(self, tag: str, rgb: np.ndarray, step: int) -> None:
         """An (H, W, 3) uint8 image."""
         self.writer.add_image(tag, rgb, step, dataformats="HWC")
@@ -121,9 +118,6 @@ class NullLogger(TensorBoardLogger):
         self.scalar_tags.update(values)
 
     def hparams(self, values: Mapping[str, object]) -> None:
-        pass
-
-    def figure(self, tag: str, fig: Figure, step: int) -> None:
         pass
 
     def image(self, tag: str, rgb: np.ndarray, step: int) -> None:

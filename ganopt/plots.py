@@ -49,7 +49,8 @@ def toy_samples_figure(
         G.train(was_training[0])
         D.train(was_training[1])
 
-    fig = Figure(figsize=(5.2, 4.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(5.2, 4.6), dpi=100)  # a fixed layout draws in half the time
+    fig.subplots_adjust(left=0.08, right=0.84, bottom=0.07, top=0.93)
     ax = fig.add_subplot()
     axis_np = axis.cpu().numpy()
     levels = np.linspace(0, 1, 11) if loss.uses_sigmoid else 12

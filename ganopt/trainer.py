@@ -25,7 +25,7 @@ from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, generate
-from ganopt.logger import TensorBoardLogger
+from ganopt.logger import TensorBoardLogger, figure_to_rgb
 from ganopt.losses import GANLoss
 from ganopt.plots import image_grid, toy_samples_figure
 from ganopt.regularizers import Regularizer
@@ -340,14 +340,14 @@ class Trainer:
         shape = getattr(self.data, "shape", ())
         if shape == (2,):
             fig = toy_samples_figure(self.sampler, self.D, self.data, self.loss, step)
-            self.logger.figure("samples", fig, step)
-            if save_png:
-                fig.savefig(self.run_dir / "samples.png")
+            rgb = figure_to_rgb(fig)  # drawn once, for TensorBoard and samples.png
         elif len(shape) == 3:
-            grid = image_grid(generate(self.sampler, 64, seed=self.settings.seed))
-            self.logger.image("samples", grid, step)
-            if save_png:
-                Image.fromarray(grid).save(self.run_dir / "samples.png")
+            rgb = image_grid(generate(self.sampler, 64, seed=self.settings.seed))
+        else:
+            return
+        self.logger.image("samples", rgb, step)
+        if save_png:
+            Image.fromarray(rgb).save(self.run_dir / "samples.png")
 
     def log_real_samples(self) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""

@@ -34,7 +34,6 @@ class MemoryLogger:
 
     def __init__(self) -> None:
         self.scalar_log: dict[str, list[tuple[int, float]]] = {}
-        self.figures: list[tuple[str, int]] = []
         self.histograms: list[tuple[str, int]] = []
         self.images: list[tuple[str, int, tuple[int, ...]]] = []
         self.texts: list[tuple[str, str, int]] = []
@@ -48,9 +47,6 @@ class MemoryLogger:
 
     def image(self, tag: str, rgb: object, step: int) -> None:
         self.images.append((tag, step, rgb.shape))
-
-    def figure(self, tag: str, fig: object, step: int) -> None:
-        self.figures.append((tag, step))
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.texts.append((tag, text, step))
