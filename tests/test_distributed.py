@@ -42,6 +42,30 @@ def test_two_processes_write_one_run_directory_from_rank_0(tmp_path):
     assert metrics["ranks_in_sync"] is True  # identical weights on both ranks at the end
     assert (run / "checkpoints" / "last.pt").exists()
 
+    resumed = torchrun(
+        str(REPO / "train.py"),
+        f"resume={run}",
+        "trainer.steps=9",
+        "trainer.progress=false",
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()] == [run]  # same run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["status"], metrics["step"], metrics["ranks_in_sync"]) == ("ok", 9, True)
+
+
+def test_divergence_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    proc = torchrun(
+        str(REPO / "tests" / "scripts" / "diverge_on_one_rank.py"), str(tmp_path), cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for result in ranks:  # rank 1's data turned NaN at step 7, rank 0's never did
+        assert (result["status"], result["step"], result["diverged_step"]) == ("diverged", 10, 7)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "diverged"
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 5  # last good
+
 
 def test_two_ranks_with_half_batches_give_the_gradients_of_one_full_batch(tmp_path):
     """No BatchNorm: the mean over 2 x B/2 equals the mean over B, also with a gradient
