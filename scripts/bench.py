@@ -5,12 +5,16 @@ For each configuration (toy: the default mlp on ring8; dcgan: DCGAN on digits) i
     A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
     B: a hand-written loop: the same networks, losses, optimizers, batch size and data,
        without any logging,
-    C: the Trainer with every diagnostic at every step (log_every = 1),
-A B C A B C ... after a warm-up, and reports the median steps/s of each, the median ratio A/B
-(target >= 0.95) and the cost of full diagnostics, 1 - C/A (targets: <= 25% toy, <= 10% DCGAN).
+    C: the Trainer logging every layer's gradient norm (and the losses, D's outputs, the
+       gradient signal) at every step: log_every = 1,
+    E: as C, plus the diagnostics that cost extra passes: the shadow losses' gradient norms
+       (one more G backward each) and D's input gradients (three more D backwards),
+A B C E A B C E ... after a warm-up, and reports the median steps/s of each, the median ratio
+A/B (target >= 0.95) and the cost of per-layer diagnostics at every step, 1 - C/A (targets:
+<= 25% toy, <= 10% DCGAN); 1 - E/A is reported beside it.
 
     python scripts/bench.py                      # CPU or CUDA (trainer.device=auto)
-    python scripts/bench.py --json --reps 5 --steps 300
+    python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
 
 Steps/s are generator steps per second of training proper (the Trainer's own measurement, which
@@ -100,12 +104,14 @@ def run_bare(overrides: list[str], steps: int) -> float:
 
 
 def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, object]:
+    every_step = [*overrides, "trainer.log_every=1", "trainer.hist_every=0"]
     variants = {
         "trainer": lambda: run_trainer(overrides, steps),
         "bare": lambda: run_bare(overrides, steps),
-        "full_diagnostics": lambda: run_trainer(
-            [*overrides, "trainer.log_every=1", "trainer.hist_every=0"], steps
+        "per_layer_every_step": lambda: run_trainer(
+            [*every_step, "diagnostics.shadow=false", "diagnostics.input_gradients=false"], steps
         ),
+        "everything_every_step": lambda: run_trainer(every_step, steps),
     }
     for run in variants.values():  # warm-up: allocator, kernels, caches
         run()
@@ -114,20 +120,25 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
         for key, run in variants.items():
             speeds[key].append(run())
     ratios = [t / b for t, b in zip(speeds["trainer"], speeds["bare"], strict=True)]
-    costs = [1 - f / t for f, t in zip(speeds["full_diagnostics"], speeds["trainer"], strict=True)]
+
+    def cost(variant: str) -> float:
+        pairs = zip(speeds[variant], speeds["trainer"], strict=True)
+        return statistics.median(1 - v / t for v, t in pairs)
+
     return {
         "config": name,
         "steps_per_sec": {key: statistics.median(v) for key, v in speeds.items()},
         "trainer_over_bare": statistics.median(ratios),
-        "full_diagnostics_cost": statistics.median(costs),
+        "per_layer_cost": cost("per_layer_every_step"),
+        "everything_cost": cost("everything_every_step"),
         "runs": speeds,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--steps", type=int, default=200, help="generator steps per measured run")
-    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions after warm-up")
+    p.add_argument("--steps", type=int, default=500, help="generator steps per measured run")
+    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions after warm-up")
     p.add_argument("--device", default="auto")
     p.add_argument("--configs", default=",".join(CONFIGS), help="which of: " + ", ".join(CONFIGS))
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
@@ -158,17 +169,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.steps} steps x {args.reps} interleaved repetitions (medians)\n"
     )
     print(
-        "| config | bare loop (steps/s) | Trainer (steps/s) | Trainer / bare | "
-        "full diagnostics (steps/s) | cost of full diagnostics |"
+        "| config | bare loop | Trainer | Trainer / bare | per-layer diagnostics every step "
+        "| their cost | every diagnostic every step | its cost |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["steps_per_sec"]
         print(
             f"| {r['config']} | {s['bare']:.1f} | {s['trainer']:.1f} | "
-            f"{r['trainer_over_bare']:.3f} | {s['full_diagnostics']:.1f} | "
-            f"{100 * r['full_diagnostics_cost']:.1f}% |"
+            f"{r['trainer_over_bare']:.3f} | {s['per_layer_every_step']:.1f} | "
+            f"{100 * r['per_layer_cost']:.1f}% | {s['everything_every_step']:.1f} | "
+            f"{100 * r['everything_cost']:.1f}% |"
         )
+    print("\n(steps/s: generator steps per second)")
     return 0
 
 
