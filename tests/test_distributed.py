@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from ganopt.cli import with_distributed_overrides
 from ganopt.data import ImageBatches
 from ganopt.distributed import World
 from tests.conftest import REPO
+from tests.test_train_cli import events
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
@@ -22,11 +24,16 @@ def torchrun(*args, cwd, timeout=240):
     )
 
 
-def test_two_processes_write_one_run_directory_from_rank_0(tmp_path):
+def test_two_processes_write_one_run_directory_and_resume_it(tmp_path):
+    """torchrun: one run directory, rank 0 alone writes, identical weights; then resume=
+    continues that run from the command line with its original overrides, TensorBoard
+    continuing as one series (the single-process resume path is the same code)."""
     proc = torchrun(
         str(REPO / "train.py"),
+        "loss=wgan",
+        "optim=rmsprop_clip",
         "trainer.steps=6",
-        "trainer.log_every=3",
+        "trainer.log_every=2",
         "trainer.batch_size=64",
         "trainer.progress=false",
         cwd=tmp_path,
@@ -41,18 +48,20 @@ def test_two_processes_write_one_run_directory_from_rank_0(tmp_path):
     assert metrics["world_size"] == 2
     assert metrics["ranks_in_sync"] is True  # identical weights on both ranks at the end
     assert (run / "checkpoints" / "last.pt").exists()
+    original = (run / ".hydra" / "config.yaml").read_text()
 
-    resumed = torchrun(
-        str(REPO / "train.py"),
-        f"resume={run}",
-        "trainer.steps=9",
-        "trainer.progress=false",
-        cwd=tmp_path,
-    )
+    resumed = torchrun(str(REPO / "train.py"), f"resume={run}", "trainer.steps=9", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()] == [run]  # same run
+    assert (run / ".hydra" / "config.yaml").read_text() == original  # kept
+    resumed_dirs = [p for p in (run / ".hydra").glob("resumed_*") if (p / "config.yaml").exists()]
+    resumed_cfg = yaml.safe_load((resumed_dirs[-1] / "config.yaml").read_text())
+    assert resumed_cfg["loss"]["_target_"].endswith("WassersteinLoss")  # overrides came back
+    assert resumed_cfg["optim"]["clip"] == 0.01
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["status"], metrics["step"], metrics["ranks_in_sync"]) == ("ok", 9, True)
+    steps = [e.step for e in events(run).Scalars("loss/D")]
+    assert steps == [1, 2, 4, 6, 8, 9]  # one series, no duplicate steps
 
 
 def test_divergence_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
