@@ -72,6 +72,38 @@ OmegaConf.register_new_resolver(
 )
 
 
+def check_group_overrides(overrides: list[str]) -> None:
+    """A config group takes an option by name. Hydra fails with a bare TypeError or ValueError
+    and a traceback on anything else (``loss=[8,8]``, ``loss=null``, ``loss=5``); refuse those
+    first, naming the override. Overrides Hydra cannot parse are left to Hydra's own message."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    problems = []
+    for line in overrides:
+        try:
+            (override,) = parser.parse_overrides([line])
+        except (OverrideParseException, ValueError):
+            continue
+        group = override.key_or_group.lstrip("+~").split("@")[0]
+        if not (config_dir() / group).is_dir() or override.is_delete():
+            continue
+        try:
+            choices = (
+                list(override.sweep_iterator())
+                if override.is_sweep_override()
+                else [override.value()]
+            )
+        except Exception:  # an odd sweep (a range of floats...): Hydra reports it itself
+            continue
+        if not all(isinstance(choice, str) for choice in choices):
+            options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+            problems.append(f"{line}: {group} takes one option by name: {', '.join(options)}")
+    if problems:
+        raise ConfigError(problems)
+
+
 def with_original_overrides(argv: list[str]) -> list[str]:
     """``train.py resume=RUN [overrides]`` → the original run's overrides, then the given ones.
 
@@ -168,6 +200,11 @@ def main() -> None:
     init_distributed(world)
     try:
         sys.argv = with_original_overrides(sys.argv)
+        try:
+            check_group_overrides([a for a in sys.argv[1:] if not a.startswith("-")])
+        except ConfigError as e:
+            log.error("%s", e)
+            sys.exit(2)
         if world.distributed:
             run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}")
             sys.argv = with_distributed_overrides(sys.argv, world, run_dir)

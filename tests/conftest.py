@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ganopt.build import build
-from ganopt.cli import config_dir
+from ganopt.cli import check_group_overrides, config_dir
 from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +25,8 @@ FAST = [
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """As train.py composes: group overrides are checked first (ConfigError)."""
+    check_group_overrides(list(overrides))
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

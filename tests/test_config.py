@@ -10,7 +10,7 @@ from omegaconf.errors import ValidationError
 from PIL import Image
 
 from ganopt.build import build
-from ganopt.cli import config_dir
+from ganopt.cli import check_group_overrides, config_dir
 from ganopt.config import ConfigError
 from tests.conftest import compose_config
 
@@ -217,3 +217,18 @@ def test_paper_presets_hold_the_papers_settings():
     assert [m.out_features for m in article.G if isinstance(m, torch.nn.Linear)] == [20, 2]
     assert article.settings.batch_size == 128
     assert article.loss.name == "standard"
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["loss=[8,8]", "loss=[]", "loss=null", "loss=5", "loss=wgan,5", "optimizer@optim.d=[1]"],
+)
+def test_a_group_given_anything_but_an_option_name_is_refused_by_name(override):
+    """Hydra itself fails on these with a bare TypeError/ValueError and a traceback
+    (found by the hostile-input test)."""
+    with pytest.raises(ConfigError, match="takes one option by name"):
+        check_group_overrides([override])
+
+
+def test_group_options_sweeps_and_plain_keys_pass_the_group_check():
+    check_group_overrides(["loss=wgan", "loss=standard,wgan", "trainer.steps=[1]", "+x=[2]"])
