@@ -1,6 +1,6 @@
 """Train a GAN: ``python train.py loss=wgan optim=sgd_clip`` (see README.md)."""
 
-from ganopt.cli import main
+from ganopt.entry import train
 
 if __name__ == "__main__":
-    main()
+    train()

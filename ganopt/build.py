@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
+import math
+import os
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from hydra._internal.utils import _locate
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from ganopt.clipping import WeightClipper
-from ganopt.config import ConfigError, TrainerConfig, validate
+from ganopt.config import ConfigError, TrainerConfig, is_number, validate
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
-from ganopt.regularizers import Regularizer
+from ganopt.regularizers import GradientPenalty, Regularizer
+from ganopt.schedule import LinearDecay
 from ganopt.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,7 @@ class Components:
     regularizers: list[Regularizer]
     settings: TrainerConfig
     device: torch.device
+    schedule: LinearDecay | None = None
     world: World = SINGLE_PROCESS
 
     def make_trainer(self, run_dir: Path, logger: TensorBoardLogger) -> Trainer:
@@ -66,6 +73,7 @@ class Components:
             self.evaluator,
             self.regularizers,
             self.world,
+            schedule=self.schedule,
         )
 
 
@@ -73,6 +81,64 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 -- user data code may use the legacy global RNG
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+#: the only config nodes that may name something to instantiate, the package it must come
+#: from, and what it must be: a run directory or a config file can choose among ganopt's own
+#: losses, regularizers, networks, data sources and torch's optimizers, never other code
+INSTANTIABLE: dict[str, tuple[str, type]] = {
+    "loss": ("ganopt.losses", GANLoss),
+    "reg": ("ganopt.regularizers", Regularizer),
+    "model.g": ("ganopt.models", nn.Module),
+    "model.d": ("ganopt.models", nn.Module),
+    "data": ("ganopt.data", object),
+    "optim.g": ("torch.optim", torch.optim.Optimizer),
+    "optim.d": ("torch.optim", torch.optim.Optimizer),
+}
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Refuse, before anything is imported or built, any ``_target_`` outside INSTANTIABLE."""
+    problems = []
+    for key, target in _targets(OmegaConf.to_container(cfg, resolve=True)):
+        if key not in INSTANTIABLE:
+            problems.append(
+                f"{key}._target_: only {', '.join(INSTANTIABLE)} may name something to build"
+            )
+        elif not (target is None and key == "reg") and not _allowed(target, *INSTANTIABLE[key]):
+            package, kind = INSTANTIABLE[key]
+            what = "" if kind is object else f"{kind.__name__} "
+            problems.append(
+                f"{key}._target_: {target!r} refused: only a public {what}class or function "
+                f"of {package} may be built there"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
+def _targets(tree: object, prefix: str = "") -> list[tuple[str, object]]:
+    if not isinstance(tree, dict):
+        return []
+    found = [(prefix.rstrip("."), tree["_target_"])] if "_target_" in tree else []
+    return found + [t for k, v in tree.items() for t in _targets(v, f"{prefix}{k}.")]
+
+
+def _allowed(target: object, package: str, kind: type) -> bool:
+    """A public class (a subclass of ``kind``) or function defined in ``package``. The name is
+    checked before anything is imported, and only ``package``'s own modules can be."""
+    if not isinstance(target, str) or not target.startswith(package + "."):
+        return False
+    if any(part.startswith("_") for part in target.split(".")):
+        return False
+    try:
+        obj = _locate(target)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    if not getattr(obj, "__module__", "").startswith(package):
+        return False  # imported there from elsewhere: ganopt.data.images.Path is pathlib's
+    if isinstance(obj, type):
+        return issubclass(obj, kind)
+    return inspect.isfunction(obj)
 
 
 def _build(key: str, node: DictConfig, **kwargs: object) -> object:
@@ -83,6 +149,32 @@ def _build(key: str, node: DictConfig, **kwargs: object) -> object:
         # Hydra wraps the target's own error; its message is the one that says what is wrong
         cause = e.__cause__ if isinstance(e, InstantiationException) and e.__cause__ else e
         raise ConfigError([f"{key}: {cause}".replace("\n", " ")]) from e
+
+
+def build_generator(
+    cfg: DictConfig, data_shape: tuple[int, ...], device: torch.device
+) -> nn.Module:
+    """The generator of ``cfg`` (freshly initialized) for data of ``data_shape``."""
+    G = _build("model.g", cfg.model.g, z_dim=cfg.model.z_dim, data_shape=tuple(data_shape))
+    return G.to(device)
+
+
+def _spectrally_normalized(module: nn.Module) -> bool:
+    return any(hasattr(m, "parametrizations") for m in module.modules())
+
+
+def _refuse_batchnorm_under_penalty(D: nn.Module, sources: dict[str, Regularizer | None]) -> None:
+    """A gradient penalty is a per-sample quantity; BatchNorm makes D(x_i) depend on the rest of
+    the batch, so ∇x_i D is not the gradient the penalty is defined on."""
+    penalties = [name for name, r in sources.items() if isinstance(r, GradientPenalty)]
+    if penalties and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+        raise ConfigError(
+            [
+                f"model.d.norm: BatchNorm in D cannot be combined with the gradient penalty of "
+                f"{penalties[0]} (the penalty is per sample, BatchNorm mixes the batch); use "
+                f"model.d.norm=layer or none"
+            ]
+        )
 
 
 def _per_rank(
@@ -120,16 +212,19 @@ def _speed_up_on_cuda(G: nn.Module, D: nn.Module, data: object, settings: Traine
 
 def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     """Validate ``cfg`` and build the components of a run (of this rank, under torchrun).
-    Writes nothing to disk."""
+    Writes nothing to disk; a config that cannot train raises ConfigError naming its key."""
     device = validate(cfg)
+    check_targets(cfg)
     settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
     if world.distributed:
         device, settings = _per_rank(device, settings, world)
     seed_everything(settings.seed)  # the same initial weights on every rank
 
     data = _build("data", cfg.data, batch_size=settings.batch_size, device=device)
-    G = _build("model.g", cfg.model.g, z_dim=cfg.model.z_dim, data_shape=data.shape).to(device)
+    G = build_generator(cfg, data.shape, device)
     D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
+    dry_run(G, D, data, settings.batch_size, device)
+    set_threads(settings.threads, G, D, device)
     if world.distributed:
         if settings.sync_batchnorm:
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
@@ -142,25 +237,13 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         log.info("trainer.amp and trainer.compile act on CUDA only: ignored on %s", device)
     loss = _build("loss", cfg.loss)
     # G and D each get their own optimizer instance: their moment estimates must not mix.
-    opt_G = _build("optim.g", cfg.optim.g)(G.parameters())
-    opt_D = _build("optim.d", cfg.optim.d)(D.parameters())
+    opt_G = build_optimizer("optim.g", cfg.optim.g, G.parameters())
+    opt_D = build_optimizer("optim.d", cfg.optim.d, D.parameters())
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
-    reg = _build("reg", cfg.reg) if cfg.reg.get("_target_") else None
-    regularizers = [r for r in (loss.regularizer, reg) if r is not None]
-
-    diag = cfg.diagnostics
-    shadow = diag.shadow if diag.shadow is not None else len(data.shape) == 1
-    others = (
-        {  # every generator loss that would train G differently
-            n: cls() for n, cls in GENERATOR_LOSSES.items() if cls.g_loss is not type(loss).g_loss
-        }
-        if shadow
-        else {}
-    )
-    diagnostics = Diagnostics(
-        G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=settings.seed
-    )
-    alarm = GradientAlarm(diag.vanishing_ratio, diag.exploding_ratio)
+    decay = cfg.optim.lr_decay
+    schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
+    regularizers = _regularizers(cfg, loss, D, clipper)
+    diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
     evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
     if world.distributed:
         seed_everything(settings.seed + world.rank)  # each rank its own z (and toy data)
@@ -178,5 +261,179 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         regularizers,
         settings,
         device,
+        schedule,
         world,
     )
+
+
+#: below this many parameters (G and D together) a step is a few small matrix products, which
+#: a second thread slows down more than it helps, and a busy machine much more
+SMALL_MODEL = 1_000_000
+
+
+def set_threads(threads: int | str, G: nn.Module, D: nn.Module, device: torch.device) -> None:
+    """torch's intra-op threads on the CPU (trainer.threads): ``auto`` is 1 for small models
+    such as the toy MLPs, torch's own default otherwise."""
+    if device.type != "cpu":
+        return
+    if threads == "auto":
+        size = sum(p.numel() for p in (*G.parameters(), *D.parameters()))
+        if size >= SMALL_MODEL:
+            return
+        threads = 1
+    torch.set_num_threads(int(threads))
+
+
+def build_optimizer(
+    key: str, node: DictConfig, params: Iterable[nn.Parameter]
+) -> torch.optim.Optimizer:
+    """``optim.g``/``optim.d`` over ``params``, built now so that a bad argument fails here,
+    naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats."""
+    factory = _build(key, node)
+    extra = {}
+    if "betas" in node:
+        betas = node.betas
+        numbers = isinstance(betas, ListConfig) and len(betas) == 2
+        if not numbers or not all(is_number(b) for b in betas):
+            raise ConfigError([f"{key}.betas: must be two numbers, got {betas!r}"])
+        extra["betas"] = tuple(float(b) for b in betas)
+    try:
+        return factory(params, **extra)
+    except (TypeError, ValueError, RuntimeError, IndexError) as e:
+        raise ConfigError([f"{key}: {e}"]) from None
+
+
+def _regularizers(
+    cfg: DictConfig, loss: GANLoss, D: nn.Module, clipper: WeightClipper | None
+) -> list[Regularizer]:
+    """The loss's own term (WGAN-GP's penalty) and ``reg``'s; refuses a penalty under
+    BatchNorm and warns about an unconstrained WGAN critic."""
+    reg = _build("reg", cfg.reg) if cfg.reg.get("_target_") else None
+    regularizers = [r for r in (loss.regularizer, reg) if r is not None]
+    sources = {f"loss={loss.name}": loss.regularizer}
+    if reg is not None:
+        sources[f"reg={cfg.reg._target_.rsplit('.', 1)[-1]}"] = reg
+    _refuse_batchnorm_under_penalty(D, sources)
+    constrained = (
+        clipper
+        or _spectrally_normalized(D)
+        or any(isinstance(r, GradientPenalty) for r in regularizers)
+    )
+    if loss.name == "wgan" and not constrained:
+        log.warning(
+            "loss=wgan without a Lipschitz constraint (optim.clip, a gradient penalty or "
+            "model.d.spectral_norm): the critic is unbounded and the run will likely diverge"
+        )
+    return regularizers
+
+
+def _diagnostics(
+    cfg: DictConfig, G: nn.Module, D: nn.Module, loss: GANLoss, data: object, seed: int
+) -> tuple[Diagnostics, GradientAlarm]:
+    diag = cfg.diagnostics
+    shadow = diag.shadow if diag.shadow is not None else len(data.shape) == 1
+    others = (
+        {  # every generator loss that would train G differently
+            n: cls() for n, cls in GENERATOR_LOSSES.items() if cls.g_loss is not type(loss).g_loss
+        }
+        if shadow
+        else {}
+    )
+    diagnostics = Diagnostics(G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=seed)
+    alarm = GradientAlarm(
+        diag.vanishing_ratio, diag.exploding_ratio, diag.stalled_ratio, diag.stalled_logs
+    )
+    return diagnostics, alarm
+
+
+#: bytes of activations per sample element kept for one step: the forward's saved tensors,
+#: their gradients, and a penalty's second backward; a rough factor, for an upper estimate
+BYTES_PER_ACTIVATION = 4 * 3
+
+
+def dry_run(
+    G: nn.Module, D: nn.Module, data: object, batch_size: int, device: torch.device
+) -> None:
+    """One forward of G and D on two samples, in eval mode, without gradients, from a private
+    RNG: a network or data source that cannot run fails here, naming its key, instead of once
+    training has started; and the activations it counts estimate what a batch will need, so a
+    batch that cannot fit is refused with the estimate. Changes no state."""
+    data_rng = torch.Generator(device=data.rng_device).manual_seed(0)
+    rng = torch.Generator(device=device).manual_seed(0)
+    counts = {"G": 0, "D": 0}
+    modes = G.training, D.training
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _i, out, k=key: counts.__setitem__(k, counts[k] + out.numel())
+        )
+        for key, net in (("G", G), ("D", D))
+        for m in net.modules()
+        if not list(m.children())
+    ]
+    G.eval(), D.eval()
+    try:
+        with torch.no_grad():
+            real = _run("data", lambda: data.sample(2, generator=data_rng))
+            z = torch.randn(2, G.z_dim, device=device, generator=rng)
+            fake = _run("model.g", lambda: G(z))
+            if tuple(fake.shape[1:]) != tuple(data.shape):
+                raise ConfigError(
+                    [
+                        f"model.g: makes samples of shape {tuple(fake.shape[1:])}, the data's are "
+                        f"{tuple(data.shape)}"
+                    ]
+                )
+            out = _run("model.d", lambda: D(torch.cat([real, fake])))
+            if tuple(out.shape) != (4,):
+                raise ConfigError(
+                    [f"model.d: must give one logit per sample, gave {tuple(out.shape)}"]
+                )
+    finally:
+        for hook in hooks:
+            hook.remove()
+        G.train(modes[0]), D.train(modes[1])
+    per_sample = counts["G"] / 2 + counts["D"] / 4 * 2 + math.prod(data.shape) * 2
+    _refuse_oversized_batch(batch_size, per_sample * BYTES_PER_ACTIVATION, device)
+
+
+def _run(key: str, step: Callable[[], torch.Tensor]) -> torch.Tensor:
+    try:
+        return step()
+    except ConfigError:
+        raise
+    except Exception as e:  # any failure of a network or data source on a tiny batch
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError([f"{key}: cannot run ({first})"]) from None
+
+
+def _refuse_oversized_batch(batch_size: int, bytes_per_sample: float, device: torch.device) -> None:
+    needed = batch_size * bytes_per_sample
+    available = available_memory(device)
+    if available is not None and needed > available:
+        raise ConfigError(
+            [
+                f"trainer.batch_size: {batch_size} needs about {_gb(needed)} for one step's "
+                f"activations (an estimate), and {device} has {_gb(available)} available"
+            ]
+        )
+
+
+def available_memory(device: torch.device) -> float | None:
+    """Free bytes on ``device``: CUDA's own count, or the kernel's MemAvailable on Linux."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB"

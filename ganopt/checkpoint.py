@@ -3,48 +3,49 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ganopt.rundir import write_atomic
+
 LAST = "last.pt"
 _PERIODIC = re.compile(r"step_(\d+)\.pt")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # directories cannot be opened on some platforms
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same directory, fsync it, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """torch.save through :func:`ganopt.rundir.write_atomic`: whole or not at all."""
+    write_atomic(path, lambda f: torch.save(state, f))
+
+
+class CheckpointError(ValueError):
+    """A file that is not a loadable ganopt checkpoint; the message says why, in one line."""
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint without unpickling arbitrary objects."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint without unpickling arbitrary objects (``weights_only``): a file that
+    would run code, is truncated, empty or not a checkpoint at all raises CheckpointError."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        code = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line), None)
+        if code:  # a pickle that imports something: it would run code when loaded
+            raise CheckpointError(f"{path}: refused, loading it would run code ({code})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (corrupt, or not written by torch.save)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, IndexError):
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (empty, truncated or corrupt)"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a checkpoint dict")
+    return state
 
 
 def rng_state() -> dict[str, Any]:
@@ -78,20 +79,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """A run directory (→ its checkpoints/last.pt) or a checkpoint file."""
-    path = Path(path).expanduser()
-    candidate = path / "checkpoints" / LAST if path.is_dir() else path
-    if not candidate.is_file():
-        raise FileNotFoundError(f"no checkpoint at {candidate}")
-    return candidate
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    """The run directory a checkpoint belongs to: ``<run>/checkpoints/<file>``."""
-    return checkpoint.resolve().parent.parent
-
-
 class CheckpointDir:
     """``checkpoints/last.pt`` plus the newest ``keep`` periodic ``step_NNNNNNN.pt`` files."""
 
@@ -108,13 +95,14 @@ class CheckpointDir:
         save_atomic(state, self.last)
         if periodic and self.keep > 0:
             target = self.path / f"step_{step:07d}.pt"
-            tmp = target.with_name(f".{target.name}.tmp")
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             tmp.unlink(missing_ok=True)
             try:  # a hard link: no second copy; last.pt is later replaced, never rewritten
                 os.link(self.last, tmp)
             except OSError:  # file systems without hard links
-                shutil.copyfile(self.last, tmp)
-            os.replace(tmp, target)
+                write_atomic(target, lambda f: f.write(self.last.read_bytes()))
+            else:
+                os.replace(tmp, target)
             self._prune()
 
     def _prune(self) -> None:

@@ -1,8 +1,12 @@
-"""The Hydra entry point behind ``python train.py`` and ``ganopt-train``."""
+"""The entry point behind ``python train.py`` and ``ganopt-train``: check the command line, let
+Hydra compose it and create the run directory, build, train, exit with the run's status.
+
+Bad input of any kind gets one line and exit code 2 before anything is written (README,
+"How a run ends")."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 import math
 import os
@@ -11,115 +15,137 @@ from datetime import datetime
 from pathlib import Path
 
 import hydra
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ganopt.build import build
-from ganopt.checkpoint import find_checkpoint, load, run_dir_of
-from ganopt.config import ConfigError, register_schema
+from ganopt.build import build, check_targets
+from ganopt.composition import check_group_overrides, compose_config, config_dir, register
+from ganopt.config import ConfigError, validate
 from ganopt.distributed import World, world_from_env
 from ganopt.distributed import init as init_distributed
 from ganopt.distributed import shutdown as shutdown_distributed
 from ganopt.logger import NullLogger, TensorBoardLogger
-from ganopt.trainer import RunResult, Trainer
+from ganopt.resume import locate, resume, with_recorded_overrides
+from ganopt.rundir import lock, release, remove_rejected, write_atomic
+from ganopt.trainer import RunResult
 
 log = logging.getLogger("ganopt")
 
-#: longest sweep job directory name (file systems allow 255 bytes); longer ones end in a hash
-MAX_DIRNAME = 200
+#: Hydra flags after which no run happens (help, printing the config, shell completion)
+NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc")
+#: Hydra flags that take the next argument as their value
+VALUED_FLAGS = ("-p", "--package", "-cp", "--config-path", "-cn", "--config-name")
+VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun")
+#: the longest name a file system takes for one path component, in bytes
+MAX_NAME_BYTES = 255
 
 
-def config_dir() -> Path:
-    """configs/ inside an installed wheel, else the source checkout's configs/."""
-    packaged = Path(__file__).resolve().parent / "configs"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "configs"
-
-
-def safe_dirname(text: str) -> str:
-    """A sweep job's overrides as one directory name: no '/', at most MAX_DIRNAME characters."""
-    name = text.replace("/", "_").replace("\\", "_")
-    if len(name) > MAX_DIRNAME:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-        name = f"{name[: MAX_DIRNAME - 9]}~{digest}"
-    return name
-
-
-def resume_run_dir(resume: str | None, default: str) -> str:
-    """hydra.run.dir: a resumed run continues in its original directory."""
-    if resume is None:
-        return default
+def main() -> None:
+    """``python train.py ...``, ``ganopt-train ...`` and ``torchrun ... train.py ...``."""
+    register()
+    world = world_from_env()
     try:
-        return str(run_dir_of(find_checkpoint(resume)))
-    except FileNotFoundError:
-        return default  # the task reports the missing checkpoint
-
-
-def resume_hydra_subdir(resume: str | None) -> str:
-    """hydra.output_subdir: a resume keeps the original run's .hydra/ files and records its
-    own beside them."""
-    if resume is None:
-        return ".hydra"
-    return f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}"
-
-
-register_schema()
-OmegaConf.register_new_resolver("ganopt.safe_dirname", safe_dirname, replace=True)
-OmegaConf.register_new_resolver("ganopt.run_dir", resume_run_dir, replace=True)
-OmegaConf.register_new_resolver(
-    "ganopt.hydra_subdir", resume_hydra_subdir, replace=True, use_cache=True
-)
-
-
-def check_group_overrides(overrides: list[str]) -> None:
-    """A config group takes an option by name. Hydra fails with a bare TypeError or ValueError
-    and a traceback on anything else (``loss=[8,8]``, ``loss=null``, ``loss=5``); refuse those
-    first, naming the override. Overrides Hydra cannot parse are left to Hydra's own message."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    parser = OverridesParser.create()
-    problems = []
-    for line in overrides:
+        init_distributed(world)
         try:
-            (override,) = parser.parse_overrides([line])
-        except (OverrideParseException, ValueError):
-            continue
-        group = override.key_or_group.lstrip("+~").split("@")[0]
-        if not (config_dir() / group).is_dir() or override.is_delete():
-            continue
-        try:
-            choices = (
-                list(override.sweep_iterator())
-                if override.is_sweep_override()
-                else [override.value()]
-            )
-        except Exception:  # an odd sweep (a range of floats...): Hydra reports it itself
-            continue
-        if not all(isinstance(choice, str) for choice in choices):
-            options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-            problems.append(f"{line}: {group} takes one option by name: {', '.join(options)}")
-    if problems:
-        raise ConfigError(problems)
+            sys.argv = preflight(sys.argv, world)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        train()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during start-up: quietly
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        shutdown_distributed()
 
 
-def with_original_overrides(argv: list[str]) -> list[str]:
-    """``train.py resume=RUN [overrides]`` → the original run's overrides, then the given ones.
-
-    A resumed run is the same experiment: it is composed from the overrides its run directory
-    recorded (.hydra/overrides.yaml); what the command line repeats or adds wins."""
-    given = [a for a in argv[1:] if a.startswith("resume=")]
-    if not given or any(a in ("-m", "--multirun") for a in argv):
+def preflight(argv: list[str], world: World) -> list[str]:
+    """Everything that can be refused before Hydra creates a run directory: a ``resume=`` that
+    names no run or replays code, a config that does not compose or validate, a run directory
+    that cannot be written or is in use. Returns the argv to run (a resume's recorded
+    overrides first). Raises ConfigError."""
+    if any(a in NO_RUN_FLAGS or a.startswith(("--cfg=", "--info=")) for a in argv[1:]):
         return argv
+    argv = with_recorded_overrides(argv)
+    overrides = _overrides(argv)
+    if any(a in ("-m", "--multirun") for a in argv):
+        if world.distributed:
+            raise ConfigError(
+                [
+                    "a sweep (-m) cannot run under torchrun; use hydra/launcher=slurm to run each "
+                    "job with its own GPUs"
+                ]
+            )
+        check_group_overrides(overrides)  # each job is checked when it runs
+        return argv
+    cfg = compose_config(overrides)
+    validate(cfg)
+    check_targets(cfg)
+    run_dir = _known_run_dir(overrides, cfg)
+    if run_dir is not None and world.is_main:
+        check_writable(run_dir)
+    if world.distributed:
+        run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}")
+        argv = with_distributed_overrides(argv, world, run_dir)
+    return argv
+
+
+def _overrides(argv: list[str]) -> list[str]:
+    overrides, skip = [], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg in VALUED_FLAGS:
+            skip = True
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return overrides
+
+
+def _known_run_dir(overrides: list[str], cfg: DictConfig) -> Path | None:
+    """The run directory, when it is known before Hydra picks it: a resumed run's, or one
+    given as hydra.run.dir= (else Hydra names it by the clock)."""
+    if cfg.resume is not None:
+        return locate(cfg.resume)[0]
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
+    if not given:
+        return None
+    if given[-1].strip("'\" ") == "":
+        raise ConfigError(["hydra.run.dir: must not be empty (it would write into .)"])
+    return Path(given[-1]).expanduser()
+
+
+def check_writable(run_dir: Path) -> None:
+    """Create and lock a run directory ganopt can write, or raise ConfigError."""
+    for part in run_dir.parts:
+        if len(part.encode()) > MAX_NAME_BYTES:
+            raise ConfigError(
+                [
+                    f"hydra.run.dir: a path component is {len(part.encode())} bytes, over the "
+                    f"file system's {MAX_NAME_BYTES}: {part[:40]}..."
+                ]
+            )
     try:
-        run_dir = run_dir_of(find_checkpoint(given[-1].split("=", 1)[1]))
-        original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    except (FileNotFoundError, OSError):
-        return argv  # the task reports what is missing
-    keys = {a.lstrip("+~").split("=", 1)[0] for a in argv[1:] if "=" in a}
-    kept = [o for o in original if o.lstrip("+~").split("=", 1)[0] not in keys | {"resume"}]
-    return [argv[0], *kept, *argv[1:]]
+        lock(run_dir)  # creates it; held until the run ends, refused if another process has it
+    except ConfigError as e:
+        raise ConfigError([f"hydra.run.dir: {p}" for p in e.problems]) from None
+
+
+def with_distributed_overrides(argv: list[str], world: World, run_dir: str) -> list[str]:
+    """Under torchrun every rank composes the same run: ``run_dir`` is rank 0's choice (the
+    ranks' clocks may straddle a second), and rank 0 alone writes Hydra's files and log."""
+    argv = list(argv)
+    if not any(a.startswith(("hydra.run.dir=", "resume=")) for a in argv[1:]):
+        argv.append(f"hydra.run.dir={run_dir}")
+    if not world.is_main:  # warnings and errors still reach the console
+        argv += [
+            "hydra.output_subdir=null",
+            f"hydra.job_logging.handlers.file.filename={os.devnull}",
+            "hydra.job_logging.root.level=WARNING",
+            "hydra.hydra_logging.root.level=WARNING",
+        ]
+    return argv
 
 
 def _parse_value(value: str) -> object:
@@ -172,80 +198,41 @@ def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) else worst
 
 
-def with_distributed_overrides(argv: list[str], world: World, run_dir: str) -> list[str]:
-    """Under torchrun every rank composes the same run: ``run_dir`` is rank 0's choice (the
-    ranks' clocks may straddle a second), and rank 0 alone writes Hydra's files and the log."""
-    if any(a in ("-m", "--multirun") for a in argv):
-        sys.exit(
-            "error: a sweep (-m) cannot run under torchrun; use hydra/launcher=slurm to "
-            "run each job with its own GPUs"
+def reject(error: ConfigError, cfg: DictConfig, run_dir: Path, in_sweep: bool) -> float | None:
+    """A config refused in the task: one line; in a sweep the job's status is recorded and the
+    sweep goes on, alone the run leaves nothing behind and exits 2."""
+    log.error("%s", error)
+    if in_sweep:
+        metrics = {"status": "rejected", "error": str(error)}
+        write_atomic(
+            run_dir / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2).encode())
         )
-    argv = list(argv)
-    if not any(a.startswith(("hydra.run.dir=", "resume=")) for a in argv[1:]):
-        argv.append(f"hydra.run.dir={run_dir}")
-    if not world.is_main:  # warnings and errors still reach the console
-        argv += [
-            "hydra.output_subdir=null",
-            f"hydra.job_logging.handlers.file.filename={os.devnull}",
-            "hydra.job_logging.root.level=WARNING",
-            "hydra.hydra_logging.root.level=WARNING",
-        ]
-    return argv
-
-
-def main() -> None:
-    """The console entry point: ``python train.py ...``, ``ganopt-train ...`` and
-    ``torchrun --nproc_per_node=N train.py ...``."""
-    world = world_from_env()
-    init_distributed(world)
-    try:
-        sys.argv = with_original_overrides(sys.argv)
-        try:
-            check_group_overrides([a for a in sys.argv[1:] if not a.startswith("-")])
-        except ConfigError as e:
-            log.error("%s", e)
-            sys.exit(2)
-        if world.distributed:
-            run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}")
-            sys.argv = with_distributed_overrides(sys.argv, world, run_dir)
-        train()
-    finally:
-        shutdown_distributed()
-
-
-def resume(trainer: Trainer, path: str) -> None:
-    """Load a checkpoint into ``trainer``; ConfigError if it is missing or does not fit."""
-    try:
-        checkpoint = find_checkpoint(path)
-        state = load(checkpoint, map_location=trainer.device)
-        trainer.load_state_dict(state)
-    except (FileNotFoundError, ValueError) as e:
-        raise ConfigError([f"resume: {e}"]) from None
-    if trainer.step >= trainer.settings.steps:
-        raise ConfigError(
-            [
-                f"resume: the checkpoint is at step {trainer.step}, and "
-                f"trainer.steps={trainer.settings.steps}: raise trainer.steps to go on"
-            ]
-        )
-    log.info("resuming %s at step %d", checkpoint, trainer.step)
+        release(run_dir)
+        return objective(cfg, None)
+    subdir = HydraConfig.get().output_subdir
+    remove_rejected(run_dir, run_dir / subdir if subdir else None)
+    sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def train(cfg: DictConfig) -> float | None:
-    """One training run. In a sweep, a job that is rejected or fails is logged and the sweep
-    goes on; in a single run it exits non-zero."""
+    """One training run. In a sweep, a job that is rejected or fails is recorded and the sweep
+    goes on; alone it exits non-zero."""
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
-
+    world = world_from_env()
     try:
-        parts = build(cfg, world_from_env())
+        if world.is_main:
+            lock(run_dir)
+        parts = build(cfg, world)
+        logger = TensorBoardLogger(run_dir) if parts.world.is_main else NullLogger()
+        trainer = parts.make_trainer(run_dir, logger)
+        if cfg.resume is not None:
+            resume(trainer, cfg.resume)
+            logger.continue_after(trainer.step)
     except ConfigError as e:
-        log.error("%s", e)
-        if in_sweep:
-            return objective(cfg, None)
-        sys.exit(2)
+        return reject(e, cfg, run_dir, in_sweep)
 
     log.info("run directory: %s", run_dir)
     log.info(
@@ -257,15 +244,6 @@ def train(cfg: DictConfig) -> float | None:
         parts.loss,
         parts.clipper,
     )
-    logger = TensorBoardLogger(run_dir) if parts.world.is_main else NullLogger()
-    trainer = parts.make_trainer(run_dir, logger)
-    if cfg.resume is not None:
-        try:
-            resume(trainer, cfg.resume)
-        except ConfigError as e:
-            log.error("%s", e)
-            sys.exit(2)
-        logger.continue_after(trainer.step)
     result = None
     try:
         result = trainer.fit()
@@ -276,6 +254,7 @@ def train(cfg: DictConfig) -> float | None:
     finally:
         logger.hparams(run_hparams(cfg, result.status if result else "failed"))
         logger.close()
+        release(run_dir)
     if result is None:
         return objective(cfg, None)
 
@@ -285,6 +264,6 @@ def train(cfg: DictConfig) -> float | None:
         result.step,
         ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if isinstance(v, float)),
     )
-    if result.status == "interrupted":
+    if result.status in ("interrupted", "failed") and not in_sweep:
         sys.exit(result.exit_code)
     return objective(cfg, result)

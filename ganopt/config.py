@@ -7,13 +7,15 @@ Types are checked by OmegaConf while Hydra composes (``trainer.steps=abc`` fails
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 SCHEMA_NAME = "ganopt_schema"
 
@@ -22,7 +24,7 @@ SCHEMA_NAME = "ganopt_schema"
 class TrainerConfig:
     """The training loop's own settings; the Trainer receives this object, not a DictConfig."""
 
-    steps: int = 3000  # generator updates
+    steps: int = 5000  # generator updates
     batch_size: int = 256
     d_steps: int = 1  # D (critic) updates per G update: n_critic
     log_every: int = 50  # scalars and gradient norms every N generator steps
@@ -34,7 +36,8 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     progress: bool = True  # a progress bar on stderr
-    ema_decay: float | None = None  # keep an EMA of G's weights for samples and evaluation
+    threads: Any = "auto"  # CPU threads for torch: auto (by model size) or a number
+    ema_decay: float | None = 0.999  # an EMA of G's weights for samples and evaluation
     # CUDA only (on a CPU they are ignored, so results there never change):
     amp: str = "none"  # none | bf16: autocast the forward passes to bfloat16
     compile: bool = False  # torch.compile G and D
@@ -47,6 +50,7 @@ class OptimConfig:
     g: Any = MISSING  # a partial torch.optim.Optimizer for G
     d: Any = MISSING  # ... and its own for D
     clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
+    lr_decay: float = 0.0  # both lrs fall linearly to 0 over this last fraction of the steps
 
 
 @dataclass
@@ -54,7 +58,9 @@ class DiagnosticsConfig:
     shadow: bool | None = None  # the other generator losses' gradient norms; null: toy data only
     input_gradients: bool = True  # grad_x/D/{real,fake,interp}
     vanishing_ratio: float = 1e-3  # alarm when ||grad G|| < ratio x its running maximum
-    exploding_ratio: float = 1e3  # alarm when ||grad G|| > ratio x its running median
+    exploding_ratio: float = 1e2  # alarm when ||grad G|| or ||grad D|| > ratio x its median
+    stalled_ratio: float = 1e-6  # "not learning": G's ||dtheta||/||theta|| below this ...
+    stalled_logs: int = 3  # ... for this many log steps in a row
 
 
 @dataclass
@@ -84,14 +90,77 @@ def register_schema() -> None:
 
 
 class ConfigError(ValueError):
-    """A config that must not start a run. The message names every offending key."""
+    """A config that must not start a run. The message, one line, names every offending key."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = [" ".join(p.split()) for p in problems]
+        super().__init__("invalid config: " + "; ".join(self.problems))
 
 
-def _is_number(value: object) -> bool:
+#: the nodes a config must have, each a mapping (``model.g=null`` or ``~optim`` is refused)
+REQUIRED_NODES = (
+    *("trainer", "optim", "optim.g", "optim.d", "model", "model.g", "model.d"),
+    *("data", "loss", "reg"),
+)
+#: nodes typed by the schema: a key they do not declare is a typo (``+trainer.step=10``)
+SCHEMA_NODES = {
+    "trainer": TrainerConfig,
+    "optim": OptimConfig,
+    "diagnostics": DiagnosticsConfig,
+    "objective": ObjectiveConfig,
+}
+#: torch.manual_seed takes 64-bit seeds; ganopt derives a few more from the one given
+MAX_SEED = 2**63 - 2**16
+#: learning rates and other optimizer numbers end up in float32 kernels
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_structure(cfg: DictConfig) -> None:
+    """What must hold before any value can be read: every interpolation resolves, every
+    required node is a mapping, the schema's nodes have no unknown keys, and no number anywhere
+    is NaN or infinite. Raises ConfigError naming the keys."""
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError([f"{key}: {message}"]) from None
+    problems = []
+    for dotted in REQUIRED_NODES:
+        node = _lookup(plain, dotted)
+        if not isinstance(node, dict):
+            problems.append(f"{dotted}: must be a config node, got {node!r}")
+    for name, schema in SCHEMA_NODES.items():
+        node = plain.get(name)
+        declared = {f.name for f in fields(schema)}
+        for key in sorted(set(node or {}) - declared):
+            close = difflib.get_close_matches(key, declared, n=1)
+            hint = f" (did you mean {name}.{close[0]}?)" if close else ""
+            problems.append(f"{name}.{key}: unknown key{hint}")
+    problems += [f"{key}: must be finite, got {value}" for key, value in _non_finite(plain)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _lookup(tree: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _non_finite(tree: object, prefix: str = "") -> list[tuple[str, float]]:
+    """(key, value) of every NaN or infinite float in a plain container."""
+    if isinstance(tree, dict):
+        return [kv for k, v in tree.items() for kv in _non_finite(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [kv for i, v in enumerate(tree) for kv in _non_finite(v, f"{prefix}{i}.")]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return [(prefix.rstrip("."), tree)]
+    return []
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -101,7 +170,7 @@ def _check_min(problems: list[str], key: str, value: int, minimum: int) -> None:
 
 
 def _check_positive_number(problems: list[str], key: str, value: object) -> None:
-    if not _is_number(value) or value <= 0:
+    if not is_number(value) or value <= 0:
         problems.append(f"{key}: must be a finite number > 0, got {value!r}")
 
 
@@ -141,6 +210,7 @@ def validate(cfg: DictConfig) -> torch.device:
 
     Raises :class:`ConfigError` listing every problem at once.
     """
+    check_structure(cfg)
     problems: list[str] = []
     t = cfg.trainer
     for key, minimum in [
@@ -155,10 +225,22 @@ def validate(cfg: DictConfig) -> torch.device:
         ("keep_ckpts", 0),
     ]:
         _check_min(problems, f"trainer.{key}", t[key], minimum)
+    if not 0 <= t.seed <= MAX_SEED:
+        problems.append(f"trainer.seed: must be in [0, {MAX_SEED}], got {t.seed}")
     for net in ("g", "d"):
-        _check_positive_number(problems, f"optim.{net}.lr", cfg.optim[net].get("lr"))
+        lr = cfg.optim[net].get("lr")
+        _check_positive_number(problems, f"optim.{net}.lr", lr)
+        if is_number(lr) and lr > FLOAT32_MAX:
+            problems.append(f"optim.{net}.lr: must fit in float32 (< 3.4e38), got {lr}")
     if cfg.optim.clip is not None:
         _check_positive_number(problems, "optim.clip", cfg.optim.clip)
+    if not (is_number(cfg.optim.lr_decay) and 0 <= cfg.optim.lr_decay <= 1):
+        problems.append(f"optim.lr_decay: must be in [0, 1], got {cfg.optim.lr_decay!r}")
+    threads_ok = t.threads == "auto" or (
+        isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 1
+    )
+    if not threads_ok:
+        problems.append(f"trainer.threads: must be auto or an int >= 1, got {t.threads!r}")
     if t.amp not in ("none", "bf16"):
         problems.append(f"trainer.amp: must be none or bf16, got {t.amp!r}")
     if t.ema_decay is not None and not 0 < t.ema_decay < 1:
@@ -168,6 +250,11 @@ def validate(cfg: DictConfig) -> torch.device:
         problems.append(f"diagnostics.vanishing_ratio: must be in (0, 1), got {vanishing}")
     if not exploding > 1:
         problems.append(f"diagnostics.exploding_ratio: must be > 1, got {exploding}")
+    if not 0 < cfg.diagnostics.stalled_ratio < 1:
+        problems.append(
+            f"diagnostics.stalled_ratio: must be in (0, 1), got {cfg.diagnostics.stalled_ratio}"
+        )
+    _check_min(problems, "diagnostics.stalled_logs", cfg.diagnostics.stalled_logs, 1)
     if cfg.objective.direction not in ("minimize", "maximize"):
         problems.append(
             f"objective.direction: must be minimize or maximize, got {cfg.objective.direction!r}"

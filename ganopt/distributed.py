@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,8 +67,17 @@ class World:
         if not self.distributed:
             return module
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=ids, **_NO_FORWARD_BUFFER_SYNC)
 
+
+#: DDP must not overwrite rank-local buffers (spectral norm's vectors, BatchNorm statistics)
+#: at each forward: torch >= 2.13 names that forward_sync_buffers (broadcast_buffers is
+#: deprecated there); older releases only know broadcast_buffers
+_NO_FORWARD_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
 
 #: a plain ``python train.py``: one process, no process group
 SINGLE_PROCESS = World()
@@ -94,5 +104,12 @@ def init(world: World) -> None:
 
 
 def shutdown() -> None:
-    if dist.is_initialized():
+    """Leave the process group together: a barrier first, so no rank tears its group down
+    while another still has a collective in flight (gloo then aborts the process with
+    'terminate called without an active exception')."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    finally:
         dist.destroy_process_group()

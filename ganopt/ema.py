@@ -9,8 +9,13 @@ from torch import nn
 
 
 class EMA:
-    """``module`` holds decay · module + (1 - decay) · G after every ``update()``; buffers
-    (BatchNorm statistics) are copied. Samples and evaluation use it instead of G."""
+    """``module`` holds β · module + (1 - β) · G after every ``update(step)``; buffers
+    (BatchNorm statistics) are copied. Samples and evaluation use it instead of G.
+
+    β warms up as min(decay, (1 + t) / (10 + t)) at update t (TensorFlow's
+    ``ExponentialMovingAverage`` with ``num_updates``): with a constant 0.999 the average would
+    remember G's random initialization for thousands of steps, while early G changes fast.
+    """
 
     def __init__(self, G: nn.Module, decay: float) -> None:
         if not 0 < decay < 1:
@@ -21,8 +26,12 @@ class EMA:
         self._params = list(self.module.parameters())
         self._sources = list(G.parameters())
 
+    def decay_at(self, step: int) -> float:
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self) -> None:
-        torch._foreach_lerp_(self._params, self._sources, 1.0 - self.decay)
+    def update(self, step: int) -> None:
+        """After G's ``step``-th update (1, 2, ...)."""
+        torch._foreach_lerp_(self._params, self._sources, 1.0 - self.decay_at(step))
         for ema_buffer, buffer in zip(self.module.buffers(), self.G.buffers(), strict=True):
             ema_buffer.copy_(buffer)

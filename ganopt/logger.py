@@ -15,9 +15,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+from ganopt.tags import description
 
 #: TensorBoard's Custom Scalars tab (entries are regular expressions over tags).
 CUSTOM_SCALARS = {
@@ -75,11 +78,16 @@ class TensorBoardLogger:
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """All of a step's scalars as one event: logging every layer at every step stays cheap
         (``add_scalar`` would build and queue one event per tag)."""
-        summary = Summary(
-            value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()]
-        )
+        summary = Summary(value=[self._scalar(tag, float(v)) for tag, v in values.items()])
         self.writer.file_writer.add_summary(summary, step)
         self.scalar_tags.update(values)
+
+    def _scalar(self, tag: str, value: float) -> Summary.Value:
+        """The first value of a tag carries its description (TensorBoard reads it there)."""
+        if tag in self.scalar_tags or (text := description(tag)) is None:
+            return Summary.Value(tag=tag, simple_value=value)
+        metadata = scalar_metadata.create_summary_metadata(display_name=tag, description=text)
+        return Summary.Value(tag=tag, simple_value=value, metadata=metadata)
 
     def hparams(self, values: Mapping[str, object]) -> None:
         """This run's entry in the HParams dashboard, written into the run itself (unlike

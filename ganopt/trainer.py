@@ -9,7 +9,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from ganopt.logger import TensorBoardLogger, figure_to_rgb
 from ganopt.losses import GANLoss
 from ganopt.plots import image_grid, toy_samples_figure
 from ganopt.regularizers import Regularizer
+from ganopt.rundir import WriteError, write_atomic
+from ganopt.schedule import LinearDecay
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ FINAL_SCALARS = {
 
 @dataclass
 class RunResult:
-    """How a run ended. ``status`` is ok, diverged, interrupted or failed (SPEC §3)."""
+    """How a run ended: ok, diverged, interrupted or failed (README, "How a run ends")."""
 
     status: str
     step: int
@@ -56,6 +58,67 @@ class RunResult:
         if self.status == "interrupted":
             return 128 + (self.signal or signal.SIGINT)
         return 1 if self.status == "failed" else 0
+
+
+#: what an allocation that does not fit raises (torch.OutOfMemoryError is new in torch 2.5)
+OUT_OF_MEMORY = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
+
+
+def _is_out_of_memory(error: RuntimeError) -> bool:
+    text = str(error)
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def _failure(error: BaseException, step: int) -> str:
+    """One line for a failure the run can name: a full disk, or memory."""
+    if isinstance(error, WriteError):
+        return str(error)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"out of memory during step {step} ({first[:160]}); lower trainer.batch_size"
+
+
+def non_finite_network(state: dict[str, object]) -> str | None:
+    """ "G" or "D" when one of that network's weights or optimizer statistics is NaN or
+    infinite (Adam's exp_avg_sq can overflow while the losses still look fine), else None."""
+    for network, keys in (("G", ("G", "opt_G", "G_ema")), ("D", ("D", "opt_D"))):
+        tensors = [t for key in keys if key in state for t in _tensors(state[key])]
+        floating = [t for t in tensors if t.is_floating_point()]
+        if floating and not torch.stack([torch.isfinite(t).all() for t in floating]).all():
+            return network
+    return None
+
+
+def _hyperparameters(group: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in group.items() if k != "params" and not isinstance(v, Tensor)}
+
+
+def _load_part(name: str, load: Callable[[], object]) -> object:
+    """Load one part of a checkpoint; whatever goes wrong is a ValueError naming the part."""
+    try:
+        return load()
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ValueError(f"the checkpoint's {name} does not fit this config: {detail}") from None
+
+
+def _step(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"step must be an int >= 0, got {value!r}")
+    return value
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _tensors(tree: object) -> list[Tensor]:
+    if isinstance(tree, Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _tensors(v)]
+    if isinstance(tree, (list, tuple)):
+        return [t for v in tree for t in _tensors(v)]
+    return []
 
 
 class StopRequest:
@@ -107,6 +170,7 @@ class Trainer:
         evaluator: Evaluator | None = None,
         regularizers: Sequence[Regularizer] = (),
         world: World = SINGLE_PROCESS,
+        schedule: LinearDecay | None = None,
     ) -> None:
         self.G, self.D, self.loss = G, D, loss
         self.opt_G, self.opt_D = opt_G, opt_D
@@ -119,6 +183,7 @@ class Trainer:
         self.alarm = alarm or GradientAlarm()
         self.evaluator = evaluator
         self.regularizers = list(regularizers)
+        self.schedule = schedule
         self._grad_inputs = set().union(*(r.needs_input_grad for r in self.regularizers))
         self.ema = EMA(G, settings.ema_decay) if settings.ema_decay else None
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
@@ -130,8 +195,13 @@ class Trainer:
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=settings.keep_ckpts)
         self.guard = NonFiniteGuard(["D", "G"], self.device)
         self.step = 0  # completed generator updates
+        self.saved_step: int | None = None  # of the newest checkpoint this run wrote
+        self._configured = {  # the optimizers' settings as the config made them
+            name: [_hyperparameters(group) for group in opt.param_groups]
+            for name, opt in (("opt_G", opt_G), ("opt_D", opt_D))
+        }
         self.last_logged: dict[str, float] = {}
-        self.last_metrics: dict[str, float] = {}  # the latest evaluation
+        self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
 
     # ---------------------------------------------------------------- the algorithm
@@ -152,8 +222,17 @@ class Trainer:
             self.log_real_samples()
             with StopRequest() as stop:
                 return self._train(stop, bar)
-        except Exception:
-            self._finish("failed")
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, without another checkpoint
+            return self._finish("interrupted", signum=signal.SIGINT, aborted=True)
+        except (WriteError, MemoryError, *OUT_OF_MEMORY) as e:
+            return self._finish("failed", error=_failure(e, self.step + 1))
+        except RuntimeError as e:
+            if not _is_out_of_memory(e):
+                self._finish("failed", error=f"{type(e).__name__}: {e}")
+                raise
+            return self._finish("failed", error=_failure(e, self.step + 1))
+        except Exception as e:
+            self._finish("failed", error=f"{type(e).__name__}: {e}")
             raise
         finally:
             bar.close()
@@ -162,8 +241,11 @@ class Trainer:
         s = self.settings
         for step in range(self.step + 1, s.steps + 1):
             probe = self.probe(step)  # None except on log steps
-            for _ in range(s.d_steps):
-                loss_D = self.train_d(next(self.data), self.sample_z(), probe)
+            if self.schedule is not None:
+                self.schedule.set(step)
+            for critic_step in range(1, s.d_steps + 1):  # D's tags describe the last one
+                d_probe = probe if critic_step == s.d_steps else None
+                loss_D = self.train_d(next(self.data), self.sample_z(), d_probe)
             loss_G = self.train_g(self.sample_z(), probe)
             self.step = step
             self.watch_finite(step, loss_D, loss_G, probe)
@@ -179,8 +261,8 @@ class Trainer:
                 self.log_samples(step)  # the last step's samples come after training
             if s.eval_every and step % s.eval_every == 0 and step < s.steps:
                 self.evaluate(step)
-            if save:
-                self.save_checkpoint()
+            if save and (bad := self.save_checkpoint()) is not None:
+                return self._finish("diverged", diverged=bad, in_state=True)
             if signum is not None:
                 return self._finish("interrupted", signum=signum)
         trained_until = time.perf_counter()  # the final figure and evaluation are not training
@@ -204,10 +286,13 @@ class Trainer:
             self.diagnostics.on_d_backward(
                 probe, loss, real.detach(), fake.detach(), out_real, out_fake, penalty
             )
+        if probe:
+            self.diagnostics.before_step("D")
         self.opt_D.step()
         if self.clipper is not None:
             self.clipper()
         if probe:
+            self.diagnostics.after_step(probe, "D")
             self.diagnostics.on_d_step(probe)
         return loss.detach()
 
@@ -224,9 +309,12 @@ class Trainer:
         self._freeze_d(False)
         if probe:
             self.diagnostics.on_g_backward(probe, loss, out_fake)
+            self.diagnostics.before_step("G")
         self.opt_G.step()
+        if probe:
+            self.diagnostics.after_step(probe, "G")
         if self.ema is not None:
-            self.ema.update()
+            self.ema.update(self.step + 1)  # the step in progress
         return loss.detach()
 
     def _agreed_signal(self, stop: StopRequest, step: int, probe: Probe | None) -> int | None:
@@ -287,13 +375,20 @@ class Trainer:
         return torch.randn(self.settings.batch_size, self.G.z_dim, device=self.device)
 
     def should_log(self, step: int) -> bool:
-        return step == 1 or step % self.settings.log_every == 0 or step == self.settings.steps
+        return self._regular_log_step(step) or step == self.settings.steps
+
+    def _regular_log_step(self, step: int) -> bool:
+        """Step 1 and every log_every-th: the steps every run logs, whatever its length."""
+        return step == 1 or step % self.settings.log_every == 0
 
     def probe(self, step: int) -> Probe | None:
         """What to measure at this step: nothing, scalars, or scalars and histograms."""
         every = self.settings.hist_every
         histograms = every > 0 and step % every == 0
-        return Probe(histograms) if histograms or self.should_log(step) else None
+        if not (histograms or self.should_log(step)):
+            return None
+        self.diagnostics.start(step)
+        return Probe(histograms)
 
     def watch_finite(self, step: int, loss_D: Tensor, loss_G: Tensor, probe: Probe | None) -> None:
         """Losses every step; on log steps the gradient norms too (a NaN gradient that has not
@@ -324,7 +419,7 @@ class Trainer:
         self.logger.scalars(step, values)
         for tag, tensor in probe.hists.items():
             self.logger.histogram(tag, tensor, step)
-        for message in self.alarm.update(step, values["grad_norm/G/total"]):
+        for message in self.alarm.update(step, values, record=self._regular_log_step(step)):
             log.warning(message)
             self.logger.text("alerts", message, step)
         self.last_logged = values
@@ -360,25 +455,25 @@ class Trainer:
         if self.evaluator is None:
             return
         self.last_metrics = self.evaluator(self.sampler)
-        self.logger.scalars(step, {f"metrics/{k}": v for k, v in self.last_metrics.items()})
-        log.info(
-            "step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in self.last_metrics.items())
-        )
+        defined = {k: v for k, v in self.last_metrics.items() if v is not None}
+        self.logger.scalars(step, {f"metrics/{k}": v for k, v in defined.items()})
+        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
         self._write_metrics(self._metrics("running"))
 
     def state_dict(self) -> dict[str, object]:
-        """Everything needed to continue exactly: networks, optimizers, step, every RNG, the
-        data stream's position and the alarm's history."""
+        """Everything needed to continue exactly: networks, optimizers (and the hyperparameters
+        the config gave them), step, every RNG, the data stream's position and the alarm."""
         state: dict[str, object] = {
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
+            "optim_config": self._configured,
             "step": self.step,
             "rng": rng_state(),
-            "diagnostics_rng": self.diagnostics.rng.get_state(),
             "alarm": self.alarm.state_dict(),
             "kind": self._kind(),
+            "data_shape": list(self.G.data_shape),  # what ganopt-sample rebuilds G for
         }
         if hasattr(self.data, "state_dict"):
             state["data"] = self.data.state_dict()
@@ -386,33 +481,56 @@ class Trainer:
             state["G_ema"] = self.ema.module.state_dict()
         return state
 
+    #: what a checkpoint must hold for load_state_dict
+    REQUIRED = ("G", "D", "opt_G", "opt_D", "step", "rng", "alarm", "kind")
+
     def load_state_dict(self, state: dict[str, object]) -> None:
-        """Continue from a checkpoint. Raises ValueError, naming the mismatch, when it was
-        written by a run whose loss, optimizers or network shapes differ from this one's."""
+        """Continue from a checkpoint. Raises ValueError, naming what is wrong, for a
+        checkpoint that lacks a part or was written by a run whose loss, optimizers or network
+        shapes differ from this one's. Optimizer settings the config changed since (optim.g.lr
+        ...) are applied, and said so."""
+        if missing := [key for key in self.REQUIRED if key not in state]:
+            raise ValueError(f"the checkpoint has no {', '.join(missing)}")
         kind = self._kind()
-        for key, saved in state.get("kind", {}).items():
+        saved_kind = state["kind"]
+        if not isinstance(saved_kind, dict) or set(saved_kind) - set(kind):
+            raise ValueError(f"the checkpoint's kind {saved_kind!r} is not one ganopt writes")
+        for key, saved in saved_kind.items():
             if saved != kind[key]:
                 raise ValueError(f"the checkpoint's {key} is {saved}, this run's is {kind[key]}")
-        for name, module in (("G", self.G), ("D", self.D)):
-            try:
-                module.load_state_dict(state[name])
-            except RuntimeError as e:
-                detail = " ".join(str(e).split())
-                raise ValueError(
-                    f"the checkpoint's {name} does not fit this config: {detail}"
-                ) from None
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.step = int(state["step"])
-        set_rng_state(state["rng"])
-        self.diagnostics.rng.set_state(state["diagnostics_rng"].cpu())
-        self.alarm.load_state_dict(state["alarm"])
-        if "data" in state:
-            self.data.load_state_dict(state["data"])
+        modules = [("G", self.G), ("D", self.D)]
         if self.ema is not None:
             if "G_ema" not in state:
                 raise ValueError("the checkpoint has no EMA weights, and this run keeps them")
-            self.ema.module.load_state_dict(state["G_ema"])
+            modules.append(("G_ema", self.ema.module))
+        for name, module in modules:
+            _load_part(name, lambda m=module, n=name: m.load_state_dict(state[n]))
+        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            _load_part(name, lambda o=opt, n=name: o.load_state_dict(state[n]))
+        self._apply_configured(state.get("optim_config"))
+        self.step = _load_part("step", lambda: _step(state["step"]))
+        _load_part("rng", lambda: set_rng_state(state["rng"]))
+        _load_part("alarm", lambda: self.alarm.load_state_dict(state["alarm"]))
+        if "data" in state:
+            _load_part("data", lambda: self.data.load_state_dict(state["data"]))
+
+    def _apply_configured(self, saved: object) -> None:
+        """The config's optimizer settings win over the checkpoint's: a resume with
+        ``optim.g.lr=0.01`` trains at 0.01, as the recorded config says (the schedule, if any,
+        scales it from the next step)."""
+        changes = []
+        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            for i, group in enumerate(opt.param_groups):
+                configured = self._configured[name][i]
+                before = saved[name][i] if isinstance(saved, dict) else {}
+                changes += [
+                    f"{name} {key} {before[key]} -> {value}"
+                    for key, value in configured.items()
+                    if key in before and _plain(before[key]) != _plain(value)
+                ]
+                group.update(configured)
+        if changes:
+            log.warning("resume applies the config's changed settings: %s", "; ".join(changes))
 
     def _kind(self) -> dict[str, str]:
         return {
@@ -421,11 +539,20 @@ class Trainer:
             "opt_D": type(self.opt_D).__name__,
         }
 
-    def save_checkpoint(self) -> None:
-        if not self.world.is_main:
-            return
-        periodic = self._periodic_checkpoint_due(self.step)
-        self.checkpoints.save(self.state_dict(), self.step, periodic=periodic)
+    def save_checkpoint(self) -> tuple[str, int] | None:
+        """Save everything to continue from, unless a weight or an optimizer's state is not
+        finite: then nothing is written, and (network, step) is returned. Weights are the same
+        on every rank, so every rank reaches the same answer."""
+        state = self.state_dict()
+        bad = non_finite_network(state)
+        if bad is not None:
+            return bad, self.step
+        if self.world.is_main:
+            periodic = self._periodic_checkpoint_due(self.step)
+            self.checkpoints.save(state, self.step, periodic=periodic)
+            self.saved_step = self.step
+            self._write_metrics(self._metrics("running"))  # never behind the checkpoint
+        return None
 
     def _metrics(self, status: str, ended_at: float | None = None) -> dict[str, object]:
         start, started_at = self._fit_start
@@ -433,6 +560,7 @@ class Trainer:
         metrics: dict[str, object] = {
             "status": status,
             "step": self.step,
+            "checkpoint_step": self.saved_step,
             "steps_per_sec": (self.step - start) / elapsed if elapsed > 0 else None,
         }
         for key, tag in FINAL_SCALARS.items():
@@ -446,10 +574,8 @@ class Trainer:
     def _write_metrics(self, metrics: dict[str, object]) -> None:
         if not self.world.is_main:
             return
-        path = self.run_dir / "metrics.json"
-        tmp = path.with_name(".metrics.json.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2))
-        tmp.replace(path)
+        text = json.dumps(metrics, indent=2).encode()
+        write_atomic(self.run_dir / "metrics.json", lambda f: f.write(text))
 
     def _finish(
         self,
@@ -458,21 +584,36 @@ class Trainer:
         signum: int | None = None,
         ended_at: float | None = None,
         in_sync: bool | None = None,
+        in_state: bool = False,
+        aborted: bool = False,
+        error: str | None = None,
     ) -> RunResult:
-        """Write metrics.json and say how the run ended."""
+        """Write metrics.json and say how the run ended, in one line."""
         metrics = self._metrics(status, ended_at)
+        kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
         if in_sync is not None:
             metrics |= {"world_size": self.world.size, "ranks_in_sync": in_sync}
         if diverged is not None:
             network, at = diverged
             metrics |= {"diverged_network": network, "diverged_step": at}
+            what = "weights or optimizer state" if in_state else "loss or gradient"
             message = (
-                f"diverged: non-finite {network} loss or gradient at step {at}; training stopped, "
-                f"the last good checkpoint is kept"
+                f"diverged: non-finite {network} {what} at step {at}; training stopped, the last "
+                f"good checkpoint is kept ({kept})"
             )
             log.warning(message)
             self.logger.text("alerts", message, at)
-        if signum is not None:
+        if error is not None:
+            metrics["error"] = error
+            log.error("failed at step %d: %s (last checkpoint: %s)", self.step, error, kept)
+        elif aborted:
+            log.warning(
+                "aborted at step %d by a second Ctrl-C; last checkpoint: %s", self.step, kept
+            )
+        elif signum is not None:
             log.warning("interrupted at step %d; checkpoint saved", self.step)
-        self._write_metrics(metrics)
+        try:
+            self._write_metrics(metrics)
+        except WriteError as e:
+            log.error("%s", e)
         return RunResult(status, self.step, metrics, signum)

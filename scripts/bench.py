@@ -32,10 +32,9 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from ganopt.build import Components, build
-from ganopt.cli import config_dir
+from ganopt.composition import compose_config
 from ganopt.logger import TensorBoardLogger
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
@@ -45,8 +44,7 @@ CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
 
 
 def components(overrides: list[str]) -> Components:
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return build(compose(config_name="config", overrides=overrides))
+    return build(compose_config(overrides))
 
 
 def sync(device: torch.device) -> None:

@@ -1,19 +1,29 @@
 """The Dirac-GAN of Mescheder, Geiger & Nowozin (2018), "Which training methods for GANs do
-actually converge?": the smallest GAN that shows why unregularized training circles forever.
+actually converge?": the smallest GAN that shows why unregularized training does not converge.
 
 The data is a point mass at 0, the generator a point mass at theta, the discriminator
 D(x) = psi * x. Its logits are therefore a_real = 0 and a_fake = psi * theta, and ganopt's own
-loss objects give both players' objectives. The only equilibrium is (theta, psi) = (0, 0).
-Starting from (1, 1), each method runs gradient steps of size --lr, simultaneous (both players
-at once) or alternating (D first, then G against the new D):
+loss objects give both players' objectives. The only equilibrium is (theta, psi) = (0, 0), where
+the unregularized vector field is a pure rotation (Jacobian eigenvalues +-i/2). Starting from
+(1, 1), each method runs gradient steps of size h = --lr, simultaneous (both players at once)
+or alternating (D first, then G against the new D):
 
-    standard, nonsaturating   no regularization: they circle or spiral outward
-    wgan                      psi clipped to [-1, 1] (WGAN's Lipschitz constraint): oscillates
-    wgan_gp                   the WGAN loss plus lambda (|psi| - 1)^2, the gradient penalty at
-                              every x (D's input gradient is psi everywhere)
-    r1                        the standard loss plus gamma/2 psi^2 (R1: zero-centred on the data)
-    instance_noise            the standard loss with N(0, sigma^2) noise on both of D's inputs,
-                              its expectation taken by Gauss-Hermite quadrature
+    standard        the minimax loss: simultaneous steps spiral outward (each explicit Euler step
+                    of a rotation grows the radius), alternating steps circle at a fixed distance
+    nonsaturating   G's non-saturating loss: its higher-order terms pull the iterates in, so
+                    simultaneous steps spiral inward to a limit cycle of radius about sqrt(2h),
+                    and alternating steps do converge, but slowly (radius ~ t^-1/2)
+    wgan            psi clipped to [-1, 1] (WGAN's Lipschitz constraint): oscillates
+    wgan_gp         the WGAN loss plus lambda (|psi| - 1)^2, the gradient penalty at every x
+                    (D's input gradient is psi everywhere): stops where psi = 0, theta != 0
+    r1, r2          the standard loss plus gamma/2 psi^2 (R1 zero-centred on the data, R2 on
+                    the fakes; in the Dirac-GAN D's input gradient is psi everywhere, so the two
+                    coincide): converge
+    instance_noise  the standard loss with N(0, sigma^2) noise on both of D's inputs, its
+                    expectation taken by Gauss-Hermite quadrature: converges
+    consensus       consensus optimization (Mescheder, Nowozin & Geiger 2017): each player also
+                    descends gamma/2 ||v||^2, v = (dL_G/dtheta, dL_D/dpsi) the joint vector
+                    field, through a double backward: converges
 
     python scripts/dirac_gan.py --out outputs/dirac
 
@@ -38,7 +48,16 @@ from torch import Tensor
 
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 
-METHODS = ("standard", "nonsaturating", "wgan", "wgan_gp", "r1", "instance_noise")
+METHODS = (
+    "standard",
+    "nonsaturating",
+    "wgan",
+    "wgan_gp",
+    "r1",
+    "r2",
+    "instance_noise",
+    "consensus",
+)
 UPDATES = ("simultaneous", "alternating")
 
 #: (D's loss, G's loss) as functions of (theta, psi); both players minimize their own
@@ -70,13 +89,15 @@ def objectives(method: str, gamma: float, lam: float, sigma: float, nodes: int) 
         "wgan": WassersteinLoss(),
         "wgan_gp": WassersteinLoss(),
         "r1": StandardLoss(),
+        "r2": StandardLoss(),
+        "consensus": StandardLoss(),
     }[method]
 
     def d_loss(theta: Tensor, psi: Tensor) -> Tensor:
         value = base.d_loss(zero.reshape(1), (psi * theta).reshape(1))
         if method == "wgan_gp":
             value = value + lam * (psi.abs() - 1) ** 2
-        if method == "r1":
+        if method in ("r1", "r2"):  # gamma/2 ||grad_x D||^2 at the data or the fake: psi^2
             value = value + gamma / 2 * psi**2
         return value
 
@@ -86,11 +107,19 @@ def objectives(method: str, gamma: float, lam: float, sigma: float, nodes: int) 
     return d_loss, g_loss
 
 
-def _grad(fn: Callable[[Tensor, Tensor], Tensor], theta: float, psi: float, wrt: int) -> float:
+def field(method: str, objectives_: Objectives, theta: float, psi: float, gamma: float):
+    """The players' gradients (dL_G/dtheta, dL_D/dpsi) at (theta, psi); for consensus
+    optimization, plus gamma times the gradient of 1/2 ||v||^2 (a double backward)."""
+    d_loss, g_loss = objectives_
     t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
     p = torch.tensor(psi, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(fn(t, p), [t, p][wrt])
-    return float(grad)
+    consensus = method == "consensus"
+    (g_theta,) = torch.autograd.grad(g_loss(t, p), t, create_graph=consensus)
+    (g_psi,) = torch.autograd.grad(d_loss(t, p), p, create_graph=consensus)
+    if consensus:
+        reg_theta, reg_psi = torch.autograd.grad((g_theta**2 + g_psi**2) / 2, (t, p))
+        g_theta, g_psi = g_theta + gamma * reg_theta, g_psi + gamma * reg_psi
+    return float(g_theta.detach()), float(g_psi.detach())
 
 
 def run(
@@ -106,15 +135,17 @@ def run(
     nodes: int = 24,
 ) -> list[tuple[float, float]]:
     """The (theta, psi) trajectory, ``steps + 1`` points from ``start``."""
-    d_loss, g_loss = objectives(method, gamma, lam, sigma, nodes)
+    objectives_ = objectives(method, gamma, lam, sigma, nodes)
     theta, psi = start
     path = [(theta, psi)]
     for _ in range(steps):
-        new_psi = psi - lr * _grad(d_loss, theta, psi, wrt=1)
+        g_theta, g_psi = field(method, objectives_, theta, psi, gamma)
+        new_psi = psi - lr * g_psi
         if method == "wgan":
             new_psi = max(-clip, min(clip, new_psi))
-        g_at = new_psi if update == "alternating" else psi
-        theta = theta - lr * _grad(g_loss, theta, g_at, wrt=0)
+        if update == "alternating":  # G answers the D that has just moved
+            g_theta, _ = field(method, objectives_, theta, new_psi, gamma)
+        theta = theta - lr * g_theta
         psi = new_psi
         if not (math.isfinite(theta) and math.isfinite(psi)):
             break
@@ -123,23 +154,23 @@ def run(
 
 
 def vector_field(method: str, args: argparse.Namespace, lim: float, n: int = 17):
-    d_loss, g_loss = objectives(method, args.gamma, args.lam, args.sigma, 24)
+    objectives_ = objectives(method, args.gamma, args.lam, args.sigma, 24)
     axis = np.linspace(-lim, lim, n)
     u = np.zeros((n, n))
     v = np.zeros((n, n))
     for i, psi in enumerate(axis):
         for j, theta in enumerate(axis):
-            u[i, j] = -_grad(g_loss, theta, psi, wrt=0)
-            v[i, j] = -_grad(d_loss, theta, psi, wrt=1)
+            g_theta, g_psi = field(method, objectives_, theta, psi, args.gamma)
+            u[i, j], v[i, j] = -g_theta, -g_psi
     return axis, u, v
 
 
 def plot(
     paths: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace, path: Path
 ) -> None:
-    fig = Figure(figsize=(12, 7.5), layout="constrained")
+    fig = Figure(figsize=(15, 7.5), layout="constrained")
     for k, method in enumerate(METHODS):
-        ax = fig.add_subplot(2, 3, k + 1)
+        ax = fig.add_subplot(2, 4, k + 1)
         lim = 2.0
         axis, u, v = vector_field(method, args, lim)
         ax.quiver(axis, axis, u, v, color="#999999", angles="xy", width=0.004)
@@ -169,7 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("outputs/dirac"))
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=0.1, help="gradient step size h")
-    p.add_argument("--gamma", type=float, default=1.0, help="R1 weight")
+    p.add_argument("--gamma", type=float, default=1.0, help="R1, R2 and consensus weight")
     p.add_argument("--lam", type=float, default=1.0, help="WGAN-GP weight")
     p.add_argument("--sigma", type=float, default=1.0, help="instance noise std")
     p.add_argument("--clip", type=float, default=1.0, help="WGAN's bound on |psi|")

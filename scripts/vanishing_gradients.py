@@ -24,14 +24,12 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from matplotlib.figure import Figure
 from torch import nn
 
 from ganopt.build import Components, build, seed_everything
-from ganopt.cli import config_dir
 from ganopt.clipping import WeightClipper
+from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
@@ -87,8 +85,7 @@ def build_parts(args: argparse.Namespace) -> Components:
         f"trainer.device={args.device}",
         "trainer.progress=false",
     ]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return build(compose(config_name="config", overrides=overrides))
+    return build(compose_config(overrides))
 
 
 def pretrain_generator(parts: Components, steps: int, out: Path) -> None:
@@ -176,11 +173,27 @@ def plot(results: dict[str, list[tuple[int, float]]], path: Path, title: str) ->
     fig.savefig(path, dpi=120)
 
 
+def results_table(results: dict[str, list[tuple[int, float]]]) -> str:
+    """README's table: ||grad G|| at D iterations 0, 100, 1000 and the last, and how many
+    orders of magnitude the last is below the peak."""
+    last = max(it for series in results.values() for it, _ in series)
+    shown = sorted({it for it in (0, 100, 1000) if it < last} | {last})
+    header = ["loss", *(f"D iteration {it}" for it in shown), "orders below its peak at the end"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, series in results.items():
+        at = dict(series)
+        norms = list(at.values())
+        drop = math.log10(max(norms) / norms[-1]) if norms[-1] > 0 else math.inf
+        cells = [f"{at[it]:.2g}" if it in at else "" for it in shown]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {drop:.1f} |")
+    return "\n" + "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         parts = build_parts(args)
-    except (ConfigError, HydraException) as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
@@ -217,12 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         f"G fixed after {args.g_steps} steps, D trained from scratch ({args.data})",
     )
 
-    print("\n| loss | peak ||grad G|| | final ||grad G|| | orders below peak |\n|---|---|---|---|")
-    for name, series in results.items():
-        norms = [n for _, n in series]
-        peak, final = max(norms), norms[-1]
-        drop = math.log10(peak / final) if final > 0 else math.inf
-        print(f"| {name} | {peak:.3g} | {final:.3g} | {drop:.1f} |")
+    print(results_table(results))
     print(f"\nwrote {args.out / 'vanishing.csv'} and {args.out / 'vanishing.png'}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Shared helpers: compose configs in-process and run the Trainer without TensorBoard."""
+"""Shared helpers: compose configs in-process (``compose_config``, as train.py composes) and
+run the Trainer without TensorBoard."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 from ganopt.build import build
-from ganopt.cli import check_group_overrides, config_dir
+from ganopt.composition import compose_config
 from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,13 +21,6 @@ FAST = [
     "trainer.eval_every=0",
     "trainer.ckpt_every=0",
 ]
-
-
-def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """As train.py composes: group overrides are checked first (ConfigError)."""
-    check_group_overrides(list(overrides))
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 class MemoryLogger:
@@ -61,6 +53,13 @@ def make_trainer(overrides: list[str], run_dir: Path) -> tuple[Trainer, MemoryLo
     """Compose, build and wire a Trainer exactly as train.py does, with an in-memory logger."""
     logger = MemoryLogger()
     return build(compose_config([*FAST, *overrides])).make_trainer(run_dir, logger), logger
+
+
+def as_run_dir(path: Path) -> str:
+    """make_trainer writes checkpoints but not Hydra's record, which resume= also needs."""
+    (path / ".hydra").mkdir(parents=True, exist_ok=True)
+    (path / ".hydra" / "overrides.yaml").write_text("[]")
+    return str(path)
 
 
 @pytest.fixture

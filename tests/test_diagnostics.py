@@ -149,6 +149,29 @@ def test_clip_at_bound_is_absent_without_clipping():
     assert "clip/at_bound" not in measure(WassersteinLoss(), fake_logit=0.0)[0]
 
 
+def test_update_ratio_is_the_step_size_relative_to_the_weights():
+    G = ConstantG([0.0, 0.0])  # weight 2x3 zeros, bias (0, 0)
+    D = LinearD([3.0, 4.0], b=1.0)
+    diag = Diagnostics(G, D, NonSaturatingLoss())
+    probe = Probe()
+    diag.before_step("D")
+    with torch.no_grad():
+        D.fc.weight.mul_(1.2)  # (3, 4) -> (3.6, 4.8): ||dw|| = 1, max(||w||) = 6
+        D.fc.bias.add_(-0.5)  # 1 -> 0.5: ||db|| = 0.5, max(||b||) = 1
+    diag.after_step(probe, "D")
+    diag.before_step("G")
+    with torch.no_grad():
+        G.fc.bias.fill_(0.1)  # a parameter that starts at 0 reads 1, not inf
+    diag.after_step(probe, "G")
+    values = to_host(probe.scalars)
+    assert values["update_ratio/D/fc.weight"] == pytest.approx(1 / 6)
+    assert values["update_ratio/D/fc.bias"] == pytest.approx(0.5)
+    assert values["update_ratio/D/total"] == pytest.approx(math.hypot(1, 0.5) / math.hypot(6, 1))
+    assert values["update_ratio/G/fc.bias"] == pytest.approx(1.0)
+    assert values["update_ratio/G/fc.weight"] == 0.0  # zero before and after: 0, not NaN
+    assert values["update_ratio/G/total"] == pytest.approx(1.0)
+
+
 def test_histograms_only_on_histogram_probes():
     _, plain = measure(StandardLoss(), fake_logit=0.0)
     assert plain.hists == {}
@@ -161,34 +184,86 @@ def test_histograms_only_on_histogram_probes():
     } <= set(hist.hists)
 
 
+def g_norm(value):
+    return {"grad_norm/G/total": value}
+
+
+NO_ALARM = {
+    "vanishing_step": None,
+    "exploding_step": None,
+    "stalled_step": None,
+    "exploding_network": None,
+}
+
+
 def test_alarm_fires_once_when_the_gradient_vanishes():
     alarm = GradientAlarm(vanishing_ratio=1e-3)
-    assert alarm.update(1, 0.5) == []
-    assert alarm.update(2, 2.0) == []
-    assert alarm.update(3, 0.01) == []  # 5e-3 of the maximum: not yet
-    messages = alarm.update(4, 1e-3)  # 5e-4 of the maximum
+    assert alarm.update(1, g_norm(0.5)) == []
+    assert alarm.update(2, g_norm(2.0)) == []
+    assert alarm.update(3, g_norm(0.01)) == []  # 5e-3 of the maximum: not yet
+    messages = alarm.update(4, g_norm(1e-3))  # 5e-4 of the maximum
     assert len(messages) == 1
     assert "vanishing generator gradient at step 4" in messages[0]
-    assert alarm.update(5, 1e-6) == []  # once
-    assert alarm.metrics() == {"vanishing_step": 4, "exploding_step": None}
+    assert alarm.update(5, g_norm(1e-6)) == []  # once
+    assert alarm.metrics() == NO_ALARM | {"vanishing_step": 4}
 
 
 def test_alarm_fires_when_the_gradient_explodes_above_the_running_median():
     alarm = GradientAlarm(exploding_ratio=1e3)
     for step, value in enumerate([1.0, 2.0, 1.0, 1500.0], start=1):
-        messages = alarm.update(step, value)
+        messages = alarm.update(step, g_norm(value))
     assert len(messages) == 1
     assert "exploding generator gradient at step 4" in messages[0]
-    assert alarm.metrics() == {"vanishing_step": None, "exploding_step": 4}
+    assert alarm.metrics() == NO_ALARM | {"exploding_step": 4, "exploding_network": "G"}
+
+
+def test_alarm_names_the_discriminator_when_its_gradient_explodes():
+    """D's norm in `loss=wgan optim=sgd` at log steps 1, 50, 100 (1.04, 2.66, 341) before NaN
+    at step 103 (scripts/scalars.py RUN grad_norm/D/total): the default ratio of 100 fires at
+    step 100, before the NaN."""
+    alarm = GradientAlarm()
+    for step, d_norm in [(1, 1.04), (50, 2.66), (100, 341.0)]:
+        messages = alarm.update(step, {"grad_norm/G/total": 0.3, "grad_norm/D/total": d_norm})
+    assert messages == [
+        "exploding discriminator gradient at step 100: ||grad D|| = 341 is above 100 x its "
+        "running median 1.85"
+    ]
+    assert alarm.metrics() == NO_ALARM | {"exploding_step": 100, "exploding_network": "D"}
+
+
+def test_not_learning_fires_on_a_generator_whose_updates_stay_tiny_from_step_1():
+    """A gradient dead from the start never falls below a fraction of its own maximum, so the
+    vanishing alarm stays silent; the update-to-weight ratio is absolute."""
+    alarm = GradientAlarm(stalled_ratio=1e-6, stalled_logs=3)
+    dead = {"grad_norm/G/total": 1.6e-5, "update_ratio/G/total": 1.6e-8}
+    assert alarm.update(1, dead) == []
+    assert alarm.update(50, dead | {"update_ratio/G/total": 2e-6}) == []  # the run restarts
+    assert alarm.update(100, dead) == []
+    assert alarm.update(150, dead) == []
+    (message,) = alarm.update(200, dead)
+    assert message.startswith("generator not learning at step 200")
+    assert alarm.update(250, dead) == []  # once
+    assert alarm.metrics() == NO_ALARM | {"stalled_step": 200}
+
+
+def test_alarm_state_round_trips():
+    alarm = GradientAlarm()
+    for step in range(1, 6):
+        alarm.update(step, {"grad_norm/G/total": step, "update_ratio/G/total": 1e-9})
+    copy = GradientAlarm()
+    copy.load_state_dict(alarm.state_dict())
+    assert copy.state_dict() == alarm.state_dict()
+    assert copy.update(6, g_norm(1e6)) == alarm.update(6, g_norm(1e6))
 
 
 def test_alarm_stays_quiet_on_a_healthy_noisy_run():
     alarm = GradientAlarm()
     torch.manual_seed(0)
     for step, value in enumerate(torch.rand(200).mul(10).add(0.1).tolist(), start=1):
-        assert alarm.update(step, value) == []
-    assert alarm.update(201, math.nan) == []
-    assert alarm.metrics() == {"vanishing_step": None, "exploding_step": None}
+        values = {"grad_norm/G/total": value, "grad_norm/D/total": value / 2}
+        assert alarm.update(step, values | {"update_ratio/G/total": 1e-3}) == []
+    assert alarm.update(201, g_norm(math.nan)) == []
+    assert alarm.metrics() == NO_ALARM
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -205,6 +280,7 @@ def test_alarm_fires_where_a_full_history_rescan_would(seed):
         explodes = bool(earlier) and value > 1e2 * statistics.median(earlier)
         if expected["exploding_step"] is None and explodes:
             expected["exploding_step"] = step
-        alarm.update(step, value)
-    assert alarm.metrics() == expected
+        alarm.update(step, g_norm(value))
+    metrics = alarm.metrics()
+    assert {k: metrics[k] for k in expected} == expected
     assert None not in expected.values()  # the sequence exercises both alarms

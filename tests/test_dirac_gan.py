@@ -32,9 +32,22 @@ def test_unregularized_gan_and_wgan_do_not_converge(dirac, method, update):
 
 
 @pytest.mark.parametrize("update", ["simultaneous", "alternating"])
-@pytest.mark.parametrize("method", ["r1", "instance_noise"])
-def test_r1_and_instance_noise_converge(dirac, method, update):
+@pytest.mark.parametrize("method", ["r1", "r2", "instance_noise", "consensus"])
+def test_r1_r2_instance_noise_and_consensus_converge(dirac, method, update):
     assert final_distance(dirac, method, update) < 1e-3
+
+
+def test_nonsaturating_simultaneous_steps_spiral_in_to_a_limit_cycle_of_radius_sqrt_2h(dirac):
+    for lr in (0.1, 0.2):
+        path = dirac.run("nonsaturating", "simultaneous", 2500, lr, (1.0, 1.0), 1, 1, 1, 1)
+        assert math.hypot(*path[-1]) == pytest.approx(math.sqrt(2 * lr), rel=0.03)
+
+
+def test_nonsaturating_alternating_steps_converge_as_one_over_sqrt_t(dirac):
+    path = dirac.run("nonsaturating", "alternating", 4000, 0.1, (1.0, 1.0), 1, 1, 1, 1)
+    radius_at = [math.hypot(*path[t]) for t in (1000, 4000)]
+    assert radius_at[1] < 0.2
+    assert radius_at[0] / radius_at[1] == pytest.approx(2.0, rel=0.03)  # 4x the steps, r / 2
 
 
 def test_simultaneous_unregularized_steps_spiral_outward(dirac):

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from ganopt.cli import with_distributed_overrides
+from ganopt.cli import preflight, with_distributed_overrides
+from ganopt.config import ConfigError
 from ganopt.data import ImageBatches
 from ganopt.distributed import World
 from tests.conftest import REPO
@@ -121,8 +122,8 @@ def test_ranks_agree_on_the_run_directory_and_only_rank_0_writes_logs():
     assert "hydra.output_subdir=null" in argv
     kept = with_distributed_overrides(["train.py", "hydra.run.dir=x"], World(0, 2), "out/a")
     assert kept == ["train.py", "hydra.run.dir=x"]
-    with pytest.raises(SystemExit, match="cannot run under torchrun"):
-        with_distributed_overrides(["train.py", "-m", "loss=wgan,standard"], World(0, 2), "o")
+    with pytest.raises(ConfigError, match="cannot run under torchrun"):
+        preflight(["train.py", "-m", "loss=wgan,standard"], World(0, 2))
 
 
 def test_a_sweep_through_the_submitit_local_launcher(tmp_path):

@@ -57,8 +57,39 @@ def test_all_samples_at_one_mode():
 
 def test_samples_far_from_every_mode_are_not_high_quality():
     result = mode_metrics(torch.zeros(100, 2), RING.centers, RING.std)  # the ring's center
-    assert result["modes"] == 0
-    assert result["hq_ratio"] == 0.0
+    assert result == {"modes": 0, "hq_ratio": 0.0, "kl": None}  # no high-quality histogram
+
+
+def test_kl_counts_only_high_quality_samples_as_pacgan_does():
+    """Four modes with 300 and 100 and 100 and 100 high-quality samples, and 400 samples
+    between modes. Those 400 are left out of the histogram (counting them, as before, put most
+    of them into their nearest modes and gave a kl below PacGAN's floor log(K / modes))."""
+    c = RING.centers
+    near = [c[0].repeat(300, 1), c[1].repeat(100, 1), c[2].repeat(100, 1), c[3].repeat(100, 1)]
+    between = ((c[4] + c[5]) / 2).repeat(400, 1)  # 0.77 from both modes: 38 std
+    samples = torch.cat([*near, between])
+    result = mode_metrics(samples, c, RING.std)
+    p = torch.tensor([0.5, 1 / 6, 1 / 6, 1 / 6], dtype=torch.float64)
+    assert result["modes"] == 4
+    assert result["hq_ratio"] == pytest.approx(0.6)
+    assert result["kl"] == pytest.approx(float((p * (8 * p).log()).sum()))
+    assert result["kl"] > math.log(8 / 4)  # never below the floor
+
+
+def test_kl_of_modes_covered_evenly_is_the_floor_log_k_over_modes():
+    c = RING.centers
+    samples = torch.cat([c[:5].repeat(50, 1), torch.full((300, 2), 5.0)])  # 300 far away
+    result = mode_metrics(samples, c, RING.std)
+    assert result["modes"] == 5
+    assert result["kl"] == pytest.approx(math.log(8 / 5))
+
+
+def test_high_quality_means_strictly_within_three_standard_deviations():
+    c = RING.centers[0]
+    inside = c + torch.tensor([2.999 * RING.std, 0.0])
+    outside = c + torch.tensor([3.001 * RING.std, 0.0])
+    assert mode_metrics(inside[None], RING.centers, RING.std)["hq_ratio"] == 1.0
+    assert mode_metrics(outside[None], RING.centers, RING.std)["hq_ratio"] == 0.0
 
 
 def test_mode_coverage_of_a_generator_uses_2500_samples():

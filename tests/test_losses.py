@@ -77,7 +77,8 @@ def test_analytic_gradients_match_autograd(loss):
 
 
 def test_generator_gradient_at_minus_ten_saturates_only_for_the_standard_loss():
-    """SPEC §6: at a = -10, d/da log(1 - sigmoid(a)) = -4.54e-5, d/da -log sigmoid(a) = -0.99995."""
+    """docs/gradients.md: at a = -10, d/da log(1 - sigmoid(a)) = -4.54e-5 and
+    d/da -log sigmoid(a) = -0.99995."""
     a = torch.tensor([-10.0], dtype=torch.float64)
     assert StandardLoss().g_grad(a).item() == pytest.approx(-4.5398e-5, rel=1e-4)
     assert NonSaturatingLoss().g_grad(a).item() == pytest.approx(-0.999955, rel=1e-6)

@@ -96,7 +96,9 @@ def test_wgan_gp_run_logs_the_penalty_separately_from_the_critic_loss(run_dir):
     ],
     ids=["mlp", "dcgan"],
 )
-def test_spectral_norm_makes_every_layer_1_lipschitz(D):
+def test_spectral_norm_gives_every_weight_matrix_sigma_1(D):
+    """For linear layers σ(W) = 1 is the layer's Lipschitz constant; for convolutions it is
+    the reshaped kernel's, which does not bound the operator (docstring of apply_spectral_norm)."""
     x = torch.randn(8, *((2,) if isinstance(D, MLPDiscriminator) else (1, 16, 16)))
     for _ in range(30):  # power iterations run on each training-mode forward
         D(x)
@@ -115,12 +117,23 @@ def test_ema_follows_the_generator_with_its_decay():
         for p in G.parameters():
             p.fill_(1.0)
         G[1].running_mean.fill_(3.0)
-    for _ in range(5):
-        ema.update()
+    for step in range(100, 105):  # past the warm-up: (1 + t) / (10 + t) > 0.9
+        ema.update(step)
     expected = 1.0 + (start - 1.0) * 0.9**5
     torch.testing.assert_close(ema.module[0].weight, expected)
     assert torch.all(ema.module[1].running_mean == 3.0)
     assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_ema_warms_up_so_early_averages_forget_the_initialization():
+    G = nn.Linear(2, 2)
+    ema = EMA(G, decay=0.999)
+    start = ema.module.weight.detach().clone()
+    with torch.no_grad():
+        G.weight.fill_(1.0)
+    ema.update(1)  # beta = min(0.999, 2 / 11)
+    torch.testing.assert_close(ema.module.weight, 1.0 + (start - 1.0) * 2 / 11)
+    assert [ema.decay_at(t) for t in (1, 90, 10**6)] == pytest.approx([2 / 11, 0.91, 0.999])
 
 
 def test_samples_and_evaluation_use_the_ema_weights(run_dir):

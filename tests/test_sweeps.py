@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganopt.cli import MAX_DIRNAME, safe_dirname
+from ganopt.composition import MAX_DIRNAME, safe_dirname
 from ganopt.sweeps import read_sweep, summarize_sweep
 from tests.conftest import REPO, compose_config
 
@@ -91,6 +91,7 @@ def sweep(tmp_path_factory):
             "loss=nonsaturating,wgan",
             "optim=sgd",
             "optim.d.lr=0.0002,10",
+            "trainer.d_steps=1",
             "trainer.steps=12",
             "trainer.log_every=4",
             "trainer.progress=false",
@@ -110,7 +111,7 @@ def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
     sweep_dir, proc = sweep
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert jobs[0] == (
-        "0_loss=nonsaturating,optim.d.lr=0.0002,optim=sgd,trainer.log_every=4,"
+        "0_loss=nonsaturating,optim.d.lr=0.0002,optim=sgd,trainer.d_steps=1,trainer.log_every=4,"
         "trainer.progress=False,trainer.sample_every=0,trainer.steps=12"
     )
     assert [j.split(",")[0] for j in jobs] == [
@@ -236,7 +237,8 @@ def test_optuna_search_in_parallel_jobs_gets_the_objective(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    kls = [job.metrics["kl"] for job in read_sweep(sweep_dir)]
+    # kl is undefined (absent) for a run without a single high-quality sample: the worst value
+    kls = [job.metrics.get("kl", math.inf) for job in read_sweep(sweep_dir)]
     assert len(kls) == 2
     assert results["best_value"] == pytest.approx(min(kls))
     assert set(results["best_params"]) == {"optim.g.lr", "optim.d.lr"}
@@ -245,7 +247,7 @@ def test_optuna_search_in_parallel_jobs_gets_the_objective(tmp_path):
 def test_slurm_launcher_example_composes():
     from hydra import compose, initialize_config_dir
 
-    from ganopt.cli import config_dir
+    from ganopt.composition import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(

@@ -69,7 +69,7 @@ def test_bad_arguments_are_rejected(script, tmp_path, args):
 
 def test_unknown_data_is_a_clean_error(script, tmp_path, capsys):
     assert script.main(["--out", str(tmp_path / "out"), "--data", "nope"]) == 2
-    assert "Could not find 'data/nope'" in capsys.readouterr().err
+    assert "data=nope: no such option" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -18,6 +18,11 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+#: data=folder refuses larger images (README, "Images and evaluation"): decoding one costs
+#: memory in proportion to its pixels, and a very long, thin image resized on its short side
+#: would become enormous (1 x 1 000 000 pixels at data.resolution=64: 64 x 64 000 000)
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_ASPECT_RATIO = 16
 
 
 class DataError(ValueError):
@@ -104,6 +109,9 @@ class ImageBatches:
         if self.device.type == "cuda":
             return batch.pin_memory().to(self.device, non_blocking=True)
         return batch.to(self.device)
+
+    #: ``sample(..., generator=)`` indexes the images held in host memory: a CPU generator
+    rng_device = torch.device("cpu")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` images drawn without replacement where possible; does not touch the stream."""
@@ -216,15 +224,30 @@ def folder(
     arrays = []
     for file in files:
         try:
-            with Image.open(file) as img:
+            with Image.open(file) as img:  # reads the header only: the size before decoding
+                _check_size(file, img.size)
                 arrays.append(
                     np.asarray(_square(img.convert("L" if channels == 1 else "RGB"), resolution))
                 )
-        except (UnidentifiedImageError, OSError) as e:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot read image {str(file)!r}: {e}") from None
     stacked = torch.from_numpy(np.stack(arrays))
     images = stacked.unsqueeze(1) if channels == 1 else stacked.permute(0, 3, 1, 2)
     return ImageBatches(_to_unit_range(images, 255.0), batch_size, device, name="folder")
+
+
+def _check_size(file: Path, size: tuple[int, int]) -> None:
+    w, h = size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"image {str(file)!r} is {w} x {h} pixels, over data=folder's limit of "
+            f"{MAX_IMAGE_PIXELS:,}"
+        )
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise DataError(
+            f"image {str(file)!r} is {w} x {h} pixels: more than {MAX_ASPECT_RATIO} times as "
+            f"long as it is wide, so its center square would keep almost nothing of it"
+        )
 
 
 def _square(img: Image.Image, resolution: int) -> Image.Image:

@@ -26,6 +26,11 @@ class ToyDistribution(ABC):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` samples on the device; pass ``generator`` to leave the global RNG untouched."""
 
+    @property
+    def rng_device(self) -> torch.device:
+        """Where a generator for ``sample(..., generator=)`` must live: the data's device."""
+        return self.device
+
     def __iter__(self) -> ToyDistribution:
         return self
 
@@ -67,8 +72,10 @@ class SwissRoll(ToyDistribution):
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__(batch_size, device)
+        if not noise >= 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
         self.noise = float(noise)
-        self.scale = float(scale)
+        self.scale = float(_check("scale", scale))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         u = torch.rand(n, device=self.device, generator=generator)
@@ -76,6 +83,15 @@ class SwissRoll(ToyDistribution):
         roll = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1)
         noise = torch.randn(n, 2, device=self.device, generator=generator)
         return (roll + self.noise * noise) / self.scale
+
+
+def _check(name: str, value: object, integer: bool = False) -> float:
+    """A positive number (an int >= 1 where ``integer``), or ValueError naming it."""
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "an int >= 1" if integer else "a number > 0"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
 
 
 def ring(
@@ -86,6 +102,8 @@ def ring(
     device: torch.device | str = "cpu",
 ) -> GaussianMixture:
     """``n_modes`` Gaussians evenly spaced on a circle (ring8: 8 modes, radius 2, std 0.02)."""
+    _check("n_modes", n_modes, integer=True)
+    _check("radius", radius)
     angles = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
     centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     return GaussianMixture(centers, std, batch_size, device)
@@ -99,6 +117,8 @@ def grid(
     device: torch.device | str = "cpu",
 ) -> GaussianMixture:
     """A ``side × side`` grid of Gaussians centred on the origin (grid25: {-4,-2,0,2,4}²)."""
+    _check("side", side, integer=True)
+    _check("spacing", spacing)
     coords = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
     centers = torch.cartesian_prod(coords, coords)
     return GaussianMixture(centers, std, batch_size, device)

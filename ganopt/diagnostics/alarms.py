@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -66,39 +66,98 @@ class NonFiniteGuard:
         return name, int(step)
 
 
-class GradientAlarm:
-    """Watches G's total gradient norm at log steps, on the host.
+class _History:
+    """One series of log-step values, kept sorted so its median and maximum cost O(1) even at
+    log_every=1."""
 
-    *Vanishing*: the norm falls below ``vanishing_ratio`` × its running maximum.
-    *Exploding*: it rises above ``exploding_ratio`` × the running median of earlier log steps.
-    Each kind fires once, with a message; the first step is kept for metrics.json. The alarm
+    def __init__(self, values: Sequence[float] = ()) -> None:
+        self.sorted: list[float] = sorted(values)
+
+    def median(self) -> float | None:
+        values, middle = self.sorted, len(self.sorted) // 2
+        if not values:
+            return None
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+    def add(self, value: float) -> None:
+        bisect.insort(self.sorted, value)
+
+
+class GradientAlarm:
+    """Watches the log steps' gradient norms and G's update size, on the host.
+
+    *Vanishing*: G's gradient norm falls below ``vanishing_ratio`` × its running maximum.
+    *Exploding*: G's or D's gradient norm rises above ``exploding_ratio`` × the running median
+    of that network's earlier log steps — usually several log steps before it turns NaN.
+    *Not learning*: G's update-to-weight ratio ‖Δθ‖/‖θ‖ stays below ``stalled_ratio`` for
+    ``stalled_logs`` log steps in a row, whatever its loss says; unlike the vanishing alarm,
+    which is relative to G's own maximum, this catches a gradient that was dead from step 1.
+
+    Each kind fires once, with a message; its first step is kept for metrics.json. The alarm
     reports, it never stops a run.
     """
 
-    def __init__(self, vanishing_ratio: float = 1e-3, exploding_ratio: float = 1e3) -> None:
+    KINDS = ("vanishing", "exploding", "stalled")
+
+    def __init__(
+        self,
+        vanishing_ratio: float = 1e-3,
+        exploding_ratio: float = 1e2,
+        stalled_ratio: float = 1e-6,
+        stalled_logs: int = 3,
+    ) -> None:
         self.vanishing_ratio = vanishing_ratio
         self.exploding_ratio = exploding_ratio
-        self.sorted_history: list[float] = []  # sorted, so a median costs O(1) at log_every=1
-        self.first_step: dict[str, int | None] = {"vanishing": None, "exploding": None}
+        self.stalled_ratio = stalled_ratio
+        self.stalled_logs = stalled_logs
+        self.history = {"G": _History(), "D": _History()}
+        self.stalled_run = 0  # consecutive log steps with G's update ratio below the bound
+        self.first_step: dict[str, int | None] = dict.fromkeys(self.KINDS)
+        self.exploding_network: str | None = None
 
-    def update(self, step: int, grad_norm: float) -> list[str]:
-        """Record one log step's norm; return the messages of alarms that fire now."""
-        if not math.isfinite(grad_norm):
-            return []
-        earlier = self.sorted_history
-        median = _median_of_sorted(earlier) if earlier else None
-        bisect.insort(earlier, grad_norm)
-        peak = earlier[-1]
+    def update(self, step: int, values: Mapping[str, float], record: bool = True) -> list[str]:
+        """Read one log step's host values; return the messages of alarms that fire now.
+
+        ``record=False`` (a run's last step when it is not a regular log step) checks the
+        values against the history without adding them, so the history holds the same steps
+        whether a run is trained at once or split by a resume."""
         messages = []
-        if grad_norm < self.vanishing_ratio * peak and self._fire("vanishing", step):
+        for network in ("G", "D"):
+            norm = values.get(f"grad_norm/{network}/total")
+            if norm is not None and math.isfinite(norm):
+                messages += self._watch_norm(step, network, norm, record)
+        ratio = values.get("update_ratio/G/total")
+        if ratio is not None and math.isfinite(ratio):
+            run = self.stalled_run + 1 if ratio < self.stalled_ratio else 0
+            if record:
+                self.stalled_run = run
+            if run >= self.stalled_logs and self._fire("stalled", step):
+                messages.append(
+                    f"generator not learning at step {step}: its update-to-weight ratio "
+                    f"||dtheta||/||theta|| = {ratio:.3g} has stayed below {self.stalled_ratio:g} "
+                    f"for {run} log steps (look at grad_norm/G/total and the "
+                    f"learning rates)"
+                )
+        return messages
+
+    def _watch_norm(self, step: int, network: str, norm: float, record: bool) -> list[str]:
+        history = self.history[network]
+        median = history.median()
+        peak = max(history.sorted[-1], norm) if history.sorted else norm
+        if record:
+            history.add(norm)
+        messages = []
+        name = "generator" if network == "G" else "discriminator"
+        if network == "G" and norm < self.vanishing_ratio * peak and self._fire("vanishing", step):
             messages.append(
-                f"vanishing generator gradient at step {step}: ||grad G|| = {grad_norm:.3g} is "
+                f"vanishing generator gradient at step {step}: ||grad G|| = {norm:.3g} is "
                 f"below {self.vanishing_ratio:g} x its running maximum {peak:.3g}"
             )
-        exploding = median is not None and grad_norm > self.exploding_ratio * median
+        exploding = median is not None and norm > self.exploding_ratio * median
         if exploding and self._fire("exploding", step):
+            self.exploding_network = network
             messages.append(
-                f"exploding generator gradient at step {step}: ||grad G|| = {grad_norm:.3g}"
+                f"exploding {name} gradient at step {step}: ||grad {network}|| = {norm:.3g}"
                 f" is above {self.exploding_ratio:g} x its running median {median:.3g}"
             )
         return messages
@@ -110,16 +169,20 @@ class GradientAlarm:
         return True
 
     def state_dict(self) -> dict[str, object]:
-        return {"history": list(self.sorted_history), "first_step": dict(self.first_step)}
+        return {
+            "history": {net: list(h.sorted) for net, h in self.history.items()},
+            "stalled_run": self.stalled_run,
+            "first_step": dict(self.first_step),
+            "exploding_network": self.exploding_network,
+        }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.sorted_history = sorted(state["history"])
+        self.history = {net: _History(values) for net, values in state["history"].items()}
+        self.stalled_run = int(state["stalled_run"])
         self.first_step = dict(state["first_step"])
+        self.exploding_network = state["exploding_network"]
 
-    def metrics(self) -> dict[str, int | None]:
-        return {f"{kind}_step": step for kind, step in self.first_step.items()}
-
-
-def _median_of_sorted(values: Sequence[float]) -> float:
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    def metrics(self) -> dict[str, int | str | None]:
+        """``vanishing_step``, ``exploding_step`` (+ ``exploding_network``), ``stalled_step``."""
+        steps = {f"{kind}_step": step for kind, step in self.first_step.items()}
+        return steps | {"exploding_network": self.exploding_network}

@@ -1,8 +1,8 @@
 """What a log step measures about G and D, written into a Probe on the device.
 
 The Trainer calls these hooks at four points of its D and G steps, and only on log steps.
-Randomness (interpolates) comes from a generator of its own, so measuring never moves the
-training RNG: a run's trajectory does not depend on how often it is logged.
+Randomness (interpolates) comes from a generator of its own, seeded per log step, so measuring
+never moves the training RNG: a run's trajectory does not depend on how often it is logged.
 """
 
 from __future__ import annotations
@@ -64,7 +64,39 @@ class Diagnostics:
         self.input_gradients = input_gradients
         self._batch_coupled = any(isinstance(m, _BatchNorm) for m in D.modules())
         device = self.g_params[0][1].device
+        self.seed = seed
         self.rng = torch.Generator(device=device).manual_seed(seed)
+        self._before_step: dict[str, list[Tensor]] = {}
+
+    def start(self, step: int) -> None:
+        """Seed the diagnostics' own generator from (seed, step), so what a log step measures
+        depends on nothing but the step: not on which steps were logged before it, nor on
+        where a run was split by a resume."""
+        self.rng.manual_seed((self.seed + step * 0x9E3779B97F4A7C15) % 2**63)
+
+    # ------------------------------------------------------------------ either step
+    def before_step(self, network: str) -> None:
+        """Keep a copy of ``network``'s weights (log steps only) to measure its update."""
+        self._before_step[network] = [p.detach().clone() for _, p in self._params(network)]
+
+    def after_step(self, probe: Probe, network: str) -> None:
+        """``update_ratio/<network>/<param>`` = ‖Δθ‖ / ‖θ‖ of the step just taken (for D, after
+        clipping: what the weights really did), per parameter and in total. ‖θ‖ is the larger of
+        the norms before and after the step, so a parameter that starts at 0 reads 1, not ∞."""
+        named = self._params(network)
+        before = self._before_step.pop(network)
+        after = [p.detach() for _, p in named]
+        delta = torch._foreach_norm(torch._foreach_sub(after, before))
+        size = torch._foreach_maximum(torch._foreach_norm(before), torch._foreach_norm(after))
+        prefix = f"update_ratio/{network}"
+        for (name, _), d, n in zip(named, delta, size, strict=True):
+            probe.scalars[f"{prefix}/{name}"] = d / n.clamp_min(1e-30)
+        total_delta = torch.linalg.vector_norm(torch.stack(delta))
+        total_size = torch.linalg.vector_norm(torch.stack(size))
+        probe.scalars[f"{prefix}/total"] = total_delta / total_size.clamp_min(1e-30)
+
+    def _params(self, network: str) -> list[tuple[str, nn.Parameter]]:
+        return self.g_params if network == "G" else self.d_params
 
     # ------------------------------------------------------------------ D step
     def on_d_backward(
@@ -81,8 +113,9 @@ class Diagnostics:
         out_real, out_fake = out_real.detach(), out_fake.detach()
         s = probe.scalars
         s["loss/D"] = loss.detach()
-        if penalty is not None:
+        if penalty is not None:  # D's gradient is that of their sum: loss/D_total
             s["loss/D_penalty"] = penalty.detach()
+            s["loss/D_total"] = loss.detach() + penalty.detach()
         s["D/out_real"], s["D/out_fake"] = out_real.mean(), out_fake.mean()
         if self.loss.uses_sigmoid:
             s["D/prob_real"] = torch.sigmoid(out_real).mean()

@@ -1,4 +1,4 @@
-"""Evaluation metrics (SPEC §5) and the choice of which ones fit a dataset."""
+"""Evaluation metrics (README, "Images and evaluation") and which ones fit a dataset."""
 
 from __future__ import annotations
 

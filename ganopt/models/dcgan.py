@@ -29,6 +29,18 @@ def _stages(data_shape: Sequence[int]) -> int:
     return int(math.log2(data_shape[1] // 4))
 
 
+def check_width(width: object) -> int:
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"width must be an int >= 1, got {width!r}")
+    return width
+
+
+def check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
@@ -60,6 +72,7 @@ class DCGANGenerator(nn.Sequential):
     tanh output. ``width`` is the channel count of the last hidden block."""
 
     def __init__(self, z_dim: int, data_shape: Sequence[int], width: int = 64) -> None:
+        width = check_width(width)
         stages = _stages(data_shape)
         channels = [width * 2 ** (stages - 1 - i) for i in range(stages)]  # e.g. 256, 128, 64
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -100,6 +113,9 @@ class DCGANDiscriminator(nn.Sequential):
         norm: str = "batch",
         spectral_norm: bool = False,
     ) -> None:
+        width, spectral_norm = check_width(width), check_flag("spectral_norm", spectral_norm)
+        if norm not in NORMS:  # checked even where no layer would use it (8x8 data)
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
         stages = _stages(data_shape)
         channels = [width * 2**i for i in range(stages)]  # e.g. 64, 128, 256
         layers: OrderedDict[str, nn.Module] = OrderedDict()

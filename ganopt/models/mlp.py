@@ -12,11 +12,13 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ganopt.models.dcgan import check_flag
 from ganopt.models.spectral import apply_spectral_norm
 
 
 def _mlp(in_features: int, hidden: Sequence[int], out_features: int) -> OrderedDict:
-    if not hidden or any(int(h) < 1 for h in hidden):
+    widths_ok = isinstance(hidden, Sequence) and not isinstance(hidden, str)
+    if not widths_ok or not hidden or not all(isinstance(h, int) and h >= 1 for h in hidden):
         raise ValueError(f"hidden layer widths must be a non-empty list of positive ints: {hidden}")
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     width = in_features
@@ -48,7 +50,7 @@ class MLPDiscriminator(nn.Sequential):
         self, data_shape: Sequence[int], hidden: Sequence[int], spectral_norm: bool = False
     ) -> None:
         super().__init__(_mlp(math.prod(data_shape), hidden, 1))
-        if spectral_norm:
+        if check_flag("spectral_norm", spectral_norm):
             apply_spectral_norm(self)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -7,10 +7,8 @@ import math
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
 from ganopt.build import build
-from ganopt.cli import config_dir
+from ganopt.composition import compose_config
 from ganopt.distributed import init, shutdown, world_from_env
 from ganopt.logger import NullLogger, TensorBoardLogger
 
@@ -33,18 +31,16 @@ class PoisonedData:
 out = Path(sys.argv[1])
 world = world_from_env()
 init(world)
-with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-    cfg = compose(
-        config_name="config",
-        overrides=[
-            "trainer.steps=50",
-            "trainer.log_every=5",
-            "trainer.ckpt_every=5",
-            "trainer.batch_size=64",
-            "trainer.progress=false",
-            "trainer.sample_every=0",
-        ],
-    )
+cfg = compose_config(
+    [
+        "trainer.steps=50",
+        "trainer.log_every=5",
+        "trainer.ckpt_every=5",
+        "trainer.batch_size=64",
+        "trainer.progress=false",
+        "trainer.sample_every=0",
+    ]
+)
 parts = build(cfg, world)
 run_dir = out / "run"
 logger = TensorBoardLogger(run_dir) if world.is_main else NullLogger()

@@ -7,10 +7,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from ganopt.build import build
-from ganopt.cli import config_dir
+from ganopt.composition import compose_config
 from ganopt.distributed import init, shutdown, world_from_env
 from ganopt.logger import NullLogger
 
@@ -21,11 +20,7 @@ CASES = {"nonsaturating": [], "standard+r1": ["loss=standard", "reg=r1"]}  # no 
 
 
 def first_step_grads(overrides: list[str]) -> dict[str, torch.Tensor]:
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[f"trainer.batch_size={BATCH}", "trainer.progress=false", *overrides],
-        )
+    cfg = compose_config([f"trainer.batch_size={BATCH}", "trainer.progress=false", *overrides])
     parts = build(cfg, world)
     rng = torch.Generator().manual_seed(123)
     real = parts.data.sample(BATCH, generator=rng)

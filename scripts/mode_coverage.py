@@ -1,0 +1,205 @@
+"""The mode-coverage table of README.md: each method on ring8 and grid25, several seeds,
+mean ± std of PacGAN's metrics (modes, hq_ratio, kl; README, "Images and evaluation").
+
+    python scripts/mode_coverage.py          # README's table: 6 methods x 2 data sets x 5 seeds
+    python scripts/mode_coverage.py --methods default,plain_gan --data ring8 --seeds 0,1
+    python scripts/mode_coverage.py --methods default,no_r1,no_ema,no_decay --data ring8
+    python scripts/mode_coverage.py --jobs 1 --out outputs/mode_coverage
+
+Every run is `python train.py <the method's overrides> data=<data> trainer.seed=<seed>` (at its
+default 5000 generator steps unless --steps) in OUT/<method>/<data>/seed_<seed>; a run that
+already finished there is read back instead of trained again (--rerun trains it anew), so the
+table can be rebuilt from its runs in seconds. Prints the markdown table and writes
+OUT/mode_coverage.md and a per-run OUT/mode_coverage.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: name: (row label, overrides)
+METHODS: dict[str, tuple[str, list[str]]] = {
+    "default": ("default recipe: non-saturating + R1 + EMA, `adam_decay`", []),
+    "plain_gan": (
+        "plain GAN: non-saturating, DCGAN's Adam (`experiment=plain_gan`)",
+        ["experiment=plain_gan"],
+    ),
+    "wgan_sgd": (
+        "WGAN, SGD + clipping (`loss=wgan optim=sgd_clip`)",
+        ["loss=wgan", "optim=sgd_clip"],
+    ),
+    "wgan_paper": ("WGAN, RMSProp + clipping (`experiment=wgan_paper`)", ["experiment=wgan_paper"]),
+    "wgan_gp": ("WGAN-GP (`experiment=wgan_gp_paper`)", ["experiment=wgan_gp_paper"]),
+    "sngan": ("hinge + spectral norm (`experiment=sngan`)", ["experiment=sngan"]),
+}
+DATA = ("ring8", "grid25")
+METRICS = ("modes", "hq_ratio", "kl")
+#: the default recipe without one of its parts (README, "The default recipe")
+ABLATIONS: dict[str, tuple[str, list[str]]] = {
+    "no_r1": ("default recipe without R1 (`reg=none`)", ["reg=none"]),
+    "no_ema": (
+        "default recipe without the EMA (`trainer.ema_decay=null`)",
+        ["trainer.ema_decay=null"],
+    ),
+    "no_decay": ("default recipe without the lr decay (`optim.lr_decay=0`)", ["optim.lr_decay=0"]),
+}
+METHODS |= ABLATIONS
+MAIN = [m for m in METHODS if m not in ABLATIONS]
+
+#: PacGAN (Lin et al. 2018), Table 1: their plain GAN (mean of 10 trials; their networks,
+#: 400 epochs of 100 000 samples) and their packed discriminators (PacGAN2-4), which reach
+#: about all modes
+REFERENCE = [
+    ("PacGAN Table 1: plain GAN", ("6.3", "0.982", "0.45"), ("17.3", "0.948", "0.70")),
+    ("PacGAN Table 1: packed D (PacGAN2-4)", ("≈ 8", "", ""), ("≈ 24-25", "", "")),
+]
+
+
+def run_dir(out: Path, method: str, data: str, seed: int) -> Path:
+    return out / method / data / f"seed_{seed}"
+
+
+def train(out: Path, method: str, data: str, seed: int, steps: int | None, rerun: bool) -> dict:
+    """One run (or the metrics.json it left before)."""
+    directory = run_dir(out, method, data, seed)
+    metrics_file = directory / "metrics.json"
+    if not rerun and metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        finished = metrics.get("status") in ("ok", "diverged")
+        if finished and (steps is None or metrics.get("step") == steps):
+            return metrics
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        *METHODS[method][1],
+        f"data={data}",
+        f"trainer.seed={seed}",
+        *([f"trainer.steps={steps}"] if steps else []),
+        "trainer.progress=false",
+        f"hydra.run.dir={directory}",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=_one_thread_env())
+    if proc.returncode != 0 or not metrics_file.exists():
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"{' '.join(command[2:])} failed: {tail[0]}")
+    print(
+        f"  {method:11s} {data:6s} seed {seed}: {time.perf_counter() - started:5.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return json.loads(metrics_file.read_text())
+
+
+def _one_thread_env() -> dict[str, str]:
+    """Parallel jobs on a small machine: one intra-op thread each, or they fight for cores."""
+    return os.environ | {"OMP_NUM_THREADS": "1"}
+
+
+def cell(values: list[float], digits: int) -> str:
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(results: dict, methods: list[str], data: list[str], seeds: list[int]) -> str:
+    """Markdown: a row per method, (modes, hq_ratio, kl) per data set, mean ± std over seeds.
+    A run whose kl is undefined (no high-quality sample) is left out of the kl mean, and the
+    cell says how many runs it averages."""
+    header = ["method"]
+    for d in data:
+        header += [f"{d} modes", f"{d} hq_ratio", f"{d} kl"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        row = [METHODS[method][0]]
+        for d in data:
+            runs = [results[(method, d, s)] for s in seeds]
+            row.append(cell([float(r["modes"]) for r in runs], 1))
+            row.append(cell([float(r["hq_ratio"]) for r in runs], 2))
+            kls = [float(r["kl"]) for r in runs if r.get("kl") is not None]
+            note = "" if len(kls) == len(runs) else f" ({len(kls)} of {len(runs)} runs)"
+            row.append(cell(kls, 3) + note)
+        lines.append("| " + " | ".join(row) + " |")
+    for label, *per_data in REFERENCE:
+        row = [label]
+        for d in data:
+            row += list(dict(zip(("ring8", "grid25"), per_data, strict=True))[d])
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("outputs/mode_coverage"))
+    p.add_argument("--methods", default=",".join(MAIN), help=", ".join(METHODS))
+    p.add_argument("--data", default="ring8,grid25")
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--steps", type=int, default=None, help="generator steps (5000)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
+    p.add_argument("--rerun", action="store_true", help="train runs that already finished again")
+    args = p.parse_args(argv)
+    args.methods = args.methods.split(",")
+    args.data = args.data.split(",")
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    if unknown := [m for m in args.methods if m not in METHODS]:
+        p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    if unknown := [d for d in args.data if d not in DATA]:
+        p.error(f"unknown data {unknown}; choose from {', '.join(DATA)}")
+    if args.jobs < 1 or (args.steps is not None and args.steps < 1):
+        p.error("--jobs and --steps must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs = [(m, d, s) for d in args.data for m in args.methods for s in args.seeds]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {run: pool.submit(train, args.out, *run, args.steps, args.rerun) for run in runs}
+        try:
+            results = {run: future.result() for run, future in futures.items()}
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    markdown = table(results, args.methods, args.data, args.seeds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mode_coverage.md").write_text(markdown)
+    with open(args.out / "mode_coverage.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "data", "seed", "status", "step", *METRICS, "steps_per_sec"])
+        for (m, d, s), r in results.items():
+            writer.writerow(
+                [
+                    m,
+                    d,
+                    s,
+                    r["status"],
+                    r["step"],
+                    *(r.get(k) for k in METRICS),
+                    r.get("steps_per_sec"),
+                ]
+            )
+    print(markdown)
+    print(
+        f"{len(runs)} runs in {time.perf_counter() - started:.0f} s; "
+        f"wrote {args.out / 'mode_coverage.md'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
