@@ -20,13 +20,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganopt.build import build, check_targets
-from ganopt.composition import check_group_overrides, compose_config, config_dir, register
+from ganopt.composition import (
+    check_group_overrides,
+    compose_config,
+    config_dir,
+    name_suffix,
+    register,
+)
 from ganopt.config import ConfigError, validate
 from ganopt.distributed import World, world_from_env
 from ganopt.distributed import init as init_distributed
 from ganopt.distributed import shutdown as shutdown_distributed
 from ganopt.logger import NullLogger, TensorBoardLogger
-from ganopt.resume import locate, resume, with_recorded_overrides
+from ganopt.resume import locate, path_value, resume, with_recorded_overrides
 from ganopt.rundir import lock, release, remove_rejected, write_atomic
 from ganopt.trainer import RunResult
 
@@ -37,6 +43,10 @@ NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "
 #: Hydra flags that take the next argument as their value
 VALUED_FLAGS = ("-p", "--package", "-cp", "--config-path", "-cn", "--config-name")
 VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun")
+#: overrides a run directory's name leaves out, as configs/config.yaml's override_dirname does
+NOT_IN_RUN_NAME = ("hydra", "resume=", "trainer.progress=")
+#: overrides whose value is a path, which may hold the '=' and ',' of a run directory's name
+PATH_KEYS = ("resume=", "hydra.run.dir=", "hydra.sweep.dir=")
 #: the longest name a file system takes for one path component, in bytes
 MAX_NAME_BYTES = 255
 
@@ -48,7 +58,7 @@ def main() -> None:
     try:
         init_distributed(world)
         try:
-            sys.argv = preflight(sys.argv, world)
+            sys.argv = preflight(quote_paths(sys.argv), world)
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
@@ -58,6 +68,19 @@ def main() -> None:
         sys.exit(130)
     finally:
         shutdown_distributed()
+
+
+def quote_paths(argv: list[str]) -> list[str]:
+    """Quote path values for Hydra, whose override grammar reads '=' and ',' as syntax, so that
+    ``resume=outputs/DATE/TIME_loss=wgan,optim=sgd_clip`` works as typed."""
+    quoted = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        needs_quotes = any(c in value for c in "=, ") and value[:1] not in ("'", '"')
+        if arg.startswith(PATH_KEYS) and needs_quotes:
+            arg = f"{key}='" + value.replace("'", "\\'") + "'"
+        quoted.append(arg)
+    return quoted
 
 
 def preflight(argv: list[str], world: World) -> list[str]:
@@ -86,7 +109,8 @@ def preflight(argv: list[str], world: World) -> list[str]:
     if run_dir is not None and world.is_main:
         check_writable(run_dir)
     if world.distributed:
-        run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}")
+        named = ",".join(sorted(o for o in overrides if not o.startswith(NOT_IN_RUN_NAME)))
+        run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}{name_suffix(named)}")
         argv = with_distributed_overrides(argv, world, run_dir)
     return argv
 
@@ -108,10 +132,10 @@ def _known_run_dir(overrides: list[str], cfg: DictConfig) -> Path | None:
     given as hydra.run.dir= (else Hydra names it by the clock)."""
     if cfg.resume is not None:
         return locate(cfg.resume)[0]
-    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
+    given = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
     if not given:
         return None
-    if given[-1].strip("'\" ") == "":
+    if given[-1].strip() == "":
         raise ConfigError(["hydra.run.dir: must not be empty (it would write into .)"])
     return Path(given[-1]).expanduser()
 
@@ -137,7 +161,7 @@ def with_distributed_overrides(argv: list[str], world: World, run_dir: str) -> l
     ranks' clocks may straddle a second), and rank 0 alone writes Hydra's files and log."""
     argv = list(argv)
     if not any(a.startswith(("hydra.run.dir=", "resume=")) for a in argv[1:]):
-        argv.append(f"hydra.run.dir={run_dir}")
+        argv += quote_paths([f"hydra.run.dir={run_dir}"])
     if not world.is_main:  # warnings and errors still reach the console
         argv += [
             "hydra.output_subdir=null",

@@ -35,10 +35,16 @@ def safe_dirname(text: str) -> str:
     return name
 
 
+def name_suffix(overrides: str) -> str:
+    """``_loss=wgan,optim=sgd_clip`` for a single run's directory name ("" without overrides)."""
+    return f"_{safe_dirname(overrides)}" if overrides else ""
+
+
 def register() -> None:
     """The schema and the resolvers configs/config.yaml uses (idempotent)."""
     register_schema()
     OmegaConf.register_new_resolver("ganopt.safe_dirname", safe_dirname, replace=True)
+    OmegaConf.register_new_resolver("ganopt.name_suffix", name_suffix, replace=True)
     OmegaConf.register_new_resolver("ganopt.run_dir", run_dir_resolver, replace=True)
     OmegaConf.register_new_resolver(
         "ganopt.hydra_subdir", hydra_subdir_resolver, replace=True, use_cache=True

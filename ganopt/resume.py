@@ -75,6 +75,14 @@ def recorded_overrides(run_dir: Path) -> list[str]:
     return overrides
 
 
+def path_value(override: str) -> str:
+    """The path in ``key=PATH`` or ``key='PATH'`` (quoted for Hydra's grammar)."""
+    value = override.split("=", 1)[1]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1].replace(f"\\{value[0]}", value[0])
+    return value
+
+
 def with_recorded_overrides(argv: list[str]) -> list[str]:
     """``train.py resume=RUN [overrides]`` → RUN's recorded overrides, then the given ones.
 
@@ -82,7 +90,7 @@ def with_recorded_overrides(argv: list[str]) -> list[str]:
     given = [a for a in argv[1:] if a.startswith("resume=")]
     if not given or any(a in ("-m", "--multirun") for a in argv):
         return argv
-    run_dir, _ = locate(given[-1].split("=", 1)[1])
+    run_dir, _ = locate(path_value(given[-1]))
     keys = {a.lstrip("+~").split("=", 1)[0] for a in argv[1:] if "=" in a}
     kept = [
         o

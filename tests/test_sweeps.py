@@ -112,7 +112,7 @@ def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert jobs[0] == (
         "0_loss=nonsaturating,optim.d.lr=0.0002,optim=sgd,trainer.d_steps=1,trainer.log_every=4,"
-        "trainer.progress=False,trainer.sample_every=0,trainer.steps=12"
+        "trainer.sample_every=0,trainer.steps=12"
     )
     assert [j.split(",")[0] for j in jobs] == [
         "0_loss=nonsaturating",
