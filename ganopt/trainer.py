@@ -419,7 +419,9 @@ class Trainer:
         self.logger.scalars(step, values)
         for tag, tensor in probe.hists.items():
             self.logger.histogram(tag, tensor, step)
-        for message in self.alarm.update(step, values, record=self._regular_log_step(step)):
+        lr_factor = 1.0 if self.schedule is None else self.schedule.factor(step)
+        regular = self._regular_log_step(step)
+        for message in self.alarm.update(step, values, record=regular, lr_factor=lr_factor):
             log.warning(message)
             self.logger.text("alerts", message, step)
         self.last_logged = values

@@ -10,6 +10,7 @@ from torch import nn
 from ganopt.diagnostics import Diagnostics, GradientAlarm, Probe, to_host
 from ganopt.losses import GENERATOR_LOSSES, NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
+from ganopt.schedule import LinearDecay
 
 
 class LinearD(nn.Module):
@@ -244,6 +245,21 @@ def test_not_learning_fires_on_a_generator_whose_updates_stay_tiny_from_step_1()
     assert message.startswith("generator not learning at step 200")
     assert alarm.update(250, dead) == []  # once
     assert alarm.metrics() == NO_ALARM | {"stalled_step": 200}
+
+
+def test_not_learning_ignores_a_learning_rate_decayed_on_purpose():
+    """optim.lr_decay takes the rates to ~0 at the end of a run: the updates shrink with the
+    schedule, which is not a stall (the WGAN-SGD runs used to report stalled_step 4900)."""
+    alarm = GradientAlarm(stalled_ratio=1e-6, stalled_logs=3)
+    unaware = GradientAlarm(stalled_ratio=1e-6, stalled_logs=3)
+    schedule = LinearDecay([], total=5000, fraction=0.5)
+    for step in range(100, 5001, 100):
+        factor = schedule.factor(step)
+        values = {"grad_norm/G/total": 1e-3, "update_ratio/G/total": 1e-5 * factor}
+        assert alarm.update(step, values, lr_factor=factor) == []
+        unaware.update(step, values)
+    assert alarm.metrics() == NO_ALARM
+    assert unaware.metrics()["stalled_step"] == 5000  # what the schedule alone did
 
 
 def test_alarm_state_round_trips():

@@ -92,6 +92,8 @@ class GradientAlarm:
     *Not learning*: G's update-to-weight ratio ‖Δθ‖/‖θ‖ stays below ``stalled_ratio`` for
     ``stalled_logs`` log steps in a row, whatever its loss says; unlike the vanishing alarm,
     which is relative to G's own maximum, this catches a gradient that was dead from step 1.
+    The ratio is compared at the configured learning rate (divided by the schedule's factor), so
+    a learning rate that a schedule decays toward 0 on purpose is not taken for a stall.
 
     Each kind fires once, with a message; its first step is kept for metrics.json. The alarm
     reports, it never stops a run.
@@ -115,8 +117,17 @@ class GradientAlarm:
         self.first_step: dict[str, int | None] = dict.fromkeys(self.KINDS)
         self.exploding_network: str | None = None
 
-    def update(self, step: int, values: Mapping[str, float], record: bool = True) -> list[str]:
+    def update(
+        self,
+        step: int,
+        values: Mapping[str, float],
+        record: bool = True,
+        lr_factor: float = 1.0,
+    ) -> list[str]:
         """Read one log step's host values; return the messages of alarms that fire now.
+
+        ``lr_factor`` is the multiplier the learning-rate schedule applied at this step; the
+        stall test is skipped where it is 0.
 
         ``record=False`` (a run's last step when it is not a regular log step) checks the
         values against the history without adding them, so the history holds the same steps
@@ -127,7 +138,8 @@ class GradientAlarm:
             if norm is not None and math.isfinite(norm):
                 messages += self._watch_norm(step, network, norm, record)
         ratio = values.get("update_ratio/G/total")
-        if ratio is not None and math.isfinite(ratio):
+        if ratio is not None and math.isfinite(ratio) and lr_factor > 0:
+            ratio /= lr_factor
             run = self.stalled_run + 1 if ratio < self.stalled_ratio else 0
             if record:
                 self.stalled_run = run
