@@ -3,7 +3,8 @@ mean ± std of PacGAN's metrics (modes, hq_ratio, kl; README, "Images and evalua
 
     python scripts/mode_coverage.py          # README's table: 6 methods x 2 data sets x 5 seeds
     python scripts/mode_coverage.py --methods default,plain_gan --data ring8 --seeds 0,1
-    python scripts/mode_coverage.py --methods default,no_r1,no_ema,no_decay --data ring8
+    python scripts/mode_coverage.py --data ring8 \\
+        --methods default,plain_gan,no_r1,no_ema,no_decay,gamma10     # the recipe's ablations
     python scripts/mode_coverage.py --jobs 1 --out outputs/mode_coverage
 
 Every run is `python train.py <the method's overrides> data=<data> trainer.seed=<seed>` (at its
@@ -53,6 +54,7 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
         ["trainer.ema_decay=null"],
     ),
     "no_decay": ("default recipe without the lr decay (`optim.lr_decay=0`)", ["optim.lr_decay=0"]),
+    "gamma10": ("default recipe with R1's image setting γ = 10 (`reg.gamma=10`)", ["reg.gamma=10"]),
 }
 METHODS |= ABLATIONS
 MAIN = [m for m in METHODS if m not in ABLATIONS]
@@ -142,6 +144,23 @@ def table(results: dict, methods: list[str], data: list[str], seeds: list[int]) 
     return "\n".join(lines) + "\n"
 
 
+def side_by_side(args: argparse.Namespace, path: Path) -> None:
+    """The first data set's and seed's samples.png of each method in one figure."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(4.2 * len(args.methods), 4.2), layout="constrained")
+    for i, method in enumerate(args.methods, start=1):
+        ax = fig.add_subplot(1, len(args.methods), i)
+        ax.imshow(
+            Image.open(run_dir(args.out, method, args.data[0], args.seeds[0]) / "samples.png")
+        )
+        ax.set_title(METHODS[method][0].replace("`", ""), fontsize=8, wrap=True)
+        ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("outputs/mode_coverage"))
@@ -151,6 +170,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="generator steps (5000)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     p.add_argument("--rerun", action="store_true", help="train runs that already finished again")
+    p.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="also draw the first seed's samples.png of each method, side by side, into FILE",
+    )
     args = p.parse_args(argv)
     args.methods = args.methods.split(",")
     args.data = args.data.split(",")
@@ -193,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                     r.get("steps_per_sec"),
                 ]
             )
+    if args.figure is not None:
+        side_by_side(args, args.figure)
     print(markdown)
     print(
         f"{len(runs)} runs in {time.perf_counter() - started:.0f} s; "
