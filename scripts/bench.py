@@ -3,8 +3,8 @@ same math, side by side in one process, as a ratio.
 
 For each configuration (toy: the default mlp on ring8; dcgan: DCGAN on digits) it alternates
     A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
-    B: a hand-written loop: the same networks, losses, optimizers, batch size and data,
-       without any logging,
+    B: a hand-written loop: the same networks, losses, regularizers, optimizers, learning-rate
+       schedule, EMA of G, batch size and data, without any logging,
     C: the Trainer logging every layer's gradient norm (and the losses, D's outputs, the
        gradient signal) at every step: log_every = 1,
     E: as C, plus the diagnostics that cost extra passes: the shadow losses' gradient norms
@@ -35,6 +35,7 @@ import torch
 
 from ganopt.build import Components, build
 from ganopt.composition import compose_config
+from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
@@ -74,29 +75,47 @@ def run_trainer(overrides: list[str], steps: int) -> float:
 
 
 def run_bare(overrides: list[str], steps: int) -> float:
-    """The loop a researcher would write by hand for the same run: no logging at all."""
+    """The loop a researcher would write by hand for the same run, regularizers, learning-rate
+    schedule and EMA of G included: no logging at all."""
     p = components([*overrides, "trainer.progress=false"])
     G, D, loss, opt_G, opt_D, data = p.G, p.D, p.loss, p.opt_G, p.opt_D, p.data
     batch, d_steps, z_dim = p.settings.batch_size, p.settings.d_steps, G.z_dim
+    ema = EMA(G, p.settings.ema_decay) if p.settings.ema_decay else None
+    needs_grad = set().union(*(r.needs_input_grad for r in p.regularizers))
+
+    def d_input(x: torch.Tensor, which: str, step: int) -> torch.Tensor:
+        for r in p.regularizers:
+            x = r.perturb(x, step)
+        return x.detach().requires_grad_(True) if which in needs_grad else x
+
     sync(p.device)
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
+        if p.schedule is not None:
+            p.schedule.set(step)
         for _ in range(d_steps):
-            real = next(data)
             with torch.no_grad():
                 fake = G(torch.randn(batch, z_dim, device=p.device))
-            d_loss = loss.d_loss(D(real), D(fake))
+            real, fake = d_input(next(data), "real", step), d_input(fake, "fake", step)
+            out_real, out_fake = D(real), D(fake)
+            d_loss = loss.d_loss(out_real, out_fake)
+            for r in p.regularizers:
+                if (term := r.penalty(D, real, fake, out_real, out_fake)) is not None:
+                    d_loss = d_loss + term
             opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_D.step()
             if p.clipper is not None:
                 p.clipper()
         D.requires_grad_(False)
-        g_loss = loss.g_loss(D(G(torch.randn(batch, z_dim, device=p.device))))
+        fake = d_input(G(torch.randn(batch, z_dim, device=p.device)), "", step)
+        g_loss = loss.g_loss(D(fake))
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_G.step()
         D.requires_grad_(True)
+        if ema is not None:
+            ema.update(step)
     sync(p.device)
     return steps / (time.perf_counter() - start)
 
