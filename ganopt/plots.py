@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ganopt.data.toy import ToyDistribution
+from ganopt.diagnostics.flow import GradientFlow
 from ganopt.losses import GANLoss
 
 
@@ -89,3 +90,24 @@ def image_grid(
         )
         grid[:, top : top + h, left : left + w] = image
     return grid.permute(1, 2, 0).numpy()
+
+
+def gradient_flow_figure(flow: GradientFlow) -> Figure:
+    """One network's per-layer gradient norms as a heatmap: layers from the output (top) to the
+    input (bottom), log steps from left to right, log10 colour scale. A gradient that dies
+    with depth or with time shows as a dark band or a dark end."""
+    matrix = flow.matrix()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.where(matrix > 0, matrix, np.nan))
+    names = flow.layers[::-1]
+    fig = Figure(figsize=(7.0, 1.2 + 0.3 * len(names)), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(logs, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="log10 ||grad||", fraction=0.05)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    shown = np.linspace(0, len(flow.steps) - 1, min(8, len(flow.steps))).round().astype(int)
+    ax.set_xticks(shown, [str(flow.steps[i]) for i in shown], fontsize=7)
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("layer (output at the top)")
+    ax.set_title(f"gradient flow through {flow.network}", fontsize=9)
+    return fig

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
@@ -22,12 +23,13 @@ from ganopt.checkpoint import CheckpointDir, rng_state, set_rng_state
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard, Probe, to_host
+from ganopt.diagnostics.flow import GradientFlow
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, generate
 from ganopt.logger import TensorBoardLogger, figure_to_rgb
 from ganopt.losses import GANLoss
-from ganopt.plots import image_grid, toy_samples_figure
+from ganopt.plots import gradient_flow_figure, image_grid, toy_samples_figure
 from ganopt.regularizers import Regularizer
 from ganopt.rundir import WriteError, write_atomic
 from ganopt.schedule import LinearDecay
@@ -201,6 +203,7 @@ class Trainer:
             for name, opt in (("opt_G", opt_G), ("opt_D", opt_D))
         }
         self.last_logged: dict[str, float] = {}
+        self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
 
@@ -382,9 +385,10 @@ class Trainer:
         return step == 1 or step % self.settings.log_every == 0
 
     def probe(self, step: int) -> Probe | None:
-        """What to measure at this step: nothing, scalars, or scalars and histograms."""
+        """What to measure at this step: nothing, scalars, or scalars and histograms (every
+        hist_every steps and at the last, so that a short run has them too)."""
         every = self.settings.hist_every
-        histograms = every > 0 and step % every == 0
+        histograms = every > 0 and (step % every == 0 or step == self.settings.steps)
         if not (histograms or self.should_log(step)):
             return None
         self.diagnostics.start(step)
@@ -425,13 +429,16 @@ class Trainer:
             log.warning(message)
             self.logger.text("alerts", message, step)
         self.last_logged = values
+        for flow in self.flows.values():
+            flow.add(step, values)
         bar.set_postfix(
             loss_D=f"{values['loss/D']:.4g}", loss_G=f"{values['loss/G']:.4g}", refresh=False
         )
 
     def log_samples(self, step: int, save_png: bool = False) -> None:
         """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
-        on a fixed batch of z, so that frames are comparable over time."""
+        on a fixed batch of z, so that frames are comparable over time; ``gradient_flow/G`` and
+        ``/D``: the per-layer gradient norms logged so far as heatmaps."""
         if not self.world.is_main:
             return
         shape = getattr(self.data, "shape", ())
@@ -443,8 +450,19 @@ class Trainer:
         else:
             return
         self.logger.image("samples", rgb, step)
+        flows = {
+            net: figure_to_rgb(gradient_flow_figure(flow))
+            for net, flow in self.flows.items()
+            if flow.steps
+        }
+        for network, picture in flows.items():
+            self.logger.image(f"gradient_flow/{network}", picture, step)
         if save_png:
             Image.fromarray(rgb).save(self.run_dir / "samples.png")
+        if save_png and flows:  # G above D; the figures share their width
+            Image.fromarray(np.concatenate(list(flows.values()))).save(
+                self.run_dir / "gradient_flow.png"
+            )
 
     def log_real_samples(self) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""

@@ -3,13 +3,16 @@
 import math
 import statistics
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from ganopt.diagnostics import Diagnostics, GradientAlarm, Probe, to_host
+from ganopt.diagnostics.flow import GradientFlow
 from ganopt.losses import GENERATOR_LOSSES, NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
+from ganopt.plots import gradient_flow_figure
 from ganopt.schedule import LinearDecay
 
 
@@ -300,3 +303,19 @@ def test_alarm_fires_where_a_full_history_rescan_would(seed):
     metrics = alarm.metrics()
     assert {k: metrics[k] for k in expected} == expected
     assert None not in expected.values()  # the sequence exercises both alarms
+
+
+def test_gradient_flow_keeps_weights_in_order_and_draws_the_output_on_top():
+    flow = GradientFlow("G")
+    flow.add(1, {"loss/G": 1.0})  # a step without per-layer norms adds nothing
+    for step, scale in ((10, 1.0), (20, 0.1)):
+        values = {
+            "grad_norm/G/total": 9.0,
+            "grad_norm/G/fc1.weight": 1e-3 * scale,
+            "grad_norm/G/fc1.bias": 5.0,
+            "grad_norm/G/out.weight": 1.0 * scale,
+        }
+        flow.add(step, values)
+    assert flow.layers == ["fc1.weight", "out.weight"] and flow.steps == [10, 20]
+    assert flow.matrix() == pytest.approx(np.array([[1.0, 0.1], [1e-3, 1e-4]]))
+    assert gradient_flow_figure(flow).axes[0].get_title() == "gradient flow through G"

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -102,6 +104,11 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
     out_real, out_fake = acc.Scalars("D/out_real")[-1].value, acc.Scalars("D/out_fake")[-1].value
     assert w == pytest.approx(out_real - out_fake, abs=1e-6)
     assert [e.step for e in acc.Images("samples")] == [20, 40]  # the last step once
+    for network in ("G", "D"):
+        assert [e.step for e in acc.Images(f"gradient_flow/{network}")] == [20, 40]
+    flow_png = Image.open(run_dir / "gradient_flow.png")  # G's heatmap above D's
+    assert flow_png.width == acc.Images("gradient_flow/G")[-1].width
+    assert flow_png.height == sum(acc.Images(f"gradient_flow/{n}")[-1].height for n in "GD")
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok"
@@ -220,3 +227,19 @@ def test_a_named_run_directory_is_resumed_as_typed(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((run / "metrics.json").read_text())["step"] == 4
     assert list((tmp_path / "outputs").glob("*/*")) == [run]
+
+
+def test_help_lists_every_option_of_every_user_facing_group_and_no_internal_group(tmp_path):
+    proc = train("--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert text.startswith("ganopt: train a GAN")
+    assert max(len(line) for line in text.splitlines()) <= 100
+    for group in ("loss", "optim", "reg", "model", "data", "experiment", "hparams_search"):
+        assert f"\n  {group} " in text, group
+        for option in (REPO / "configs" / group).glob("*.yaml"):
+            assert re.search(rf"\b{option.stem}\b", text), f"{group}={option.stem}"
+    for internal in ("optimizer", "sn_adam", "ganopt_schema"):
+        assert internal not in text
+    assert "tensorboard --logdir outputs" in text
+    assert not list(tmp_path.iterdir())  # --help writes nothing

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -260,9 +261,14 @@ def test_an_exception_mid_run_records_failed_and_propagates(run_dir):
 def test_sample_figures_follow_sample_every(run_dir):
     trainer, logger = make_trainer(["trainer.steps=6", "trainer.sample_every=3", *SMALL], run_dir)
     trainer.fit()
-    samples = [(tag, step) for tag, step, _ in logger.images]
-    assert samples == [("samples", 3), ("samples", 6)]  # the last step's once
+    images = [(tag, step) for tag, step, _ in logger.images]
+    assert [i for i in images if i[0] == "samples"] == [("samples", 3), ("samples", 6)]
+    assert [i for i in images if i[0] == "gradient_flow/D"] == [
+        ("gradient_flow/D", 3),
+        ("gradient_flow/D", 6),
+    ]
     assert (run_dir / "samples.png").stat().st_size > 0
+    assert (run_dir / "gradient_flow.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(("loss", "vanishes"), [("standard", True), ("nonsaturating", False)])
@@ -287,6 +293,13 @@ def test_alarm_catches_the_saturating_loss_vanishing_and_not_the_nonsaturating(
     assert len(vanishing) == vanishes
     # D rejects every fake under both losses; only the saturating one passes that on to G
     assert logger.scalar_log["D/saturated_fake"][-1][1] > 0.99
+    # the gradient-flow picture shows it: G's late columns orders of magnitude below its early
+    # ones in every layer, or not
+    flow = trainer.flows["G"]
+    assert flow.layers == ["fc1.weight", "fc2.weight", "fc3.weight", "out.weight"]
+    early, late = flow.matrix()[:, 1:4].mean(axis=1), flow.matrix()[:, -3:].mean(axis=1)
+    drop = np.log10(early / late)
+    assert (drop > 2).all() if vanishes else (drop < 0.5).all(), drop
 
 
 def test_histograms_follow_hist_every(run_dir):
@@ -298,6 +311,15 @@ def test_histograms_follow_hist_every(run_dir):
     assert steps == [3, 6]
     assert ("hist/grad/G/fc1.weight", 3) in logger.histograms
     assert [s for s, _ in logger.scalar_log["loss/D"]] == [1, 2, 3, 4, 6]
+
+
+def test_the_last_step_always_has_histograms(run_dir):
+    """A short sweep job (steps < hist_every) has histograms too: of its last step."""
+    trainer, logger = make_trainer(
+        ["trainer.steps=5", "trainer.log_every=2", "trainer.hist_every=500", *SMALL], run_dir
+    )
+    trainer.fit()
+    assert sorted({step for tag, step in logger.histograms if tag == "hist/D/out_fake"}) == [5]
 
 
 @pytest.mark.parametrize(

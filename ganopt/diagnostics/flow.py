@@ -1,0 +1,46 @@
+"""Gradient flow through depth: one network's per-layer gradient norms over the log steps.
+
+The vanishing gradient is a statement about depth (the norm shrinks layer by layer toward the
+input) and about time (it shrinks as D wins). A layers × steps heatmap shows both at a glance,
+where 25 separate per-layer charts do not (README, "Watching the gradients in TensorBoard").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class GradientFlow:
+    """Collects ``grad_norm/<network>/<param>`` of every weight (biases left out) at each log
+    step, in the network's parameter order: input first."""
+
+    def __init__(self, network: str) -> None:
+        self.network = network
+        self.prefix = f"grad_norm/{network}/"
+        self.layers: list[str] = []
+        self.steps: list[int] = []
+        self.rows: list[list[float]] = []  # one per step
+
+    def add(self, step: int, values: Mapping[str, float]) -> None:
+        """One log step's host values; a step without per-layer norms is skipped."""
+        if not self.layers:
+            self.layers = [
+                tag.removeprefix(self.prefix)
+                for tag in values
+                if tag.startswith(self.prefix) and tag != f"{self.prefix}total"
+                if not tag.endswith("bias")
+            ]
+        row = [values.get(self.prefix + layer, math.nan) for layer in self.layers]
+        if self.layers and not all(math.isnan(v) for v in row):
+            self.steps.append(step)
+            self.rows.append(row)
+
+    def matrix(self) -> np.ndarray:
+        """(layers, steps): the output layer in row 0, the input layer last, as the picture
+        draws them."""
+        if not self.rows:
+            return np.zeros((len(self.layers), 0))
+        return np.asarray(self.rows, dtype=float).T[::-1]
