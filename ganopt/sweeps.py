@@ -142,10 +142,22 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
 
 
-def summary_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[Group], list[str]]:
-    """Header and rows of the markdown table, the groups and the metric columns."""
+def _sort_key(group: Group, metric: str, direction: str) -> tuple[bool, float]:
+    mean, _ = _mean_std(group.values(metric))
+    if mean is None:
+        return True, 0.0  # runs without the metric last
+    return False, -mean if direction == "maximize" else mean
+
+
+def summary_rows(
+    sweep_dir: Path, objective: tuple[str, str] | None = None
+) -> tuple[list[str], list[list[str]], list[Group], list[str]]:
+    """Header and rows of the table, the groups and the metric columns; rows best first when
+    an ``objective`` (metric, "minimize" or "maximize") is given, else in job order."""
     jobs = read_sweep(sweep_dir)
     groups = group_by_config(jobs)
+    if objective is not None:
+        groups.sort(key=lambda g: _sort_key(g, *objective))
     keys, metrics = _varying_keys(groups), _metric_columns(jobs)
     header = [*keys, "seeds", "status", *metrics]
     rows = [
@@ -163,6 +175,23 @@ def summary_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[Grou
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def aligned_table(header: list[str], rows: list[list[str]], fixed: int, width: int = 100) -> str:
+    """The table for a terminal: padded columns, the first ``fixed`` (configuration, seeds,
+    status) always, then as many metric columns as fit in ``width`` characters."""
+    widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
+    shown = fixed
+    while shown < len(header) and sum(widths[: shown + 1]) + 2 * shown <= width:
+        shown += 1
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line[:shown], widths, strict=False)).rstrip()
+        for line in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths[:shown]))
+    if shown < len(header):
+        lines.append(f"({len(header) - shown} more columns in summary.md and summary.csv)")
     return "\n".join(lines) + "\n"
 
 
@@ -216,17 +245,20 @@ def write_plot(path: Path, groups: list[Group], metrics: list[str], most: int = 
     fig.savefig(path, dpi=110)
 
 
-def summarize_sweep(sweep_dir: str | Path) -> str:
-    """Write summary.md, summary.csv and summary.png into ``sweep_dir``; return the table."""
+def summarize_sweep(
+    sweep_dir: str | Path, objective: tuple[str, str] | None = None
+) -> tuple[str, str]:
+    """Write summary.md, summary.csv and summary.png into ``sweep_dir`` (every column); return
+    the markdown table and the terminal's (aligned, at most 100 columns wide)."""
     sweep_dir = Path(sweep_dir)
-    header, rows, groups, metrics = summary_rows(sweep_dir)
+    header, rows, groups, metrics = summary_rows(sweep_dir, objective)
     if not groups:
         raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) in {sweep_dir}")
     table = markdown_table(header, rows)
     (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\n{table}")
     write_csv(sweep_dir / "summary.csv", groups, metrics)
     write_plot(sweep_dir / "summary.png", groups, metrics)
-    return table
+    return table, aligned_table(header, rows, fixed=len(header) - len(metrics))
 
 
 class SummarizeCallback(Callback):
@@ -234,10 +266,12 @@ class SummarizeCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        metric = config.get("objective", {}).get("metric")
+        objective = (metric, config.objective.direction) if metric else None
         try:
-            table = summarize_sweep(sweep_dir)
+            _, table = summarize_sweep(sweep_dir, objective)
         except Exception:  # a summary must never turn a finished sweep into a failure
             log.exception("could not summarize %s", sweep_dir)
             return
         log.info("sweep summary: %s (and summary.csv, summary.png)", sweep_dir / "summary.md")
-        print(table, flush=True)  # the sweep's result, on stdout
+        print(table, flush=True)  # the sweep's result, on stdout, best first with an objective

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
     try:
-        table = summarize_sweep(args.sweep_dir)
+        _, table = summarize_sweep(args.sweep_dir)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

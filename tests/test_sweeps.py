@@ -44,7 +44,7 @@ def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
     make_job(sweep, 1, ["loss=standard", "trainer.seed=1"], {"status": "ok", "kl": 3.0, "step": 5})
     make_job(sweep, 2, ["loss=wgan", "trainer.seed=0"], {"status": "diverged", "kl": None})
     make_job(sweep, 3, ["loss=wgan", "trainer.seed=1"], None, log="ERROR - invalid config:")
-    table = summarize_sweep(sweep)
+    table, terminal = summarize_sweep(sweep)
     lines = table.strip().splitlines()
     assert lines[0] == "| loss | seeds | status | kl |"
     assert lines[2] == f"| standard | 2 | ok x2 | 2 ± {math.sqrt(2):.2g} |"
@@ -54,6 +54,25 @@ def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
     assert rows[0] == "loss,seeds,status,kl_mean,kl_std"
     assert rows[1].startswith("standard,2,ok x2,2,1.4142")
     assert (sweep / "summary.png").stat().st_size > 0
+    assert terminal.splitlines()[0] == "loss      seeds  status              kl"
+    assert (
+        terminal.splitlines()[2] == f"standard  2      ok x2               2 ± {math.sqrt(2):.2g}"
+    )
+
+
+def test_the_terminal_table_fits_100_columns_and_sorts_by_the_objective(tmp_path):
+    sweep = tmp_path / "sweep"
+    metrics = {f"metric_number_{i}": 1.0 + i for i in range(12)}
+    for job, kl in enumerate((0.5, 0.1, None)):
+        make_job(sweep, job, [f"optim.g.lr={job}"], {"status": "ok", "kl": kl, **metrics})
+    markdown, terminal = summarize_sweep(sweep, objective=("kl", "minimize"))
+    lines = terminal.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[-1].endswith("more columns in summary.md and summary.csv)")
+    assert [line.split()[0] for line in lines[2:5]] == ["1", "0", "2"]  # best kl first
+    assert markdown.count("metric_number_") == 12  # summary.md keeps every column
+    _, maximized = summarize_sweep(sweep, objective=("kl", "maximize"))
+    assert [line.split()[0] for line in maximized.splitlines()[2:5]] == ["0", "1", "2"]
 
 
 def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path):
@@ -66,7 +85,7 @@ def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "| loss | seeds | status | kl |" in proc.stdout
+    assert "loss      seeds  status  kl" in proc.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = subprocess.run(
@@ -125,7 +144,8 @@ def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
     summary = (sweep_dir / "summary.md").read_text()
     assert summary.count("\n| ") == 5  # header + 4 configurations
     assert "| diverged |" in summary
-    assert summary.split("\n\n", 1)[1] in proc.stdout  # the callback printed the table
+    assert "status" in proc.stdout.splitlines()[0]  # the callback printed the table
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
 
 
 def _free_port():
