@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ganopt.build import build, check_targets
 from ganopt.composition import (
@@ -31,6 +31,7 @@ from ganopt.config import ConfigError, validate
 from ganopt.distributed import World, world_from_env
 from ganopt.distributed import init as init_distributed
 from ganopt.distributed import shutdown as shutdown_distributed
+from ganopt.hparams import run_hparams
 from ganopt.logger import NullLogger, TensorBoardLogger
 from ganopt.resume import locate, path_value, resume, with_recorded_overrides
 from ganopt.rundir import lock, release, remove_rejected, write_atomic
@@ -172,39 +173,6 @@ def with_distributed_overrides(argv: list[str], world: World, run_dir: str) -> l
     return argv
 
 
-def _parse_value(value: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def run_hparams(cfg: DictConfig, status: str) -> dict[str, object]:
-    """What the HParams dashboard compares: the config's main choices, every override, and
-    how the run ended."""
-    hydra_cfg = HydraConfig.get()
-    choices = hydra_cfg.runtime.choices
-    hparams: dict[str, object] = {
-        group: choices.get(group) or "none"
-        for group in ("loss", "optim", "model", "data", "experiment")
-    }
-    hparams |= {
-        "lr_G": cfg.optim.g.lr,
-        "lr_D": cfg.optim.d.lr,
-        "clip": cfg.optim.clip if cfg.optim.clip is not None else 0.0,
-        "d_steps": cfg.trainer.d_steps,
-        "batch_size": cfg.trainer.batch_size,
-        "seed": cfg.trainer.seed,
-    }
-    for override in hydra_cfg.overrides.task:
-        key, _, value = override.lstrip("+~").partition("=")
-        hparams.setdefault(key, _parse_value(value))
-    hparams["status"] = status
-    return hparams
-
-
 def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
     """The configured metric of a finished run, the worst value for a run that did not finish
     well, or None when no objective is configured."""
@@ -276,7 +244,11 @@ def train(cfg: DictConfig) -> float | None:
             raise
         log.exception("job failed (status recorded in metrics.json); the sweep goes on")
     finally:
-        logger.hparams(run_hparams(cfg, result.status if result else "failed"))
+        hydra_cfg = HydraConfig.get()
+        status = result.status if result else "failed"
+        container = OmegaConf.to_container(cfg, resolve=True)
+        choices, overrides = hydra_cfg.runtime.choices, hydra_cfg.overrides.task
+        logger.hparams(run_hparams(container, choices, overrides, status))
         logger.close()
         release(run_dir)
     if result is None:

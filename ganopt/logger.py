@@ -7,7 +7,6 @@ One SummaryWriter per run, so ``tensorboard --logdir`` on a sweep lists one run 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,13 +36,6 @@ CUSTOM_SCALARS = {
         "D output, real vs fake": ["Multiline", [r"D/out_real", r"D/out_fake"]],
     },
 }
-
-
-#: the scalars the HParams dashboard shows beside each run's hyperparameters
-HPARAM_METRICS = re.compile(
-    r"loss/.*|D/.*|grad_norm/[GD]/total|grad_norm_shadow/.*|grad_signal/G"
-    r"|wasserstein/estimate|perf/steps_per_sec|metrics/.*"
-)
 
 
 def figure_to_rgb(fig: Figure) -> np.ndarray:
@@ -89,14 +81,12 @@ class TensorBoardLogger:
         metadata = scalar_metadata.create_summary_metadata(display_name=tag, description=text)
         return Summary.Value(tag=tag, simple_value=value, metadata=metadata)
 
-    def hparams(self, values: Mapping[str, object]) -> None:
+    def hparams(self, values: Mapping[str, bool | int | float | str]) -> None:
         """This run's entry in the HParams dashboard, written into the run itself (unlike
-        ``add_hparams``, which opens a sub-run); its metrics are the run's own scalars."""
-        plain = {
-            k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()
-        }
-        metrics = {tag: 0.0 for tag in sorted(self.scalar_tags) if HPARAM_METRICS.fullmatch(tag)}
-        for summary in hparams_summaries(plain, metrics):
+        ``add_hparams``, which opens a sub-run). No experiment summary: TensorBoard would take
+        any one run's as the whole sweep's; a sweep writes its own (ganopt/hparams.py)."""
+        _, start, end = hparams_summaries(dict(values), {})
+        for summary in (start, end):
             self.writer.file_writer.add_summary(summary)
 
     def image(self, tag: str, rgb: np.ndarray, step: int) -> None:

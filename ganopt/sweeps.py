@@ -8,6 +8,7 @@ sweep directory.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -22,6 +23,9 @@ import yaml
 from hydra.experimental.callback import Callback
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
+from torch.utils.tensorboard import SummaryWriter
+
+from ganopt.hparams import experiment_summary, job_hparams
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +265,26 @@ def summarize_sweep(
     return table, aligned_table(header, rows, fixed=len(header) - len(metrics))
 
 
+def write_hparams_experiment(sweep_dir: Path) -> None:
+    """The sweep's HParams experiment, as an event file at the sweep's root (TensorBoard's run
+    "."): what differs across the jobs first, the metrics researchers compare first."""
+    jobs = [
+        (job_dir, read_job(job_dir))
+        for job_dir in sorted(sweep_dir.iterdir(), key=_job_number)
+        if all((job_dir / ".hydra" / f).exists() for f in ("hydra.yaml", "config.yaml"))
+    ]
+    runs = [job_hparams(job_dir, job.status) for job_dir, job in jobs]
+    metric_keys = set()  # every metric a job reports, even where it is undefined (kl: None)
+    for job_dir, _ in jobs:
+        with contextlib.suppress(OSError, ValueError):
+            metric_keys |= set(json.loads((job_dir / "metrics.json").read_text()))
+    writer = SummaryWriter(log_dir=str(sweep_dir))
+    try:
+        writer.file_writer.add_summary(experiment_summary(runs, metric_keys))
+    finally:
+        writer.close()
+
+
 class SummarizeCallback(Callback):
     """Summarizes every multirun when it ends (configured in configs/config.yaml)."""
 
@@ -273,5 +297,9 @@ class SummarizeCallback(Callback):
         except Exception:  # a summary must never turn a finished sweep into a failure
             log.exception("could not summarize %s", sweep_dir)
             return
+        try:
+            write_hparams_experiment(sweep_dir)
+        except Exception:
+            log.exception("could not write the HParams summary into %s", sweep_dir)
         log.info("sweep summary: %s (and summary.csv, summary.png)", sweep_dir / "summary.md")
         print(table, flush=True)  # the sweep's result, on stdout, best first with an objective

@@ -183,34 +183,31 @@ def test_tensorboard_serves_every_job_its_gradient_norms_and_hparams(sweep):
     try:
         deadline = time.monotonic() + 60
         runs = []
-        while len(runs) < 4:
+        while len(runs) < 5:  # the four jobs and the sweep's HParams experiment at "."
             assert server.poll() is None, server.stderr.read()
             assert time.monotonic() < deadline, f"TensorBoard served {runs}"
             with contextlib.suppress(OSError):
                 runs = _get(f"{base}/data/runs")
             time.sleep(0.5)
         jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
-        assert sorted(runs) == jobs  # one run per job, named by its overrides
+        assert sorted(runs) == [".", *jobs]  # one run per job, named by its overrides
         tags = _get(f"{base}/data/plugin/scalars/tags")
-        assert all("grad_norm/G/total" in tags[run] for run in runs)
+        assert all("grad_norm/G/total" in tags[run] for run in jobs)
         experiment = _get(
             f"{base}/data/plugin/hparams/experiment",
             data=json.dumps({"experimentName": ""}).encode(),
         )
-        hparams = {h["name"] for h in experiment["hparamInfos"]}
-        assert {
-            "loss",
-            "optim",
-            "lr_G",
-            "lr_D",
-            "d_steps",
-            "batch_size",
-            "seed",
-            "status",
-            "optim.d.lr",
-        } <= hparams
-        metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
-        assert {"loss/D", "grad_norm/G/total"} <= metrics
+        # what differs across the sweep first; the evaluation metrics before the losses
+        hparams = [h["name"] for h in experiment["hparamInfos"]]
+        differing = [h["name"] for h in experiment["hparamInfos"] if h.get("differs")]
+        assert set(hparams[: len(differing)]) == set(differing)
+        assert {"loss", "reg", "optim.d.lr", "status"} <= set(differing)  # wgan brings reg=none
+        assert {"optim", "trainer.seed", "trainer.d_steps"} <= set(hparams) - set(differing)
+        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert metrics[:3] == ["metrics/modes", "metrics/hq_ratio", "metrics/kl"]
+        assert metrics.index("grad_norm/G/total") < metrics.index("loss/D")
+        clip = next(h for h in experiment["hparamInfos"] if h["name"] == "optim.clip")
+        assert clip["type"] == "DATA_TYPE_STRING"  # "none", not 0.0
     finally:
         server.terminate()
         try:
