@@ -4,15 +4,32 @@ run the Trainer without TensorBoard."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganopt.build import build
 from ganopt.composition import compose_config
 from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread here and in every subprocess (2-core CI machines: two threads per
+    process oversubscribe them), and SIGTERM stops the session like Ctrl-C does: a test in
+    subprocess.run kills its child on the way out instead of leaving it running."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 #: small, quiet runs: no progress bar, no figures or periodic checkpoints unless asked
 FAST = [
     "trainer.progress=false",

@@ -4,7 +4,11 @@ import csv
 import importlib.util
 import math
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # trains four critics: python -m pytest -m "not slow" skips it
 
 
 def test_clipping_explodes_or_vanishes_with_depth_and_the_penalty_does_not(tmp_path):

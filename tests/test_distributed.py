@@ -16,6 +16,8 @@ from ganopt.distributed import World
 from tests.conftest import REPO
 from tests.test_train_cli import events
 
+pytestmark = pytest.mark.slow  # end-to-end: python -m pytest -m "not slow" skips it
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 

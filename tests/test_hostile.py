@@ -148,6 +148,7 @@ VALUES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     derandomize=True,  # the same cases on every CI run; the examples below are found bugs
@@ -192,6 +193,7 @@ def finished_run(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("finished"))
 
 
+@pytest.mark.slow
 def test_a_run_directory_cannot_choose_code_on_resume(finished_run, tmp_path, capfd):
     """An edited .hydra/overrides.yaml that would copy a file is refused before anything is
     built or written (it copied the file before this was fixed)."""
@@ -230,6 +232,7 @@ def test_a_corrupt_overrides_file_is_refused(content, message, tmp_path):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_loose_checkpoint_names_no_run_and_is_refused(finished_run, tmp_path, capfd):
     loose = tmp_path / "somewhere" / "ckpt.pt"
     loose.parent.mkdir()
@@ -274,6 +277,7 @@ def hostile_checkpoints(good: bytes) -> dict[str, bytes | object]:
     }
 
 
+@pytest.mark.slow
 def test_hostile_checkpoints_are_refused_in_one_line(finished_run, tmp_path):
     good = (finished_run / "checkpoints" / "last.pt").read_bytes()
     for name, content in hostile_checkpoints(good).items():
@@ -297,6 +301,7 @@ def test_the_weights_only_loader_names_code_it_refused(tmp_path):
         load(path)
 
 
+@pytest.mark.slow
 def test_a_run_directory_in_use_is_refused_naming_its_holder(finished_run, tmp_path, capfd):
     """A second process on the same directory, and a resume of a run still in progress."""
     holder = subprocess.Popen(
@@ -424,6 +429,7 @@ def test_a_changed_optimizer_setting_on_resume_applies_and_is_said(tmp_path, cap
     assert "opt_G lr 0.0002 -> 0.01" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", [3, 7])  # log_every 5: neither is a log step
 def test_a_run_split_at_a_non_log_step_ends_with_the_same_checkpoint(split, tmp_path):
     """Everything the checkpoint holds, alarm history and RNGs included, matches a straight
@@ -465,6 +471,7 @@ def _start(run_dir, *overrides):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_two_quick_ctrl_cs_abort_quietly_and_metrics_never_lag_the_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     proc = _start(run_dir, "trainer.steps=1000000", "trainer.ckpt_every=50")
@@ -487,6 +494,7 @@ def test_two_quick_ctrl_cs_abort_quietly_and_metrics_never_lag_the_checkpoint(tm
     assert metrics["step"] >= saved and metrics["checkpoint_step"] == saved
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path):
     proc = _start(tmp_path / "run")
     time.sleep(0.4)  # importing torch

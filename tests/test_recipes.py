@@ -7,6 +7,8 @@ import pytest
 
 from tests.test_train_cli import QUIET, events, train
 
+pytestmark = pytest.mark.slow  # end-to-end: python -m pytest -m "not slow" skips it
+
 
 def test_the_default_recipe_finds_all_eight_ring_modes(tmp_path):
     """`python train.py`, shortened to 1000 steps (its lr decay shortened with it)."""

@@ -164,6 +164,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_9_while_checkpointing_never_leaves_a_corrupt_last_pt(tmp_path):
     """A process that does nothing but write checkpoints, killed at random moments."""
     for attempt in range(3):

@@ -15,6 +15,8 @@ from ganopt.sample import main
 from tests.conftest import REPO
 from tests.test_train_cli import QUIET, train
 
+pytestmark = pytest.mark.slow  # end-to-end: python -m pytest -m "not slow" skips it
+
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):

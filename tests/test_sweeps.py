@@ -75,6 +75,7 @@ def test_the_terminal_table_fits_100_columns_and_sorts_by_the_objective(tmp_path
     assert [line.split()[0] for line in maximized.splitlines()[2:5]] == ["0", "1", "2"]
 
 
+@pytest.mark.slow
 def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path):
     sweep = tmp_path / "sweep"
     make_job(sweep, 0, ["loss=standard"], {"status": "ok", "kl": 0.5})
@@ -126,6 +127,7 @@ def sweep(tmp_path_factory):
     return sweep_dir, proc
 
 
+@pytest.mark.slow
 def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
     sweep_dir, proc = sweep
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
@@ -160,6 +162,7 @@ def _get(url, data=None):
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_every_job_its_gradient_norms_and_hparams(sweep):
     sweep_dir, _ = sweep
     tensorboard = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
@@ -229,6 +232,7 @@ def test_objective_is_returned_for_sweepers():
     assert objective(compose_config(), RunResult("ok", 5, {"kl": 0.25})) is None
 
 
+@pytest.mark.slow
 def test_optuna_search_in_parallel_jobs_gets_the_objective(tmp_path):
     """configs/hparams_search/ring8_optuna.yaml through the optuna sweeper, two trials at once
     on the joblib launcher."""

@@ -18,6 +18,8 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from ganopt.checkpoint import load
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # end-to-end: python -m pytest -m "not slow" skips it
+
 QUIET = ["trainer.progress=false"]
 
 
