@@ -32,6 +32,9 @@ PARTNERS = {
     "data=mnist": ["model=dcgan"],
     "data=fashion_mnist": ["model=dcgan"],
     "data=cifar10": ["model=dcgan"],
+    **{f"+sn_adam={name}": ["experiment=sngan"] for name in options("sn_adam")},
+    # under a preset that sets Adam's betas (the default adam_decay), SGD would be refused
+    **{f"optimizer@optim.{n}={o}": ["optim=sgd"] for n in "gd" for o in options("optimizer")},
 }
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
@@ -40,9 +43,11 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
     "override",
     [
         f"{group}={name}"
-        for group in ("loss", "optim", "model", "data", "experiment", "reg")
+        for group in ("loss", "optim", "model", "data", "experiment", "reg", "hparams_search")
         for name in options(group)
-    ],
+    ]
+    + [f"optimizer@optim.{net}={name}" for net in "gd" for name in options("optimizer")]
+    + [f"+sn_adam={name}" for name in options("sn_adam")],
 )
 def test_every_group_option_composes_and_builds(override, tmp_path):
     overrides = [override, "trainer.device=cpu", *PARTNERS.get(override, [])]
