@@ -7,7 +7,8 @@ One SummaryWriter per run, so ``tensorboard --logdir`` on a sweep lists one run 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +22,33 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from ganopt.tags import description
 
-#: TensorBoard's Custom Scalars tab (entries are regular expressions over tags).
-CUSTOM_SCALARS = {
-    "ganopt": {
-        "gradient flow": ["Multiline", [r"grad_norm/G/total", r"grad_norm/D/total"]],
-        "G layers": ["Multiline", [r"grad_norm/G/.*"]],
-        "D layers": ["Multiline", [r"grad_norm/D/.*"]],
-        "signal": ["Multiline", [r"grad_signal/G", r"D/prob_fake", r"D/saturated_fake"]],
-        "G gradient under each loss": [
-            "Multiline",
-            [r"grad_norm/G/total", r"grad_norm_shadow/G/.*"],
-        ],
-        "D input gradients": ["Multiline", [r"grad_x/D/.*"]],
-        "D output, real vs fake": ["Multiline", [r"D/out_real", r"D/out_fake"]],
-    },
+#: TensorBoard's Custom Scalars tab: title → (the tags it draws, the tag it needs), as
+#: regular expressions. A chart is in a run's layout only when the run logs a tag it needs, so
+#: a DCGAN run (no shadow losses) or a WGAN run (no probabilities) shows no empty charts.
+CHARTS: dict[str, tuple[list[str], str]] = {
+    "gradient flow": ([r"grad_norm/G/total", r"grad_norm/D/total"], r"grad_norm/G/total"),
+    "G layers": ([r"grad_norm/G/.*"], r"grad_norm/G/.*"),
+    "D layers": ([r"grad_norm/D/.*"], r"grad_norm/D/.*"),
+    "signal": ([r"grad_signal/G", r"D/prob_fake", r"D/saturated_fake"], r"D/prob_fake"),
+    "G gradient under each loss": (
+        [r"grad_norm/G/total", r"grad_norm_shadow/G/.*"],
+        r"grad_norm_shadow/G/.*",
+    ),
+    "D input gradients": ([r"grad_x/D/.*"], r"grad_x/D/.*"),
+    "D output, real vs fake": ([r"D/out_real", r"D/out_fake"], r"D/out_real"),
+    "update ratio": ([r"update_ratio/G/total", r"update_ratio/D/total"], r"update_ratio/.*"),
 }
+
+
+def custom_scalars_layout(tags: Iterable[str]) -> dict[str, dict[str, list]]:
+    """The Custom Scalars layout for a run that logs ``tags``."""
+    tags = list(tags)
+    charts = {
+        title: ["Multiline", patterns]
+        for title, (patterns, needs) in CHARTS.items()
+        if any(re.fullmatch(needs, tag) for tag in tags)
+    }
+    return {"ganopt": charts}
 
 
 def figure_to_rgb(fig: Figure) -> np.ndarray:
@@ -64,13 +77,14 @@ class TensorBoardLogger:
         """Opened on first use: a run rejected before training leaves no event file."""
         if self._writer is None:
             self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=self.purge_step)
-            self._writer.add_custom_scalars(CUSTOM_SCALARS)
         return self._writer
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """All of a step's scalars as one event: logging every layer at every step stays cheap
         (``add_scalar`` would build and queue one event per tag)."""
         summary = Summary(value=[self._scalar(tag, float(v)) for tag, v in values.items()])
+        if not self.scalar_tags:  # the first log step has every tag a log step has
+            self.writer.add_custom_scalars(custom_scalars_layout(values))
         self.writer.file_writer.add_summary(summary, step)
         self.scalar_tags.update(values)
 

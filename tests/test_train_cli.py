@@ -100,7 +100,8 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
     ):
         assert [e.step for e in acc.Histograms(tag)] == [20, 40], tag
     layout = custom_scalars_layout(acc)
-    assert {"gradient flow", "G layers", "signal"} <= layout
+    assert {"gradient flow", "G layers", "G gradient under each loss", "update ratio"} <= layout
+    assert "signal" not in layout  # a critic has no probabilities: no empty chart
     assert all(e.value == pytest.approx(1.0) for e in acc.Scalars("grad_signal/G"))
     w = acc.Scalars("wasserstein/estimate")[-1].value
     out_real, out_fake = acc.Scalars("D/out_real")[-1].value, acc.Scalars("D/out_fake")[-1].value
@@ -201,6 +202,9 @@ def test_dcgan_on_digits_end_to_end_through_the_console_script_from_another_dire
         assert [e.step for e in acc.Scalars(tag)] == [3, 6], tag
     assert "grad_norm/D/down1.conv.weight" in acc.Tags()["scalars"]
     assert "grad_norm_shadow/G/standard" not in acc.Tags()["scalars"]  # shadows: toy data only
+    layout = custom_scalars_layout(acc)
+    assert {"gradient flow", "D layers", "signal"} <= layout
+    assert "G gradient under each loss" not in layout  # no empty charts
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok"
     assert metrics["fd_digits"] == pytest.approx(acc.Scalars("metrics/fd_digits")[-1].value)
