@@ -47,7 +47,7 @@ PREFERRED = [
     "steps_per_sec",
 ]
 #: bookkeeping, not results
-SKIPPED = {"step", "digits_classifier_acc"}
+SKIPPED = {"step", "checkpoint_step", "world_size", "digits_classifier_acc"}
 
 
 @dataclass
@@ -139,11 +139,11 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(finite), std
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], digits: int = 4) -> str:
     mean, std = _mean_std(values)
     if mean is None:
         return "–"
-    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+    return f"{mean:.{digits}g}" if std is None else f"{mean:.{digits}g} ± {std:.2g}"
 
 
 def _sort_key(group: Group, metric: str, direction: str) -> tuple[bool, float]:
@@ -154,10 +154,11 @@ def _sort_key(group: Group, metric: str, direction: str) -> tuple[bool, float]:
 
 
 def summary_rows(
-    sweep_dir: Path, objective: tuple[str, str] | None = None
+    sweep_dir: Path, objective: tuple[str, str] | None = None, digits: int = 4
 ) -> tuple[list[str], list[list[str]], list[Group], list[str]]:
-    """Header and rows of the table, the groups and the metric columns; rows best first when
-    an ``objective`` (metric, "minimize" or "maximize") is given, else in job order."""
+    """Header and rows of the table (means to ``digits`` significant digits), the groups and
+    the metric columns; rows best first when an ``objective`` (metric, "minimize" or
+    "maximize") is given, else in job order."""
     jobs = read_sweep(sweep_dir)
     groups = group_by_config(jobs)
     if objective is not None:
@@ -169,7 +170,7 @@ def summary_rows(
             *(g.overrides.get(k, "") for k in keys),
             str(len(g.jobs)),
             g.status,
-            *(_cell(g.values(m)) for m in metrics),
+            *(_cell(g.values(m), digits) for m in metrics),
         ]
         for g in groups
     ]
@@ -262,7 +263,8 @@ def summarize_sweep(
     (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\n{table}")
     write_csv(sweep_dir / "summary.csv", groups, metrics)
     write_plot(sweep_dir / "summary.png", groups, metrics)
-    return table, aligned_table(header, rows, fixed=len(header) - len(metrics))
+    _, short_rows, _, _ = summary_rows(sweep_dir, objective, digits=3)
+    return table, aligned_table(header, short_rows, fixed=len(header) - len(metrics))
 
 
 def write_hparams_experiment(sweep_dir: Path) -> None:

@@ -40,7 +40,10 @@ def make_job(sweep, number, overrides, metrics=None, log=""):
 
 def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
     sweep = tmp_path / "sweep"
-    make_job(sweep, 0, ["loss=standard", "trainer.seed=0"], {"status": "ok", "kl": 1.0, "step": 5})
+    bookkeeping = {"step": 5, "checkpoint_step": 5}  # not results: no columns
+    make_job(
+        sweep, 0, ["loss=standard", "trainer.seed=0"], {"status": "ok", "kl": 1.0, **bookkeeping}
+    )
     make_job(sweep, 1, ["loss=standard", "trainer.seed=1"], {"status": "ok", "kl": 3.0, "step": 5})
     make_job(sweep, 2, ["loss=wgan", "trainer.seed=0"], {"status": "diverged", "kl": None})
     make_job(sweep, 3, ["loss=wgan", "trainer.seed=1"], None, log="ERROR - invalid config:")
