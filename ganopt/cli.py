@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +70,9 @@ def main() -> None:
         sys.exit(130)
     finally:
         shutdown_distributed()
+        # what there was to save is saved: a Ctrl-C while the interpreter shuts down would
+        # only print a traceback from inside its exit handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def quote_paths(argv: list[str]) -> list[str]:
