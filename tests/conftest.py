@@ -86,9 +86,12 @@ def run_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The digits classifier is trained once per test session, never in the user's cache;
-    subprocesses inherit the variable."""
-    path = tmp_path_factory.mktemp("ganopt-cache")
+    """The digits classifier is trained on first use in a test session, never in the user's
+    cache; subprocesses inherit the variable. pytest-xdist's workers share one cache (it is
+    written atomically), so it is trained at most once per worker and usually once."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "ganopt-cache"
+    path.mkdir(exist_ok=True)
     previous = os.environ.get("GANOPT_CACHE_DIR")
     os.environ["GANOPT_CACHE_DIR"] = str(path)
     yield path

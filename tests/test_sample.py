@@ -63,7 +63,8 @@ def test_image_runs_give_nchw_arrays_in_range_or_a_png_grid(tmp_path):
     images = np.load(_sample(run_dir, tmp_path / "x.npy", "--n", "5"))
     assert images.shape == (5, 1, 8, 8)
     assert images.min() >= -1 and images.max() <= 1
-    grid = Image.open(_sample(run_dir, tmp_path / "grid.png", "--n", "16", "--grid"))
+    assert main([str(run_dir), "--out", str(tmp_path / "grid.png"), "--n", "16", "--grid"]) == 0
+    grid = Image.open(tmp_path / "grid.png")
     assert grid.size == (8 * 33 + 1, 2 * 33 + 1)  # 8 columns of 32-px cells, 1-px gaps
 
 

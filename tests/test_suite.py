@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SLEEPING_TEST = "tests/scripts/sleeping_test.py"
+SLEEPING_TEST = "tests/scripts/waits_on_a_child.py"
 
 
 def _alive(pid: int) -> bool:
@@ -25,7 +25,7 @@ def _alive(pid: int) -> bool:
 def test_sigterm_stops_pytest_and_the_subprocess_it_waits_on(tmp_path):
     pid_file = tmp_path / "child.pid"
     pytest_run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", SLEEPING_TEST],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", SLEEPING_TEST],
         cwd=REPO,
         env={**os.environ, "GANOPT_TEST_PID_FILE": str(pid_file)},
         stdout=subprocess.DEVNULL,
