@@ -46,6 +46,20 @@ FINAL_SCALARS = {
 }
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends, so that what it writes is written whole:
+    a checkpoint and the metrics.json that records it."""
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 @dataclass
 class RunResult:
     """How a run ended: ok, diverged, interrupted or failed (README, "How a run ends")."""
@@ -569,9 +583,10 @@ class Trainer:
             return bad, self.step
         if self.world.is_main:
             periodic = self._periodic_checkpoint_due(self.step)
-            self.checkpoints.save(state, self.step, periodic=periodic)
-            self.saved_step = self.step
-            self._write_metrics(self._metrics("running"))  # never behind the checkpoint
+            with signals_held():  # a second Ctrl-C lands after the checkpoint's record
+                self.checkpoints.save(state, self.step, periodic=periodic)
+                self.saved_step = self.step
+                self._write_metrics(self._metrics("running"))  # never behind the checkpoint
         return None
 
     def _metrics(self, status: str, ended_at: float | None = None) -> dict[str, object]:
