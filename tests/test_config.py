@@ -37,14 +37,19 @@ PARTNERS = {
     **{f"optimizer@optim.{n}={o}": ["optim=sgd"] for n in "gd" for o in options("optimizer")},
 }
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+#: options that build image data (the first to build digits trains the digits classifier)
+IMAGE_OPTIONS = {"model=dcgan", "data=digits", "data=folder", "experiment=dcgan_paper"}
 
 
 @pytest.mark.parametrize(
     "override",
     [
-        f"{group}={name}"
-        for group in ("loss", "optim", "model", "data", "experiment", "reg", "hparams_search")
-        for name in options(group)
+        pytest.param(o, marks=pytest.mark.slow) if o in IMAGE_OPTIONS else o
+        for o in (
+            f"{group}={name}"
+            for group in ("loss", "optim", "model", "data", "experiment", "reg", "hparams_search")
+            for name in options(group)
+        )
     ]
     + [f"optimizer@optim.{net}={name}" for net in "gd" for name in options("optimizer")]
     + [f"+sn_adam={name}" for name in options("sn_adam")],

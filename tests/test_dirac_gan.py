@@ -37,12 +37,14 @@ def test_r1_r2_instance_noise_and_consensus_converge(dirac, method, update):
     assert final_distance(dirac, method, update) < 1e-3
 
 
+@pytest.mark.slow
 def test_nonsaturating_simultaneous_steps_spiral_in_to_a_limit_cycle_of_radius_sqrt_2h(dirac):
     for lr in (0.1, 0.2):
         path = dirac.run("nonsaturating", "simultaneous", 2500, lr, (1.0, 1.0), 1, 1, 1, 1)
         assert math.hypot(*path[-1]) == pytest.approx(math.sqrt(2 * lr), rel=0.03)
 
 
+@pytest.mark.slow
 def test_nonsaturating_alternating_steps_converge_as_one_over_sqrt_t(dirac):
     path = dirac.run("nonsaturating", "alternating", 4000, 0.1, (1.0, 1.0), 1, 1, 1, 1)
     radius_at = [math.hypot(*path[t]) for t in (1000, 4000)]
@@ -57,6 +59,7 @@ def test_simultaneous_unregularized_steps_spiral_outward(dirac):
     assert radii[-1] > radii[0]
 
 
+@pytest.mark.slow
 def test_writes_csv_and_plot(dirac, tmp_path):
     assert dirac.main(["--out", str(tmp_path), "--steps", "20"]) == 0
     with open(tmp_path / "dirac.csv", newline="") as f:

@@ -116,12 +116,14 @@ def test_frechet_distance_between_known_gaussians():
     assert frechet_distance(mu, eye, mu + 3, eye) == pytest.approx(9 * d)
 
 
+@pytest.mark.slow
 def test_digits_classifier_is_accurate(private_cache):
     _, accuracy = load_digits_classifier()  # the session's cached one
     assert accuracy > 0.95
     assert (private_cache / "digits_cnn_v1.pt").exists()
 
 
+@pytest.mark.slow
 def test_training_or_loading_the_classifier_leaves_the_rng_alone(tmp_path, monkeypatch):
     """Whether it is trained now (a short training here) or loaded from the cache, the global
     RNG does not move: a cache hit or miss must never change a run."""
@@ -142,6 +144,7 @@ def test_training_or_loading_the_classifier_leaves_the_rng_alone(tmp_path, monke
     assert accuracies[0] == accuracies[1]
 
 
+@pytest.mark.slow
 def test_digits_score_of_the_real_digits():
     images = digits(batch_size=8).images
     score = DigitsScore(images, n=len(images))
@@ -152,6 +155,7 @@ def test_digits_score_of_the_real_digits():
     assert score.info["digits_classifier_acc"] > 0.95
 
 
+@pytest.mark.slow
 def test_digits_score_of_a_generator_that_draws_one_digit():
     from sklearn.datasets import load_digits
 

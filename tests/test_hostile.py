@@ -333,6 +333,7 @@ def test_temporary_files_have_unique_names(tmp_path):
     assert len(names) == 3 and len(set(names)) == 2  # the inner writer saw both temporaries
 
 
+@pytest.mark.slow
 # ---------------------------------------------------------------- nothing non-finite is saved
 def test_weights_that_turned_non_finite_are_never_saved(tmp_path):
     """G's step at lr 1e36 turns its weights inf at step 1, while the losses and gradient norms

@@ -36,6 +36,7 @@ def _run(overrides, run_dir, resume_from=None):
     return weights, logger
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model",
     [MLP, DCGAN, [*MLP, "trainer.ema_decay=0.9", "reg=instance_noise", "loss=wgan_gp"]],
@@ -59,6 +60,7 @@ def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
         assert resumed_log.scalar_log[tag] == after, tag
 
 
+@pytest.mark.slow
 def test_raising_trainer_steps_of_a_constant_rate_run_continues_it_exactly(tmp_path):
     """Without a schedule, a run extended by resume= with a larger trainer.steps is the same run
     as one trained to that total at once."""

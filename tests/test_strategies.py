@@ -150,6 +150,7 @@ def test_samples_and_evaluation_use_the_ema_weights(run_dir):
     assert not torch.equal(trainer.ema.module.fc1.weight, G_weight)
 
 
+@pytest.mark.slow
 def test_ttur_and_strategy_presets():
     ttur = build(compose_config(["optim=adam_ttur"]))
     assert ttur.opt_G.param_groups[0]["lr"] == 1e-4

@@ -54,6 +54,7 @@ def _trained_weights(seed, run_dir):
     return [p.detach().clone() for p in [*trainer.G.parameters(), *trainer.D.parameters()]]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights(tmp_path):
     first, second = _trained_weights(3, tmp_path / "a"), _trained_weights(3, tmp_path / "b")
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
@@ -169,6 +170,7 @@ class _Counter:
             monkeypatch.setattr(torch.Tensor, name, wrapper)
 
 
+@pytest.mark.slow
 def test_no_host_sync_between_log_steps(tmp_path, monkeypatch):
     """Syncs happen on log steps only: 10 or 150 steps with the same log steps cost the same
     (150 steps also refill the divergence guard's device buffer of 64 steps)."""
@@ -271,6 +273,7 @@ def test_sample_figures_follow_sample_every(run_dir):
     assert (run_dir / "gradient_flow.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("loss", "vanishes"), [("standard", True), ("nonsaturating", False)])
 def test_alarm_catches_the_saturating_loss_vanishing_and_not_the_nonsaturating(
     loss, vanishes, run_dir
@@ -322,6 +325,7 @@ def test_the_last_step_always_has_histograms(run_dir):
     assert sorted({step for tag, step in logger.histograms if tag == "hist/D/out_fake"}) == [5]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model",
     [
@@ -367,6 +371,7 @@ def test_evaluation_every_eval_every_and_at_the_end(run_dir):
     assert metrics["modes"] == logger.scalar_log["metrics/modes"][-1][1]
 
 
+@pytest.mark.slow
 def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
     trainer, logger = make_trainer(
         [
@@ -389,6 +394,7 @@ def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
     assert {"fd_digits", "classes_covered", "class_kl", "digits_classifier_acc"} <= set(metrics)
 
 
+@pytest.mark.slow
 def test_cuda_options_change_nothing_on_cpu(tmp_path):
     """trainer.amp, trainer.compile and trainer.channels_last act on CUDA only."""
     if torch.cuda.is_available():
