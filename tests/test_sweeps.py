@@ -273,8 +273,9 @@ def test_optuna_search_in_parallel_jobs_gets_the_objective(tmp_path):
 def test_slurm_launcher_example_composes():
     from hydra import compose, initialize_config_dir
 
-    from ganopt.composition import config_dir
+    from ganopt.composition import config_dir, register
 
+    register()  # the schema configs/config.yaml names; no other test may be relied on for it
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(
             config_name="config",
