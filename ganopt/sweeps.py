@@ -8,7 +8,6 @@ sweep directory.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
@@ -56,6 +55,8 @@ class Job:
     overrides: dict[str, str]
     status: str
     metrics: dict[str, float]
+    #: every key metrics.json reports, those without a value (kl: None) included
+    reported: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -99,8 +100,8 @@ def read_job(job_dir: Path) -> Job:
     else:  # rejected before training, or killed before it could write anything
         logs = "".join(p.read_text(errors="replace") for p in job_dir.glob("*.log"))
         status = "rejected" if "invalid config" in logs else "no metrics.json"
-        metrics = {}
-    return Job(job_dir.name, overrides, status, metrics)
+        metrics, raw = {}, {}
+    return Job(job_dir.name, overrides, status, metrics, frozenset(raw))
 
 
 def read_sweep(sweep_dir: Path) -> list[Job]:
@@ -276,10 +277,7 @@ def write_hparams_experiment(sweep_dir: Path) -> None:
         if all((job_dir / ".hydra" / f).exists() for f in ("hydra.yaml", "config.yaml"))
     ]
     runs = [job_hparams(job_dir, job.status) for job_dir, job in jobs]
-    metric_keys = set()  # every metric a job reports, even where it is undefined (kl: None)
-    for job_dir, _ in jobs:
-        with contextlib.suppress(OSError, ValueError):
-            metric_keys |= set(json.loads((job_dir / "metrics.json").read_text()))
+    metric_keys = set().union(*(job.reported for _, job in jobs))
     writer = SummaryWriter(log_dir=str(sweep_dir))
     try:
         writer.file_writer.add_summary(experiment_summary(runs, metric_keys))
