@@ -41,18 +41,27 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 IMAGE_OPTIONS = {"model=dcgan", "data=digits", "data=folder", "experiment=dcgan_paper"}
 
 
+EVERY_OPTION = [
+    *(
+        f"{group}={name}"
+        for group in ("loss", "optim", "model", "data", "reg", "experiment", "hparams_search")
+        for name in options(group)
+    ),
+    *(f"optimizer@optim.{net}={name}" for net in "gd" for name in options("optimizer")),
+    *(f"+sn_adam={name}" for name in options("sn_adam")),
+]
+#: the fast subset composes the main groups; presets and bases (built from them) run as slow
+FAST_GROUPS = ("loss=", "optim=", "model=", "data=", "reg=")
+
+
 @pytest.mark.parametrize(
     "override",
     [
-        pytest.param(o, marks=pytest.mark.slow) if o in IMAGE_OPTIONS else o
-        for o in (
-            f"{group}={name}"
-            for group in ("loss", "optim", "model", "data", "experiment", "reg", "hparams_search")
-            for name in options(group)
-        )
-    ]
-    + [f"optimizer@optim.{net}={name}" for net in "gd" for name in options("optimizer")]
-    + [f"+sn_adam={name}" for name in options("sn_adam")],
+        o
+        if o.startswith(FAST_GROUPS) and o not in IMAGE_OPTIONS
+        else pytest.param(o, marks=pytest.mark.slow)
+        for o in EVERY_OPTION
+    ],
 )
 def test_every_group_option_composes_and_builds(override, tmp_path):
     overrides = [override, "trainer.device=cpu", *PARTNERS.get(override, [])]

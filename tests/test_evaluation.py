@@ -172,7 +172,6 @@ def test_evaluator_for_each_kind_of_data(tmp_path, caplog):
     cpu = torch.device("cpu")
     assert isinstance(evaluator_for(RING, cpu, 0), ModeCoverage)
     assert evaluator_for(SwissRoll(batch_size=4), cpu, 0) is None
-    assert isinstance(evaluator_for(digits(batch_size=4), cpu, 0), DigitsScore)
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
@@ -183,6 +182,12 @@ def test_evaluator_for_each_kind_of_data(tmp_path, caplog):
         assert evaluator_for(images, cpu, 0) is None
     assert "no image metric for this run" in caplog.text
     assert "pip install 'ganopt[fid]'" in caplog.text
+
+
+@pytest.mark.slow
+def test_digits_get_the_digits_score(private_cache):
+    """Slow only where the session's classifier is not cached yet: it trains it."""
+    assert isinstance(evaluator_for(digits(batch_size=4), torch.device("cpu"), 0), DigitsScore)
 
 
 def _importable(name):

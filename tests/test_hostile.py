@@ -96,7 +96,14 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o)[:40] for o, _ in BAD])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # the digits loads take seconds: slow
+        pytest.param(*case, marks=pytest.mark.slow) if "data=digits" in case[0] else case
+        for case in BAD
+    ],
+    ids=[" ".join(o)[:40] for o, _ in BAD],
+)
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(overrides, message, tmp_path, capfd):
     run_dir = tmp_path / "run"
     code, err = run_main(overrides, run_dir, capfd)
@@ -355,6 +362,7 @@ def test_weights_that_turned_non_finite_are_never_saved(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_an_optimizer_state_that_overflowed_is_divergence(tmp_path):
     """Adam's exp_avg_sq overflows to inf at D lr 1e6 while the run reported ok."""
     trainer, _ = make_trainer(

@@ -75,7 +75,8 @@ def test_raising_trainer_steps_of_a_constant_rate_run_continues_it_exactly(tmp_p
     assert all(torch.equal(a, b) for a, b in zip(straight, resumed, strict=True))
 
 
-def test_checkpoints_hold_every_piece_of_state(tmp_path):
+@pytest.mark.slow  # evaluates digits at the end: trains the session's classifier
+def test_checkpoints_hold_every_piece_of_state(tmp_path, private_cache):
     trainer, _ = make_trainer([*DCGAN, "trainer.steps=2"], tmp_path)
     trainer.fit()
     state = load(tmp_path / "checkpoints" / "last.pt")  # weights_only=True
@@ -87,6 +88,7 @@ def test_checkpoints_hold_every_piece_of_state(tmp_path):
     assert "project.norm.running_mean" in state["G"]  # BatchNorm statistics travel too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [
