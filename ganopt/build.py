@@ -28,6 +28,7 @@ from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
+from ganopt.objective import Objective
 from ganopt.regularizers import GradientPenalty, Regularizer
 from ganopt.schedule import LinearDecay
 from ganopt.trainer import Trainer
@@ -41,7 +42,7 @@ class Components:
 
     G: nn.Module
     D: nn.Module
-    loss: GANLoss
+    objective: Objective
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     data: object
@@ -49,30 +50,36 @@ class Components:
     diagnostics: Diagnostics
     alarm: GradientAlarm
     evaluator: Evaluator | None
-    regularizers: list[Regularizer]
     settings: TrainerConfig
     device: torch.device
     schedule: LinearDecay | None = None
     world: World = SINGLE_PROCESS
 
+    @property
+    def loss(self) -> GANLoss:
+        return self.objective.loss
+
+    @property
+    def regularizers(self) -> list[Regularizer]:
+        return self.objective.regularizers
+
     def make_trainer(self, run_dir: Path, logger: TensorBoardLogger) -> Trainer:
-        """A Trainer wired with every component: the one place that does it."""
+        """A Trainer wired with every component, each by name."""
         return Trainer(
-            self.G,
-            self.D,
-            self.loss,
-            self.opt_G,
-            self.opt_D,
-            self.data,
-            self.settings,
-            run_dir,
-            logger,
-            self.clipper,
-            self.diagnostics,
-            self.alarm,
-            self.evaluator,
-            self.regularizers,
-            self.world,
+            G=self.G,
+            D=self.D,
+            objective=self.objective,
+            opt_G=self.opt_G,
+            opt_D=self.opt_D,
+            data=self.data,
+            settings=self.settings,
+            run_dir=run_dir,
+            logger=logger,
+            diagnostics=self.diagnostics,
+            alarm=self.alarm,
+            clipper=self.clipper,
+            evaluator=self.evaluator,
+            world=self.world,
             schedule=self.schedule,
         )
 
@@ -86,9 +93,11 @@ def seed_everything(seed: int) -> None:
 #: the only config nodes that may name something to instantiate, the package it must come
 #: from, and what it must be: a run directory or a config file can choose among ganopt's own
 #: losses, regularizers, networks, data sources and torch's optimizers, never other code
+#: the config nodes a regularizer can be chosen in: reg=r1 +reg@reg2=instance_noise
+REGULARIZER_KEYS = ("reg", "reg2", "reg3")
 INSTANTIABLE: dict[str, tuple[str, type]] = {
     "loss": ("ganopt.losses", GANLoss),
-    "reg": ("ganopt.regularizers", Regularizer),
+    **{key: ("ganopt.regularizers", Regularizer) for key in REGULARIZER_KEYS},
     "model.g": ("ganopt.models", nn.Module),
     "model.d": ("ganopt.models", nn.Module),
     "data": ("ganopt.data", object),
@@ -105,7 +114,9 @@ def check_targets(cfg: DictConfig) -> None:
             problems.append(
                 f"{key}._target_: only {', '.join(INSTANTIABLE)} may name something to build"
             )
-        elif not (target is None and key == "reg") and not _allowed(target, *INSTANTIABLE[key]):
+        elif not (target is None and key in REGULARIZER_KEYS) and not _allowed(
+            target, *INSTANTIABLE[key]
+        ):
             package, kind = INSTANTIABLE[key]
             what = "" if kind is object else f"{kind.__name__} "
             problems.append(
@@ -247,22 +258,22 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
     if world.distributed:
         seed_everything(settings.seed + world.rank)  # each rank its own z (and toy data)
+    bf16 = settings.amp == "bf16" and device.type == "cuda"
     return Components(
-        G,
-        D,
-        loss,
-        opt_G,
-        opt_D,
-        data,
-        clipper,
-        diagnostics,
-        alarm,
-        evaluator,
-        regularizers,
-        settings,
-        device,
-        schedule,
-        world,
+        G=G,
+        D=D,
+        objective=Objective(loss, regularizers, autocast_bf16=bf16),
+        opt_G=opt_G,
+        opt_D=opt_D,
+        data=data,
+        clipper=clipper,
+        diagnostics=diagnostics,
+        alarm=alarm,
+        evaluator=evaluator,
+        settings=settings,
+        device=device,
+        schedule=schedule,
+        world=world,
     )
 
 
@@ -306,13 +317,15 @@ def build_optimizer(
 def _regularizers(
     cfg: DictConfig, loss: GANLoss, D: nn.Module, clipper: WeightClipper | None
 ) -> list[Regularizer]:
-    """The loss's own term (WGAN-GP's penalty) and ``reg``'s; refuses a penalty under
+    """The loss's own term (WGAN-GP's penalty) and those of ``reg`` (and ``reg2``, ``reg3``:
+    ``+reg@reg2=instance_noise``); refuses a penalty under
     BatchNorm and warns about an unconstrained WGAN critic."""
-    reg = _build("reg", cfg.reg) if cfg.reg.get("_target_") else None
-    regularizers = [r for r in (loss.regularizer, reg) if r is not None]
     sources = {f"loss={loss.name}": loss.regularizer}
-    if reg is not None:
-        sources[f"reg={cfg.reg._target_.rsplit('.', 1)[-1]}"] = reg
+    for key in REGULARIZER_KEYS:
+        node = cfg.get(key)
+        if node is not None and node.get("_target_"):
+            sources[f"{key}={node._target_.rsplit('.', 1)[-1]}"] = _build(key, node)
+    regularizers = [r for r in sources.values() if r is not None]
     _refuse_batchnorm_under_penalty(D, sources)
     constrained = (
         clipper
@@ -327,6 +340,14 @@ def _regularizers(
     return regularizers
 
 
+def _same_g_objective(cls: type[GANLoss], loss: GANLoss) -> bool:
+    """Whether ``cls`` trains G as ``loss`` does (hinge and wgan_gp as wgan); a relativistic G
+    loss is its own D loss with real and fake swapped, so both must match."""
+    if cls.g_loss is not type(loss).g_loss:
+        return False
+    return not cls.uses_real_in_g or cls.d_loss is type(loss).d_loss
+
+
 def _diagnostics(
     cfg: DictConfig, G: nn.Module, D: nn.Module, loss: GANLoss, data: object, seed: int
 ) -> tuple[Diagnostics, GradientAlarm]:
@@ -334,7 +355,7 @@ def _diagnostics(
     shadow = diag.shadow if diag.shadow is not None else len(data.shape) == 1
     others = (
         {  # every generator loss that would train G differently
-            n: cls() for n, cls in GENERATOR_LOSSES.items() if cls.g_loss is not type(loss).g_loss
+            n: cls() for n, cls in GENERATOR_LOSSES.items() if not _same_g_objective(cls, loss)
         }
         if shadow
         else {}

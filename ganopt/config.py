@@ -82,6 +82,8 @@ class Config:
     data: Any = MISSING
     loss: Any = MISSING
     reg: Any = MISSING
+    reg2: Any = None  # a second regularizer beside reg: +reg@reg2=instance_noise
+    reg3: Any = None  # and a third
 
 
 def register_schema() -> None:

@@ -2,8 +2,10 @@
 
 Every loss is an object with one job: the D loss and the G loss of a batch (means over
 samples), and their analytic derivatives with respect to D's output. The derivatives are
-per-sample: ``g_grad(a)[i]`` is dℓ/da_i for the per-sample loss ℓ, i.e. N times the
-derivative of the batch mean. ``tests/test_losses.py`` checks each one against autograd.
+per-sample: ``g_grad(a)[i]`` is N times the derivative of the batch mean with respect to a_i
+(for most losses, dℓ/da_i of the per-sample loss ℓ). Relativistic losses also read D's logits
+on real samples in G's loss: ``g_loss(fake, real)``; the others ignore ``real``.
+``tests/test_losses.py`` checks each one against autograd.
 
 For sigmoid losses D(x) = sigmoid(a), and every log-probability is a softplus:
 ``log sigmoid(a) = -softplus(-a)`` and ``log(1 - sigmoid(a)) = -softplus(a)``. Computing
@@ -32,21 +34,24 @@ class GANLoss(ABC):
     estimates_wasserstein: bool = False
     #: a term the loss itself adds to D's objective (WGAN-GP's penalty)
     regularizer: Regularizer | None = None
+    #: G's loss also reads D's logits on real samples (relativistic losses)
+    uses_real_in_g: bool = False
 
     @abstractmethod
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss minimized by D, given its logits on a real and a generated batch."""
 
     @abstractmethod
-    def g_loss(self, fake: Tensor) -> Tensor:
-        """Loss minimized by G, given D's logits on a generated batch."""
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """Loss minimized by G, given D's logits on a generated batch (and, where
+        ``uses_real_in_g``, on a real one)."""
 
     @abstractmethod
     def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         """Per-sample dℓ_D/da on real and on fake samples."""
 
     @abstractmethod
-    def g_grad(self, fake: Tensor) -> Tensor:
+    def g_grad(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         """Per-sample dℓ_G/da_i on fake samples: the factor through which G learns."""
 
     def __repr__(self) -> str:
@@ -76,10 +81,10 @@ class StandardLoss(_SigmoidCrossEntropyD):
 
     name = "standard"
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -F.softplus(fake).mean()
 
-    def g_grad(self, fake: Tensor) -> Tensor:
+    def g_grad(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -torch.sigmoid(fake)
 
 
@@ -92,10 +97,10 @@ class NonSaturatingLoss(_SigmoidCrossEntropyD):
 
     name = "nonsaturating"
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return F.softplus(-fake).mean()
 
-    def g_grad(self, fake: Tensor) -> Tensor:
+    def g_grad(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -torch.sigmoid(-fake)
 
 
@@ -114,13 +119,13 @@ class WassersteinLoss(GANLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return fake.mean() - real.mean()
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -fake.mean()
 
     def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         return -torch.ones_like(real), torch.ones_like(fake)
 
-    def g_grad(self, fake: Tensor) -> Tensor:
+    def g_grad(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -torch.ones_like(fake)
 
 
@@ -170,18 +175,103 @@ class LeastSquaresLoss(GANLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return 0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean()
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return 0.5 * (fake - 1).pow(2).mean()
 
     def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         return real - 1, fake.clone()
 
-    def g_grad(self, fake: Tensor) -> Tensor:
+    def g_grad(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return fake - 1
+
+
+class _Relativistic(GANLoss):
+    """Relativistic GANs (Jolicoeur-Martineau 2019): D judges whether a real sample is more
+    realistic than a fake one, so G's loss reads D's logits on real data too. G's loss is D's
+    with real and fake swapped, and so is its derivative."""
+
+    uses_sigmoid = False  # sigmoid(a) alone is no probability of "real" here
+    uses_real_in_g = True
+
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        return self.d_loss(fake, _needs(real))
+
+    def g_grad(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        return self.d_grad(fake, _needs(real))[0]
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) without F.softplus's linear cut-off at x > 20, whose gradient is 1 where
+    sigmoid(x) is not (in float64): logit differences reach twice the logits' range."""
+    return torch.logaddexp(torch.zeros_like(x), x)
+
+
+def _needs(real: Tensor | None) -> Tensor:
+    if real is None:
+        raise TypeError("a relativistic G loss needs D's logits on a real batch")
+    return real
+
+
+class RelativisticLoss(_Relativistic):
+    """RSGAN: real and fake samples in pairs; D minimizes E[softplus(a_fake - a_real)]
+    (= -E[log sigmoid(a_real - a_fake)]). Per pair, with s = sigmoid(a_fake - a_real):
+    dℓ_D/da_real = -s, dℓ_D/da_fake = s."""
+
+    name = "rsgan"
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return _softplus(fake - real).mean()
+
+    def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        s = torch.sigmoid(fake - real)
+        return -s, s
+
+
+class RelativisticAverageLoss(_Relativistic):
+    """RaSGAN, as in the paper's code: each sample against the other set's mean logit m_r,
+    m_f; D minimizes ½(E[softplus(m_f - a_real)] + E[softplus(a_fake - m_r)]). The means carry
+    gradient too, so every sample's derivative has a term from the other set:
+    dℓ_D/da_real,j = -½(sigmoid(m_f - a_real,j) + mean_i sigmoid(a_fake,i - m_r)),
+    dℓ_D/da_fake,j = ½(sigmoid(a_fake,j - m_r) + mean_i sigmoid(m_f - a_real,i))."""
+
+    name = "rasgan"
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * (_softplus(fake.mean() - real).mean() + _softplus(fake - real.mean()).mean())
+
+    def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        real_below = torch.sigmoid(fake.mean() - real)
+        fake_above = torch.sigmoid(fake - real.mean())
+        return -0.5 * (real_below + fake_above.mean()), 0.5 * (fake_above + real_below.mean())
+
+
+class RelativisticAverageLSLoss(_Relativistic):
+    """RaLSGAN, as in the paper's code: D minimizes
+    ½(E[(a_real - m_f - 1)²] + E[(a_fake - m_r + 1)²]). Per sample, with u = a_real - m_f - 1
+    and v = a_fake - m_r + 1: dℓ_D/da_real,j = u_j - mean(v), dℓ_D/da_fake,j = v_j - mean(u)."""
+
+    name = "ralsgan"
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        u, v = real - fake.mean() - 1, fake - real.mean() + 1
+        return 0.5 * (u.pow(2).mean() + v.pow(2).mean())
+
+    def d_grad(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        u, v = real - fake.mean() - 1, fake - real.mean() + 1
+        return u - v.mean(), v - u.mean()
 
 
 #: Every distinct generator loss by config name: the alternatives a run's shadow diagnostics
 #: compare (hinge and wgan_gp train G exactly as wgan does).
 GENERATOR_LOSSES: dict[str, type[GANLoss]] = {
-    cls.name: cls for cls in (StandardLoss, NonSaturatingLoss, WassersteinLoss, LeastSquaresLoss)
+    cls.name: cls
+    for cls in (
+        StandardLoss,
+        NonSaturatingLoss,
+        WassersteinLoss,
+        LeastSquaresLoss,
+        RelativisticLoss,
+        RelativisticAverageLoss,
+        RelativisticAverageLSLoss,
+    )
 }

@@ -1,7 +1,9 @@
-"""What a discriminator is trained with besides its loss: gradient penalties and instance noise.
+"""What D (or G) is trained with besides its loss: gradient penalties and instance noise.
 
-Penalties are built with ``create_graph=True`` and added to D's loss, so one backward pass
-computes both gradients.
+A penalty runs inside its network's step when ``every`` is 1 (built with ``create_graph=True``
+and added to the loss, so one backward computes both), or lazily as a phase of its own every
+``every`` steps, scaled by ``every`` (StyleGAN2's lazy regularization). README, "Training
+strategies"; docs/architecture.md shows how to add one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ class Regularizer:
 
     #: which of D's inputs the penalty differentiates through ({"real"}, {"fake"} or none)
     needs_input_grad: frozenset[str] = frozenset()
+    #: whose loss the penalty joins: "D" (penalty()) or "G" (g_penalty())
+    network: str = "D"
+
+    def __init__(self, every: int = 1) -> None:
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"every must be an int >= 1, got {every!r}")
+        self.every = every
 
     def perturb(self, x: Tensor, step: int) -> Tensor:
         """D's input as D sees it, in the D step and the G step alike."""
@@ -24,6 +33,10 @@ class Regularizer:
         self, D: nn.Module, real: Tensor, fake: Tensor, out_real: Tensor, out_fake: Tensor
     ) -> Tensor | None:
         """A term added to D's loss, or None."""
+        return None
+
+    def g_penalty(self, G: nn.Module, z: Tensor, fake: Tensor) -> Tensor | None:
+        """A term added to G's loss (network = "G"), or None."""
         return None
 
 
@@ -40,7 +53,8 @@ class GradientPenalty(Regularizer):
     R1 / R2 (Mescheder et al. 2018): real / fake samples, center 0, weight γ/2.
     """
 
-    def __init__(self, weight: float, where: str, center: float) -> None:
+    def __init__(self, weight: float, where: str, center: float, every: int = 1) -> None:
+        super().__init__(every)
         if where not in ("real", "fake", "interp"):
             raise ValueError(f"where must be real, fake or interp, got {where!r}")
         if weight <= 0:
@@ -63,8 +77,10 @@ class GradientPenalty(Regularizer):
         return self.weight * (norms - self.center).pow(2).mean()
 
     def __repr__(self) -> str:
+        lazy = f", every={self.every}" if self.every > 1 else ""
         return (
-            f"GradientPenalty(weight={self.weight:g}, where={self.where}, center={self.center:g})"
+            f"GradientPenalty(weight={self.weight:g}, where={self.where}, "
+            f"center={self.center:g}{lazy})"
         )
 
 
@@ -73,14 +89,14 @@ def wgan_gp(lam: float = 10.0) -> GradientPenalty:
     return GradientPenalty(lam, "interp", 1.0)
 
 
-def r1(gamma: float = 10.0) -> GradientPenalty:
+def r1(gamma: float = 10.0, every: int = 1) -> GradientPenalty:
     """Mescheder et al. (2018): γ/2 E_real[||∇D(x)||²], zero-centred on the data."""
-    return GradientPenalty(gamma / 2, "real", 0.0)
+    return GradientPenalty(gamma / 2, "real", 0.0, every)
 
 
-def r2(gamma: float = 10.0) -> GradientPenalty:
+def r2(gamma: float = 10.0, every: int = 1) -> GradientPenalty:
     """Mescheder et al. (2018): γ/2 E_fake[||∇D(x)||²], zero-centred on the generated samples."""
-    return GradientPenalty(gamma / 2, "fake", 0.0)
+    return GradientPenalty(gamma / 2, "fake", 0.0, every)
 
 
 class InstanceNoise(Regularizer):
@@ -89,6 +105,7 @@ class InstanceNoise(Regularizer):
     perfect. With ``anneal_steps`` the std falls linearly to 0 over that many G steps."""
 
     def __init__(self, sigma: float = 0.1, anneal_steps: int | None = None) -> None:
+        super().__init__()
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         if anneal_steps is not None and anneal_steps < 1:

@@ -12,6 +12,7 @@ DESCRIPTIONS: dict[str, str] = {
         "step of the logged generator step."
     ),
     "loss/D_penalty": "The gradient penalty or regularizer term added to D's loss.",
+    "loss/G_penalty": "A G-side regularizer's term added to G's loss (only where one is set).",
     "loss/D_total": (
         "loss/D + loss/D_penalty: what D descends, and what grad_norm/D/total is the gradient of."
     ),

@@ -9,7 +9,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +28,8 @@ from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, generate
 from ganopt.logger import TensorBoardLogger, figure_to_rgb
-from ganopt.losses import GANLoss
+from ganopt.objective import Objective, Phase
 from ganopt.plots import gradient_flow_figure, image_grid, toy_samples_figure
-from ganopt.regularizers import Regularizer
 from ganopt.rundir import WriteError, write_atomic
 from ganopt.schedule import LinearDecay
 
@@ -171,36 +170,35 @@ class Trainer:
 
     def __init__(
         self,
+        *,
         G: nn.Module,
         D: nn.Module,
-        loss: GANLoss,
+        objective: Objective,
         opt_G: torch.optim.Optimizer,
         opt_D: torch.optim.Optimizer,
         data: Iterator[Tensor],
         settings: TrainerConfig,
         run_dir: str | Path,
         logger: TensorBoardLogger,
+        diagnostics: Diagnostics,
+        alarm: GradientAlarm,
         clipper: WeightClipper | None = None,
-        diagnostics: Diagnostics | None = None,
-        alarm: GradientAlarm | None = None,
         evaluator: Evaluator | None = None,
-        regularizers: Sequence[Regularizer] = (),
         world: World = SINGLE_PROCESS,
         schedule: LinearDecay | None = None,
     ) -> None:
-        self.G, self.D, self.loss = G, D, loss
+        self.G, self.D, self.objective = G, D, objective
+        self.loss = objective.loss
         self.opt_G, self.opt_D = opt_G, opt_D
         self.data = data
         self.settings = settings
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.clipper = clipper
-        self.diagnostics = diagnostics or Diagnostics(G, D, loss, seed=settings.seed)
-        self.alarm = alarm or GradientAlarm()
+        self.diagnostics, self.alarm = diagnostics, alarm
         self.evaluator = evaluator
-        self.regularizers = list(regularizers)
         self.schedule = schedule
-        self._grad_inputs = set().union(*(r.needs_input_grad for r in self.regularizers))
+        self.phases = objective.phases(settings.d_steps)
         self.ema = EMA(G, settings.ema_decay) if settings.ema_decay else None
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
         # every other forward (no-grad, frozen D, diagnostics, penalties) uses the plain module.
@@ -260,10 +258,7 @@ class Trainer:
             probe = self.probe(step)  # None except on log steps
             if self.schedule is not None:
                 self.schedule.set(step)
-            for critic_step in range(1, s.d_steps + 1):  # D's tags describe the last one
-                d_probe = probe if critic_step == s.d_steps else None
-                loss_D = self.train_d(next(self.data), self.sample_z(), d_probe)
-            loss_G = self.train_g(self.sample_z(), probe)
+            loss_D, loss_G = self.train_step(step, probe)
             self.step = step
             self.watch_finite(step, loss_D, loss_G, probe)
             bar.update()
@@ -287,52 +282,83 @@ class Trainer:
         self.evaluate(self.step)
         return self._finish("ok", ended_at=trained_until, in_sync=self._ranks_in_sync())
 
+    def train_step(self, step: int, probe: Probe | None) -> tuple[Tensor, Tensor]:
+        """One generator step, phase by phase: D (d_steps times, each on fresh batches; D's
+        tags describe the last), any lazy regularizer on its interval, then G."""
+        losses = {}
+        for phase in self.phases:
+            if step % phase.every:
+                continue
+            for repeat in range(1, phase.repeats + 1):
+                measured = probe if repeat == phase.repeats else None
+                losses[phase.kind] = self.run_phase(phase, measured)
+        return losses["D"], losses["G"]
+
+    def run_phase(self, phase: Phase, probe: Probe | None) -> Tensor:
+        if phase.kind == "D":
+            return self.train_d(next(self.data), self.sample_z(), probe)
+        if phase.kind == "G":
+            z = self.sample_z()
+            real = next(self.data) if self.loss.uses_real_in_g else None
+            return self.train_g(z, probe, real)
+        return self.train_regularizer(phase, next(self.data), self.sample_z())
+
     def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
         """One D update on a real batch and fresh fakes; G is not in the graph. Penalties are
-        part of D's loss: one backward."""
-        with torch.no_grad(), self.autocast():
-            fake = self.G(z)
-        real, fake = self._d_input(real, "real"), self._d_input(fake, "fake")
-        with self.autocast():
-            out_real, out_fake = self.D_train(real), self.D_train(fake)
-            loss = self.loss.d_loss(out_real, out_fake)
-        penalty = self._penalty(real, fake, out_real, out_fake)
+        part of D's objective: one backward."""
+        d = self.objective.d_pass(self.G, self.D_train, real, z, self.step + 1, self.D)
         self.opt_D.zero_grad(set_to_none=True)
-        (loss if penalty is None else loss + penalty).backward()
+        d.objective.backward()
         if probe:  # gradients are read after backward, before clipping or the step
             self.diagnostics.on_d_backward(
-                probe, loss, real.detach(), fake.detach(), out_real, out_fake, penalty
+                probe, d.loss, d.real, d.fake, d.out_real, d.out_fake, d.penalty
             )
-        if probe:
-            self.diagnostics.before_step("D")
-        self.opt_D.step()
-        if self.clipper is not None:
-            self.clipper()
-        if probe:
-            self.diagnostics.after_step(probe, "D")
-            self.diagnostics.on_d_step(probe)
-        return loss.detach()
+        self._update("D", probe)
+        return d.loss.detach()
 
-    def train_g(self, z: Tensor, probe: Probe | None = None) -> Tensor:
-        """One G update through a frozen D."""
+    def train_g(self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None) -> Tensor:
+        """One G update through a frozen D (and D's logits on ``real`` for relativistic
+        losses)."""
         self._freeze_d(True)
-        with self.autocast():
-            out_fake = self.D(self._perturb(self.G_train(z)))
-            loss = self.loss.g_loss(out_fake)
-        if probe:
-            self.diagnostics.on_g_forward(probe, out_fake)
+        g = self.objective.g_pass(self.G_train, self.D, z, self.step + 1, real)
+        if probe:  # the shadow losses need the graph that backward frees
+            self.diagnostics.on_g_forward(probe, g.out_fake, g.out_real)
         self.opt_G.zero_grad(set_to_none=True)
-        loss.backward()
+        g.objective.backward()
         self._freeze_d(False)
         if probe:
-            self.diagnostics.on_g_backward(probe, loss, out_fake)
-            self.diagnostics.before_step("G")
-        self.opt_G.step()
-        if probe:
-            self.diagnostics.after_step(probe, "G")
+            self.diagnostics.on_g_backward(probe, g.loss, g.out_fake, g.out_real, g.penalty)
+        self._update("G", probe)
         if self.ema is not None:
             self.ema.update(self.step + 1)  # the step in progress
-        return loss.detach()
+        return g.loss.detach()
+
+    def train_regularizer(self, phase: Phase, real: Tensor, z: Tensor) -> Tensor:
+        """A lazy regularizer's own update of its network, every ``phase.every`` steps."""
+        network = phase.regularizer.network
+        frozen = network == "G"
+        self._freeze_d(frozen)
+        penalty = self.objective.lazy_penalty(
+            phase.regularizer, self.G_train, self.D if frozen else self.D_train, real, z,
+            self.step + 1,
+        )  # fmt: skip
+        (self.opt_G if frozen else self.opt_D).zero_grad(set_to_none=True)
+        penalty.backward()
+        self._freeze_d(False)
+        self._update(network, None)
+        return penalty.detach()
+
+    def _update(self, network: str, probe: Probe | None) -> None:
+        """The optimizer's step, and D's weight clipping."""
+        if probe:
+            self.diagnostics.before_step(network)
+        (self.opt_D if network == "D" else self.opt_G).step()
+        if network == "D" and self.clipper is not None:
+            self.clipper()
+        if probe:
+            self.diagnostics.after_step(probe, network)
+            if network == "D":
+                self.diagnostics.on_d_step(probe)
 
     def _agreed_signal(self, stop: StopRequest, step: int, probe: Probe | None) -> int | None:
         """A signal stops every rank at the same step: ranks agree on log and checkpoint steps
@@ -357,30 +383,6 @@ class Trainer:
             params = [*self.G.parameters(), *self.D.parameters()]
             checksum = float(torch.stack([p.double().sum() for p in params]).sum())
         return self.world.all_equal(checksum)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast of the forward passes (trainer.amp=bf16 on CUDA), else nothing.
-        Penalties are computed in float32, outside it."""
-        if self.settings.amp == "bf16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _perturb(self, x: Tensor) -> Tensor:
-        """D's input as D sees it (instance noise); the step in progress is self.step + 1."""
-        for regularizer in self.regularizers:
-            x = regularizer.perturb(x, self.step + 1)
-        return x
-
-    def _d_input(self, x: Tensor, which: str) -> Tensor:
-        x = self._perturb(x)
-        return x.detach().requires_grad_(True) if which in self._grad_inputs else x
-
-    def _penalty(
-        self, real: Tensor, fake: Tensor, out_real: Tensor, out_fake: Tensor
-    ) -> Tensor | None:
-        terms = [r.penalty(self.D, real, fake, out_real, out_fake) for r in self.regularizers]
-        terms = [t for t in terms if t is not None]
-        return torch.stack(terms).sum() if terms else None
 
     @property
     def sampler(self) -> nn.Module:

@@ -222,9 +222,18 @@ def test_unknown_group_option_lists_the_choices():
 @pytest.mark.parametrize(("data", "shadow"), [("ring8", True), ("swissroll", True)])
 def test_shadow_losses_are_on_for_toy_data_and_exclude_the_trained_loss(data, shadow):
     parts = build(compose_config([f"data={data}", "loss=standard"]))
-    assert set(parts.diagnostics.shadow_losses) == {"nonsaturating", "wgan", "lsgan"}
+    relativistic = {"rsgan", "rasgan", "ralsgan"}
+    assert set(parts.diagnostics.shadow_losses) == {"nonsaturating", "wgan", "lsgan", *relativistic}
     hinge = build(compose_config([f"data={data}", "loss=hinge"]))
-    assert set(hinge.diagnostics.shadow_losses) == {"standard", "nonsaturating", "lsgan"}
+    assert set(hinge.diagnostics.shadow_losses) == {
+        *("standard", "nonsaturating", "lsgan"),
+        *relativistic,
+    }
+    rasgan = build(compose_config([f"data={data}", "loss=rasgan"]))
+    assert set(rasgan.diagnostics.shadow_losses) == {
+        *("standard", "nonsaturating", "wgan", "lsgan"),
+        *("rsgan", "ralsgan"),
+    }
     off = build(compose_config([f"data={data}", "diagnostics.shadow=false"]))
     assert off.diagnostics.shadow_losses == {}
 

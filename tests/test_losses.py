@@ -10,6 +10,9 @@ from ganopt.losses import (
     HingeLoss,
     LeastSquaresLoss,
     NonSaturatingLoss,
+    RelativisticAverageLoss,
+    RelativisticAverageLSLoss,
+    RelativisticLoss,
     StandardLoss,
     WassersteinLoss,
     WGANGPLoss,
@@ -22,6 +25,9 @@ LOSSES = [
     WGANGPLoss(),
     HingeLoss(),
     LeastSquaresLoss(),
+    RelativisticLoss(),
+    RelativisticAverageLoss(),
+    RelativisticAverageLSLoss(),
 ]
 LOGITS = torch.linspace(-20, 20, 81, dtype=torch.float64)
 
@@ -68,12 +74,13 @@ def test_analytic_gradients_match_autograd(loss):
     fake = LOGITS.flip(0).clone().requires_grad_(True)
     n = len(LOGITS)
     d_real, d_fake = torch.autograd.grad(loss.d_loss(real, fake), [real, fake])
-    (g_fake,) = torch.autograd.grad(loss.g_loss(fake), [fake])
+    (g_fake,) = torch.autograd.grad(loss.g_loss(fake, real), [fake])
     analytic_real, analytic_fake = loss.d_grad(real.detach(), fake.detach())
     # analytic gradients are per sample: N times the gradient of the batch mean
     torch.testing.assert_close(analytic_real, n * d_real, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(analytic_fake, n * d_fake, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(loss.g_grad(fake.detach()), n * g_fake, rtol=1e-10, atol=1e-12)
+    analytic_g = loss.g_grad(fake.detach(), real.detach())
+    torch.testing.assert_close(analytic_g, n * g_fake, rtol=1e-10, atol=1e-12)
 
 
 def test_generator_gradient_at_minus_ten_saturates_only_for_the_standard_loss():
@@ -89,7 +96,7 @@ def test_generator_gradient_at_minus_ten_saturates_only_for_the_standard_loss():
 def test_losses_and_gradients_stay_finite_for_extreme_logits(loss):
     """log(sigmoid(a)) would return -inf at a = -200 in float32; softplus does not."""
     extreme = torch.tensor([-200.0, -90.0, 90.0, 200.0], requires_grad=True)
-    for value in (loss.d_loss(extreme, extreme), loss.g_loss(extreme)):
+    for value in (loss.d_loss(extreme, extreme.flip(0)), loss.g_loss(extreme, extreme.flip(0))):
         assert torch.isfinite(value)
         (grad,) = torch.autograd.grad(value, [extreme])
         assert torch.isfinite(grad).all()
@@ -120,5 +127,36 @@ def test_wgan_gp_is_wgan_plus_its_penalty():
 
 
 def test_generator_losses_registry_has_one_entry_per_distinct_generator_objective():
-    assert set(GENERATOR_LOSSES) == {"standard", "nonsaturating", "wgan", "lsgan"}
+    assert set(GENERATOR_LOSSES) == {
+        *("standard", "nonsaturating", "wgan", "lsgan"),
+        *("rsgan", "rasgan", "ralsgan"),
+    }
     assert HingeLoss.g_loss is WassersteinLoss.g_loss is WGANGPLoss.g_loss
+
+
+def test_relativistic_losses_match_the_papers_code_on_hand_computed_logits():
+    """Jolicoeur-Martineau (2019), code/GAN_losses_iter.py: RSGAN is BCE(C(x_r) - C(x_f), 1);
+    RaSGAN and RaLSGAN average their real and fake terms (the /2); G swaps real and fake."""
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    m_r, m_f = 0.5, -1.25
+
+    def nll(a):  # -log sigmoid(a)
+        return -math.log(sigmoid(a))
+
+    rs = sum(nll(r - f) for r, f in ((2.0, 0.5), (-1.0, -3.0))) / 2
+    assert RelativisticLoss().d_loss(real, fake).item() == pytest.approx(rs)
+    ra_d = (
+        sum(nll(r - m_f) for r in (2.0, -1.0)) / 2 + sum(nll(-(f - m_r)) for f in (0.5, -3.0)) / 2
+    ) / 2
+    ra_g = (
+        sum(nll(-(r - m_f)) for r in (2.0, -1.0)) / 2 + sum(nll(f - m_r) for f in (0.5, -3.0)) / 2
+    ) / 2
+    assert RelativisticAverageLoss().d_loss(real, fake).item() == pytest.approx(ra_d)
+    assert RelativisticAverageLoss().g_loss(fake, real).item() == pytest.approx(ra_g)
+    ls_d = (
+        sum((r - m_f - 1) ** 2 for r in (2.0, -1.0)) / 2
+        + sum((f - m_r + 1) ** 2 for f in (0.5, -3.0)) / 2
+    ) / 2
+    assert RelativisticAverageLSLoss().d_loss(real, fake).item() == pytest.approx(ls_d)
+    with pytest.raises(TypeError, match="needs D's logits on a real batch"):
+        RelativisticLoss().g_loss(fake)

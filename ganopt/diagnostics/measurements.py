@@ -67,6 +67,7 @@ class Diagnostics:
         self.seed = seed
         self.rng = torch.Generator(device=device).manual_seed(seed)
         self._before_step: dict[str, list[Tensor]] = {}
+        self._last_real: Tensor | None = None
 
     def start(self, step: int) -> None:
         """Seed the diagnostics' own generator from (seed, step), so what a log step measures
@@ -111,6 +112,7 @@ class Diagnostics:
     ) -> None:
         """After D's backward, before its step: its loss (and penalty), outputs, gradients."""
         out_real, out_fake = out_real.detach(), out_fake.detach()
+        self._last_real = real  # relativistic shadows compare fakes with it in the G step
         s = probe.scalars
         s["loss/D"] = loss.detach()
         if penalty is not None:  # D's gradient is that of their sum: loss/D_total
@@ -161,31 +163,53 @@ class Diagnostics:
         return grad
 
     # ------------------------------------------------------------------ G step
-    def on_g_forward(self, probe: Probe, out_fake: Tensor) -> None:
+    def on_g_forward(self, probe: Probe, out_fake: Tensor, out_real: Tensor | None = None) -> None:
         """Before G's backward, while the graph is alive: the total gradient norm each other
         generator loss would give on this very batch.
 
         By the chain rule ∇θ L = Σ_i (1/N) dℓ/da_i · ∇θ a_i, so one vector-Jacobian product
-        with the loss's analytic dℓ/da gives it, without building another loss graph.
+        with the loss's analytic dℓ/da gives it, without building another loss graph. A
+        relativistic loss also needs D's logits on real data: those of the G step where its
+        loss read them, else D's (current) logits on the log step's real batch.
         """
         if not self.shadow_losses:
             return
         params = [p for _, p in self.g_params]
         logits = out_fake.detach()
         for name, other in self.shadow_losses.items():
-            weights = other.g_grad(logits) / logits.shape[0]
+            real = self._real_logits(out_real) if other.uses_real_in_g else None
+            weights = other.g_grad(logits, real) / logits.shape[0]
             grads = torch.autograd.grad(out_fake, params, grad_outputs=weights, retain_graph=True)
             norms = torch._foreach_norm(list(grads))
             probe.scalars[f"grad_norm_shadow/G/{name}"] = torch.linalg.vector_norm(
                 torch.stack(norms)
             )
 
-    def on_g_backward(self, probe: Probe, loss: Tensor, out_fake: Tensor) -> None:
-        """After G's backward, before its step: its loss, gradients and gradient signal."""
+    def _real_logits(self, out_real: Tensor | None) -> Tensor | None:
+        if out_real is not None:
+            return out_real.detach()
+        if self._last_real is None:
+            return None
+        with torch.no_grad(), buffers_preserved(self.D):
+            return self.D(self._last_real)
+
+    def on_g_backward(
+        self,
+        probe: Probe,
+        loss: Tensor,
+        out_fake: Tensor,
+        out_real: Tensor | None = None,
+        penalty: Tensor | None = None,
+    ) -> None:
+        """After G's backward, before its step: its loss (and penalty), gradients and gradient
+        signal."""
         out_fake = out_fake.detach()
+        real = None if out_real is None else out_real.detach()
         s = probe.scalars
         s["loss/G"] = loss.detach()
-        s["grad_signal/G"] = self.loss.g_grad(out_fake).abs().mean()
+        if penalty is not None:
+            s["loss/G_penalty"] = penalty.detach()
+        s["grad_signal/G"] = self.loss.g_grad(out_fake, real).abs().mean()
         if self.loss.uses_sigmoid:
             s["D/saturated_fake"] = (out_fake < SATURATED_LOGIT).float().mean()
         s |= grad_norms("grad_norm/G", self.g_params)
