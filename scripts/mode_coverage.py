@@ -1,7 +1,7 @@
 """The mode-coverage table of README.md: each method on ring8 and grid25, several seeds,
 mean ± std of PacGAN's metrics (modes, hq_ratio, kl; README, "Images and evaluation").
 
-    python scripts/mode_coverage.py          # README's table: 6 methods x 2 data sets x 5 seeds
+    python scripts/mode_coverage.py          # README's table: 9 methods x 2 data sets x 5 seeds
     python scripts/mode_coverage.py --methods default,plain_gan --data ring8 --seeds 0,1
     python scripts/mode_coverage.py --data ring8 \\
         --methods default,plain_gan,no_r1,no_ema,no_decay,gamma10     # the recipe's ablations
@@ -43,6 +43,10 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "wgan_paper": ("WGAN, RMSProp + clipping (`experiment=wgan_paper`)", ["experiment=wgan_paper"]),
     "wgan_gp": ("WGAN-GP (`experiment=wgan_gp_paper`)", ["experiment=wgan_gp_paper"]),
     "sngan": ("hinge + spectral norm (`experiment=sngan`)", ["experiment=sngan"]),
+    **{  # the default recipe with a relativistic loss in place of the non-saturating one
+        name: (f"{label} in the default recipe (`loss={name}`)", [f"loss={name}"])
+        for name, label in (("rsgan", "RSGAN"), ("rasgan", "RaSGAN"), ("ralsgan", "RaLSGAN"))
+    },
 }
 DATA = ("ring8", "grid25")
 METRICS = ("modes", "hq_ratio", "kl")
