@@ -20,17 +20,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from ganopt.checkpoint import CheckpointDir
 from ganopt.clipping import WeightClipper
 from ganopt.config import ConfigError, TrainerConfig, is_number, validate
 from ganopt.data import ImageBatches
-from ganopt.diagnostics import Diagnostics, GradientAlarm
+from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard
 from ganopt.distributed import SINGLE_PROCESS, World
+from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
+from ganopt.recorder import Figures, RunRecorder
 from ganopt.regularizers import GradientPenalty, Regularizer
 from ganopt.schedule import LinearDecay
+from ganopt.state import GlobalRNG, RunState
 from ganopt.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ class Components:
     settings: TrainerConfig
     device: torch.device
     schedule: LinearDecay | None = None
+    ema: EMA | None = None
     world: World = SINGLE_PROCESS
 
     @property
@@ -63,8 +68,42 @@ class Components:
     def regularizers(self) -> list[Regularizer]:
         return self.objective.regularizers
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples and evaluation use: the EMA weights when kept."""
+        return self.ema.module if self.ema is not None else self.G
+
+    def stateful(self) -> dict[str, object]:
+        """The parts that hold a run's state, by checkpoint key: each has state_dict and
+        load_state_dict, and the checkpoint is their collection (as in torchtitan)."""
+        parts: dict[str, object] = {"G": self.G, "D": self.D}
+        if self.ema is not None:
+            parts["G_ema"] = self.ema.module
+        parts |= {"opt_G": self.opt_G, "opt_D": self.opt_D, "rng": GlobalRNG()}
+        parts["alarm"] = self.alarm
+        if hasattr(self.data, "state_dict"):
+            parts["data"] = self.data
+        return parts
+
     def make_trainer(self, run_dir: Path, logger: TensorBoardLogger) -> Trainer:
-        """A Trainer wired with every component, each by name."""
+        """A Trainer wired with every component, each by name, writing into ``run_dir``."""
+        run_dir = Path(run_dir)
+        figures = Figures(lambda: self.sampler, self.D, self.loss, self.data)
+        recorder = RunRecorder(
+            run_dir=run_dir,
+            logger=logger,
+            settings=self.settings,
+            alarm=self.alarm,
+            figures=figures,
+            world=self.world,
+            evaluator=self.evaluator,
+            schedule=self.schedule,
+        )
+        kind = {
+            "loss": self.loss.name,
+            "opt_G": type(self.opt_G).__name__,
+            "opt_D": type(self.opt_D).__name__,
+        }
         return Trainer(
             G=self.G,
             D=self.D,
@@ -73,14 +112,14 @@ class Components:
             opt_D=self.opt_D,
             data=self.data,
             settings=self.settings,
-            run_dir=run_dir,
-            logger=logger,
             diagnostics=self.diagnostics,
-            alarm=self.alarm,
+            recorder=recorder,
+            state=RunState(self.stateful(), kind, self.G.data_shape),
+            checkpoints=CheckpointDir(run_dir / "checkpoints", keep=self.settings.keep_ckpts),
+            guard=NonFiniteGuard(["D", "G"], self.device),
             clipper=self.clipper,
-            evaluator=self.evaluator,
+            ema=self.ema,
             world=self.world,
-            schedule=self.schedule,
         )
 
 
@@ -273,6 +312,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         settings=settings,
         device=device,
         schedule=schedule,
+        ema=EMA(G, settings.ema_decay) if settings.ema_decay else None,
         world=world,
     )
 

@@ -121,7 +121,7 @@ def test_a_mismatched_resume_is_refused_before_anything_is_written(tmp_path):
     other = parts.make_trainer(tmp_path, TensorBoardLogger(tmp_path))  # as train.py does
     with pytest.raises(ConfigError, match="resume: the checkpoint's D does not fit this config"):
         resume(other, run)
-    other.logger.close()
+    other.recorder.logger.close()
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == checkpoint
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no new event file either
 

@@ -139,8 +139,8 @@ def test_ema_warms_up_so_early_averages_forget_the_initialization():
 def test_samples_and_evaluation_use_the_ema_weights(run_dir):
     trainer, _ = make_trainer(["trainer.ema_decay=0.5", "trainer.steps=3"], run_dir)
     seen = []
-    real_evaluator = trainer.evaluator
-    trainer.evaluator = type(
+    real_evaluator = trainer.recorder.evaluator
+    trainer.recorder.evaluator = type(
         "Spy", (), {"info": {}, "__call__": lambda self, G: seen.append(G) or real_evaluator(G)}
     )()
     trainer.fit()

@@ -312,7 +312,7 @@ def test_alarm_catches_the_saturating_loss_vanishing_and_not_the_nonsaturating(
     assert logger.scalar_log["D/saturated_fake"][-1][1] > 0.99
     # the gradient-flow picture shows it: G's late columns orders of magnitude below its early
     # ones in every layer, or not
-    flow = trainer.flows["G"]
+    flow = trainer.recorder.flows["G"]
     assert flow.layers == ["fc1.weight", "fc2.weight", "fc3.weight", "out.weight"]
     early, late = flow.matrix()[:, 1:4].mean(axis=1), flow.matrix()[:, -3:].mean(axis=1)
     drop = np.log10(early / late)

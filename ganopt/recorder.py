@@ -1,0 +1,277 @@
+"""What a run shows and leaves behind, apart from its checkpoints: the log-step schedule,
+TensorBoard scalars, histograms and alerts, the sample and gradient-flow figures, evaluation,
+and metrics.json with how the run ended (README, "The run directory")."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from ganopt.config import TrainerConfig
+from ganopt.diagnostics import GradientAlarm, Probe, to_host
+from ganopt.diagnostics.flow import GradientFlow
+from ganopt.distributed import World
+from ganopt.evaluation import Evaluator, generate
+from ganopt.logger import TensorBoardLogger, figure_to_rgb
+from ganopt.losses import GANLoss
+from ganopt.plots import gradient_flow_figure, image_grid, toy_samples_figure
+from ganopt.rundir import WriteError, write_atomic
+from ganopt.schedule import LinearDecay
+
+log = logging.getLogger("ganopt.trainer")
+
+#: metrics.json keys → the logged scalar they report (its value at the last log step).
+FINAL_SCALARS = {
+    "loss_D": "loss/D",
+    "loss_G": "loss/G",
+    "grad_norm_G": "grad_norm/G/total",
+    "grad_norm_D": "grad_norm/D/total",
+    "grad_signal_G": "grad_signal/G",
+}
+#: what an allocation that does not fit raises (torch.OutOfMemoryError is new in torch 2.5)
+OUT_OF_MEMORY = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
+
+
+@dataclass
+class RunResult:
+    """How a run ended: ok, diverged, interrupted or failed (README, "How a run ends")."""
+
+    status: str
+    step: int
+    metrics: dict[str, object] = field(default_factory=dict)
+    signal: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 128 + (self.signal or signal.SIGINT)
+        return 1 if self.status == "failed" else 0
+
+
+def is_out_of_memory(error: RuntimeError) -> bool:
+    text = str(error)
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def failure(error: BaseException, step: int) -> str:
+    """One line for a failure the run can name: a full disk, or memory."""
+    if isinstance(error, WriteError):
+        return str(error)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"out of memory during step {step} ({first[:160]}); lower trainer.batch_size"
+
+
+@dataclass
+class Figures:
+    """What the sample figures draw: the generator that samples (the EMA weights when kept),
+    and for 2-D data D's contour under its loss."""
+
+    sampler: Callable[[], nn.Module]
+    D: nn.Module
+    loss: GANLoss
+    data: object
+
+
+class RunRecorder:
+    """Decides which steps log, sample, evaluate and checkpoint, and writes what they show."""
+
+    def __init__(
+        self,
+        *,
+        run_dir: Path,
+        logger: TensorBoardLogger,
+        settings: TrainerConfig,
+        alarm: GradientAlarm,
+        figures: Figures,
+        world: World,
+        evaluator: Evaluator | None = None,
+        schedule: LinearDecay | None = None,
+    ) -> None:
+        self.run_dir, self.logger, self.settings = run_dir, logger, settings
+        self.alarm, self.figures, self.world = alarm, figures, world
+        self.evaluator, self.schedule = evaluator, schedule
+        self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
+        self.last_logged: dict[str, float] = {}
+        self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
+        self.saved_step: int | None = None  # of the newest checkpoint this run wrote
+        self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
+
+    def start(self, step: int) -> None:
+        self._fit_start = self._clock = (step, time.perf_counter())
+
+    # ---------------------------------------------------------------- the schedule
+    def log_due(self, step: int) -> bool:
+        return self._regular_log_step(step) or step == self.settings.steps
+
+    def _regular_log_step(self, step: int) -> bool:
+        """Step 1 and every log_every-th: the steps every run logs, whatever its length."""
+        return step == 1 or step % self.settings.log_every == 0
+
+    def histograms_due(self, step: int) -> bool:
+        """Every hist_every steps and at the last, so that a short run has them too."""
+        every = self.settings.hist_every
+        return every > 0 and (step % every == 0 or step == self.settings.steps)
+
+    def periodic_checkpoint_due(self, step: int) -> bool:
+        every = self.settings.ckpt_every
+        return every > 0 and step % every == 0
+
+    def checkpoint_due(self, step: int) -> bool:
+        return step == self.settings.steps or self.periodic_checkpoint_due(step)
+
+    def after_step(self, step: int) -> None:
+        """Samples and evaluation on their intervals; the last step's come after training."""
+        s = self.settings
+        if s.sample_every and step % s.sample_every == 0 and step < s.steps:
+            self.log_samples(step)
+        if s.eval_every and step % s.eval_every == 0 and step < s.steps:
+            self.evaluate(step)
+
+    # ---------------------------------------------------------------- TensorBoard
+    def log(self, step: int, probe: Probe, bar: tqdm) -> None:
+        values = to_host(probe.scalars)  # the one host-device sync of a log step
+        last_step, last_time = self._clock
+        now = time.perf_counter()
+        values["perf/steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
+        self._clock = (step, now)
+        self.logger.scalars(step, values)
+        for tag, tensor in probe.hists.items():
+            self.logger.histogram(tag, tensor, step)
+        lr_factor = 1.0 if self.schedule is None else self.schedule.factor(step)
+        regular = self._regular_log_step(step)
+        for message in self.alarm.update(step, values, record=regular, lr_factor=lr_factor):
+            log.warning(message)
+            self.logger.text("alerts", message, step)
+        self.last_logged = values
+        for flow in self.flows.values():
+            flow.add(step, values)
+        bar.set_postfix(
+            loss_D=f"{values['loss/D']:.4g}", loss_G=f"{values['loss/G']:.4g}", refresh=False
+        )
+
+    def log_samples(self, step: int, save_png: bool = False) -> None:
+        """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
+        on a fixed batch of z, so that frames are comparable over time; ``gradient_flow/G`` and
+        ``/D``: the per-layer gradient norms logged so far as heatmaps."""
+        if not self.world.is_main:
+            return
+        rgb = self._samples_picture(step)
+        if rgb is None:
+            return
+        self.logger.image("samples", rgb, step)
+        flows = {
+            net: figure_to_rgb(gradient_flow_figure(flow))
+            for net, flow in self.flows.items()
+            if flow.steps
+        }
+        for network, picture in flows.items():
+            self.logger.image(f"gradient_flow/{network}", picture, step)
+        if save_png:
+            Image.fromarray(rgb).save(self.run_dir / "samples.png")
+        if save_png and flows:  # G above D; the figures share their width
+            Image.fromarray(np.concatenate(list(flows.values()))).save(
+                self.run_dir / "gradient_flow.png"
+            )
+
+    def _samples_picture(self, step: int) -> np.ndarray | None:
+        f = self.figures
+        shape = getattr(f.data, "shape", ())
+        if shape == (2,):
+            return figure_to_rgb(toy_samples_figure(f.sampler(), f.D, f.data, f.loss, step))
+        if len(shape) == 3:
+            return image_grid(generate(f.sampler(), 64, seed=self.settings.seed))
+        return None
+
+    def log_real_samples(self, step: int) -> None:
+        """A grid of real images, once (not again when resuming), for comparison."""
+        data = self.figures.data
+        if self.world.is_main and step == 0 and len(getattr(data, "shape", ())) == 3:
+            rng = torch.Generator().manual_seed(self.settings.seed)
+            self.logger.image("real", image_grid(data.sample(64, generator=rng)), step)
+
+    def evaluate(self, step: int) -> None:
+        """Evaluation metrics → ``metrics/<name>`` and metrics.json (rewritten, status running)."""
+        if self.evaluator is None:
+            return
+        self.last_metrics = self.evaluator(self.figures.sampler())
+        defined = {k: v for k, v in self.last_metrics.items() if v is not None}
+        self.logger.scalars(step, {f"metrics/{k}": v for k, v in defined.items()})
+        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
+        self.write_metrics(self.metrics("running", step))
+
+    # ---------------------------------------------------------------- metrics.json
+    def metrics(self, status: str, step: int, ended_at: float | None = None) -> dict[str, object]:
+        start, started_at = self._fit_start
+        elapsed = (ended_at or time.perf_counter()) - started_at
+        metrics: dict[str, object] = {
+            "status": status,
+            "step": step,
+            "checkpoint_step": self.saved_step,
+            "steps_per_sec": (step - start) / elapsed if elapsed > 0 else None,
+        }
+        for key, tag in FINAL_SCALARS.items():
+            value = self.last_logged.get(tag)
+            metrics[key] = value if value is None or math.isfinite(value) else None
+        metrics |= self.alarm.metrics()
+        if self.evaluator is not None:
+            metrics |= self.evaluator.info | self.last_metrics
+        return metrics
+
+    def write_metrics(self, metrics: dict[str, object]) -> None:
+        if not self.world.is_main:
+            return
+        text = json.dumps(metrics, indent=2).encode()
+        write_atomic(self.run_dir / "metrics.json", lambda f: f.write(text))
+
+    def finish(
+        self,
+        status: str,
+        step: int,
+        *,
+        diverged: tuple[str, int] | None = None,
+        signum: int | None = None,
+        ended_at: float | None = None,
+        in_sync: bool | None = None,
+        in_state: bool = False,
+        aborted: bool = False,
+        error: str | None = None,
+    ) -> RunResult:
+        """Write metrics.json and say how the run ended, in one line."""
+        metrics = self.metrics(status, step, ended_at)
+        kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+        if in_sync is not None:
+            metrics |= {"world_size": self.world.size, "ranks_in_sync": in_sync}
+        if diverged is not None:
+            network, at = diverged
+            metrics |= {"diverged_network": network, "diverged_step": at}
+            what = "weights or optimizer state" if in_state else "loss or gradient"
+            message = (
+                f"diverged: non-finite {network} {what} at step {at}; training stopped, the last "
+                f"good checkpoint is kept ({kept})"
+            )
+            log.warning(message)
+            self.logger.text("alerts", message, at)
+        if error is not None:
+            metrics["error"] = error
+            log.error("failed at step %d: %s (last checkpoint: %s)", step, error, kept)
+        elif aborted:
+            log.warning("aborted at step %d by a second Ctrl-C; last checkpoint: %s", step, kept)
+        elif signum is not None:
+            log.warning("interrupted at step %d; checkpoint saved", step)
+        try:
+            self.write_metrics(metrics)
+        except WriteError as e:
+            log.error("%s", e)
+        return RunResult(status, step, metrics, signum)

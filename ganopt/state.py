@@ -1,0 +1,143 @@
+"""A run's state, collected from the parts that hold it (as torchtitan's checkpointing does):
+each part has ``state_dict``/``load_state_dict``; this adds the step and what a resume checks
+(which loss and optimizers wrote a checkpoint, and the optimizers' settings from the config).
+The top-level keys G, D, opt_G, opt_D, step and rng are the checkpoint's public contract."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from ganopt.checkpoint import rng_state, set_rng_state
+
+log = logging.getLogger("ganopt.trainer")
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any) -> Any: ...
+
+
+class GlobalRNG:
+    """Every random generator a run draws from (torch CPU and CUDA, Python, NumPy)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return rng_state()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        set_rng_state(state)
+
+
+class RunState:
+    """The parts of a run, by checkpoint key; ``step`` is the completed generator updates."""
+
+    REQUIRED = ("G", "D", "opt_G", "opt_D", "step", "rng", "alarm", "kind")
+
+    def __init__(
+        self, parts: dict[str, Stateful], kind: dict[str, str], data_shape: tuple[int, ...]
+    ) -> None:
+        self.parts, self.kind, self.data_shape = parts, kind, list(data_shape)
+        self.step = 0
+        self.configured = {  # the optimizers' settings as the config made them
+            name: [_hyperparameters(group) for group in parts[name].param_groups]
+            for name in ("opt_G", "opt_D")
+        }
+
+    def state_dict(self) -> dict[str, object]:
+        state: dict[str, object] = {name: part.state_dict() for name, part in self.parts.items()}
+        return state | {
+            "step": self.step,
+            "kind": self.kind,
+            "optim_config": self.configured,
+            "data_shape": self.data_shape,  # what ganopt-sample rebuilds G for
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Continue from a checkpoint. Raises ValueError, naming what is wrong, for a
+        checkpoint that lacks a part or was written by a run whose loss, optimizers or network
+        shapes differ from this one's. Optimizer settings the config changed since (optim.g.lr
+        ...) are applied, and said so."""
+        if missing := [key for key in self.REQUIRED if key not in state]:
+            raise ValueError(f"the checkpoint has no {', '.join(missing)}")
+        saved_kind = state["kind"]
+        if not isinstance(saved_kind, dict) or set(saved_kind) - set(self.kind):
+            raise ValueError(f"the checkpoint's kind {saved_kind!r} is not one ganopt writes")
+        for key, saved in saved_kind.items():
+            if saved != self.kind[key]:
+                raise ValueError(
+                    f"the checkpoint's {key} is {saved}, this run's is {self.kind[key]}"
+                )
+        if "G_ema" in self.parts and "G_ema" not in state:
+            raise ValueError("the checkpoint has no EMA weights, and this run keeps them")
+        for name, part in self.parts.items():
+            if name in state:  # data and recorder state are absent from some checkpoints
+                _load_part(name, lambda p=part, n=name: p.load_state_dict(state[n]))
+        self._apply_configured(state.get("optim_config"))
+        self.step = _load_part("step", lambda: _step(state["step"]))
+
+    def _apply_configured(self, saved: object) -> None:
+        """The config's optimizer settings win over the checkpoint's: a resume with
+        ``optim.g.lr=0.01`` trains at 0.01, as the recorded config says (a schedule, if any,
+        scales it from the next step)."""
+        changes = []
+        for name in ("opt_G", "opt_D"):
+            for i, group in enumerate(self.parts[name].param_groups):
+                configured = self.configured[name][i]
+                before = saved[name][i] if isinstance(saved, dict) else {}
+                changes += [
+                    f"{name} {key} {before[key]} -> {value}"
+                    for key, value in configured.items()
+                    if key in before and _plain(before[key]) != _plain(value)
+                ]
+                group.update(configured)
+        if changes:
+            log.warning("resume applies the config's changed settings: %s", "; ".join(changes))
+
+
+def non_finite_network(state: dict[str, object]) -> str | None:
+    """ "G" or "D" when one of that network's weights or optimizer statistics is NaN or
+    infinite (Adam's exp_avg_sq can overflow while the losses still look fine), else None."""
+    for network, keys in (("G", ("G", "opt_G", "G_ema")), ("D", ("D", "opt_D"))):
+        tensors = [t for key in keys if key in state for t in _tensors(state[key])]
+        floating = [t for t in tensors if t.is_floating_point()]
+        if floating and not torch.stack([torch.isfinite(t).all() for t in floating]).all():
+            return network
+    return None
+
+
+def _hyperparameters(group: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in group.items() if k != "params" and not isinstance(v, Tensor)}
+
+
+def _load_part(name: str, load: Callable[[], object]) -> object:
+    """Load one part of a checkpoint; whatever goes wrong is a ValueError naming the part."""
+    try:
+        return load()
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ValueError(f"the checkpoint's {name} does not fit this config: {detail}") from None
+
+
+def _step(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"step must be an int >= 0, got {value!r}")
+    return value
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _tensors(tree: object) -> list[Tensor]:
+    if isinstance(tree, Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _tensors(v)]
+    if isinstance(tree, (list, tuple)):
+        return [t for v in tree for t in _tensors(v)]
+    return []
