@@ -30,6 +30,7 @@ from ganopt.clipping import WeightClipper
 from ganopt.data import SwissRoll
 from ganopt.losses import WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
+from ganopt.objective import Objective
 from ganopt.regularizers import wgan_gp
 
 CLIP_BOUNDS = (0.1, 0.01, 0.001)
@@ -72,24 +73,19 @@ def train_critic(
 ) -> MLPDiscriminator:
     seed_everything(args.seed)  # the same initial critic and data for every constraint
     critic = MLPDiscriminator((2,), [args.width] * args.depth)
-    loss = WassersteinLoss()
     if constraint == "gp":
         opt = torch.optim.Adam(critic.parameters(), lr=args.gp_lr, betas=(0.5, 0.9))
-        penalty, clipper = wgan_gp(10.0), None
+        objective, clipper = Objective(WassersteinLoss(), [wgan_gp(10.0)]), None
     else:
         opt = torch.optim.RMSprop(critic.parameters(), lr=args.clip_lr)
-        penalty, clipper = None, WeightClipper(critic.parameters(), float(constraint))
+        objective = Objective(WassersteinLoss())
+        clipper = WeightClipper(critic.parameters(), float(constraint))
         clipper()
-    for _ in range(args.iters):
+    for it in range(1, args.iters + 1):  # the Trainer's D phase: the objective's D pass
         real = next(data)
-        with torch.no_grad():
-            fake = G(torch.randn(args.batch_size, G.z_dim))
-        out_real, out_fake = critic(real), critic(fake)
-        d_loss = loss.d_loss(out_real, out_fake)
-        if penalty is not None:
-            d_loss = d_loss + penalty.penalty(critic, real, fake, out_real, out_fake)
+        d = objective.d_pass(G, critic, real, torch.randn(args.batch_size, G.z_dim), it, critic)
         opt.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d.objective.backward()
         opt.step()
         if clipper is not None:
             clipper()

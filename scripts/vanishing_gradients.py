@@ -33,6 +33,7 @@ from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
+from ganopt.objective import Objective
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,11 +99,15 @@ def pretrain_generator(parts: Components, steps: int, out: Path) -> None:
         logger.close()
 
 
-def generator_grad_norm(G: nn.Module, D: nn.Module, loss: GANLoss, z: torch.Tensor) -> float:
-    """||∇_θG L_G|| on the batch z, through D without touching D's gradients."""
+def generator_grad_norm(
+    G: nn.Module, D: nn.Module, loss: GANLoss, z: torch.Tensor, real: torch.Tensor
+) -> float:
+    """||∇_θG L_G|| on the batch z (and, for a relativistic loss, the real batch), through D
+    without touching D's gradients: the Trainer's G pass."""
     D.requires_grad_(False)
     G.zero_grad(set_to_none=True)
-    loss.g_loss(D(G(z))).backward()
+    real = real if loss.uses_real_in_g else None
+    Objective(loss).g_pass(G, D, z, step=0, real=real).objective.backward()
     D.requires_grad_(True)
     grads = [p.grad for p in G.parameters() if p.grad is not None]
     return math.sqrt(sum(g.pow(2).sum().item() for g in grads))
@@ -127,19 +132,20 @@ def measure(
     if clipper is not None:
         clipper()  # the critic lives in the clipped set from the start
     series: dict[str, list[tuple[int, float]]] = {loss.name: [] for loss in losses}
+    rng = torch.Generator(device=parts.data.rng_device).manual_seed(args.seed)
+    real_fixed = parts.data.sample(len(z_fixed), generator=rng)  # for relativistic G losses
     for it in range(args.d_iters + 1):
         if it % args.every == 0 or it == args.d_iters:
             for loss in losses:
-                norm = generator_grad_norm(G, D, loss, z_fixed)
+                norm = generator_grad_norm(G, D, loss, z_fixed, real_fixed)
                 series[loss.name].append((it, norm))
                 logger.scalars(it, {f"vanishing/grad_norm_G/{loss.name}": norm})
         if it == args.d_iters:
             break
-        with torch.no_grad():
-            fake = G(torch.randn(args.batch_size, G.z_dim, device=z_fixed.device))
-        d_loss = d_objective.d_loss(D(next(parts.data)), D(fake))
+        z = torch.randn(args.batch_size, G.z_dim, device=z_fixed.device)
+        d = Objective(d_objective).d_pass(G, D, next(parts.data), z, it + 1, D)  # the D phase
         opt.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d.objective.backward()
         opt.step()
         if clipper is not None:
             clipper()
