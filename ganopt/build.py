@@ -260,16 +260,11 @@ def _speed_up_on_cuda(G: nn.Module, D: nn.Module, data: object, settings: Traine
         D.compile()
 
 
-def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
-    """Validate ``cfg`` and build the components of a run (of this rank, under torchrun).
-    Writes nothing to disk; a config that cannot train raises ConfigError naming its key."""
-    device = validate(cfg)
-    check_targets(cfg)
-    settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
-    if world.distributed:
-        device, settings = _per_rank(device, settings, world)
-    seed_everything(settings.seed)  # the same initial weights on every rank
-
+def _data_and_networks(
+    cfg: DictConfig, settings: TrainerConfig, device: torch.device, world: World
+) -> tuple[object, nn.Module, nn.Module]:
+    """The data source, G and D, tried on a tiny batch, on the device, prepared for the
+    world (SyncBatchNorm, data shards) and the device (cuDNN, channels-last, compile)."""
     data = _build("data", cfg.data, batch_size=settings.batch_size, device=device)
     G = build_generator(cfg, data.shape, device)
     D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
@@ -285,6 +280,20 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         _speed_up_on_cuda(G, D, data, settings)
     elif settings.amp != "none" or settings.compile:
         log.info("trainer.amp and trainer.compile act on CUDA only: ignored on %s", device)
+    return data, G, D
+
+
+def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
+    """Validate ``cfg`` and build the components of a run (of this rank, under torchrun).
+    Writes nothing to disk; a config that cannot train raises ConfigError naming its key."""
+    device = validate(cfg)
+    check_targets(cfg)
+    settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
+    if world.distributed:
+        device, settings = _per_rank(device, settings, world)
+    seed_everything(settings.seed)  # the same initial weights on every rank
+
+    data, G, D = _data_and_networks(cfg, settings, device, world)
     loss = _build("loss", cfg.loss)
     # G and D each get their own optimizer instance: their moment estimates must not mix.
     opt_G = build_optimizer("optim.g", cfg.optim.g, G.parameters())

@@ -61,6 +61,25 @@ class World:
         dist.all_gather_object(box, value)
         return all(v == box[0] for v in box)
 
+    def agreed_signal(self, received: int | None, collective: bool) -> int | None:
+        """A signal stops every rank at the same step: ranks agree where ``collective`` (log
+        and checkpoint steps); alone, a process stops after the step in flight."""
+        if not self.distributed:
+            return received
+        if not collective:
+            return None
+        return self.all_max(received or 0) or None
+
+    def in_sync(self, modules: list[nn.Module]) -> bool | None:
+        """Under torchrun, whether every rank holds the same weights (a collective); None
+        without one."""
+        if not self.distributed:
+            return None
+        with torch.no_grad():
+            params = [p for m in modules for p in m.parameters()]
+            checksum = float(torch.stack([p.double().sum() for p in params]).sum())
+        return self.all_equal(checksum)
+
     def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
         """``module`` in its own DistributedDataParallel (its gradients are averaged over the
         ranks in its backward), or ``module`` itself in a world of one."""

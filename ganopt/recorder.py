@@ -60,16 +60,19 @@ class RunResult:
         return 1 if self.status == "failed" else 0
 
 
-def is_out_of_memory(error: RuntimeError) -> bool:
-    text = str(error)
-    return "out of memory" in text or "can't allocate memory" in text
-
-
-def failure(error: BaseException, step: int) -> str:
-    """One line for a failure the run can name: a full disk, or memory."""
+def failure_line(error: Exception, step: int) -> str | None:
+    """One line for a failure the run can name (a full disk, memory), else None: the error
+    is a bug to show whole."""
     if isinstance(error, WriteError):
         return str(error)
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = str(error)
+    memory = isinstance(error, (MemoryError, *OUT_OF_MEMORY)) or (
+        isinstance(error, RuntimeError)
+        and ("out of memory" in text or "can't allocate memory" in text)
+    )
+    if not memory:
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return f"out of memory during step {step} ({first[:160]}); lower trainer.batch_size"
 
 

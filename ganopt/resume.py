@@ -124,7 +124,7 @@ def resume(trainer: Trainer, path: str) -> None:
     fit this config, or is already at trainer.steps."""
     _, checkpoint = locate(path)
     try:
-        trainer.load_state_dict(load(checkpoint, map_location=trainer.device))
+        trainer.state.load_state_dict(load(checkpoint, map_location=trainer.device))
     except (CheckpointError, ValueError) as e:
         raise ConfigError([f"resume: {e}"]) from None
     if trainer.step >= trainer.settings.steps:

@@ -20,8 +20,7 @@ from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.objective import Objective, Phase
-from ganopt.recorder import OUT_OF_MEMORY, RunRecorder, RunResult, failure, is_out_of_memory
-from ganopt.rundir import WriteError
+from ganopt.recorder import RunRecorder, RunResult, failure_line
 from ganopt.state import RunState, non_finite_network
 from ganopt.stopping import StopRequest, signals_held
 
@@ -69,10 +68,6 @@ class Trainer:
         """Completed generator updates."""
         return self.state.step
 
-    @step.setter
-    def step(self, value: int) -> None:
-        self.state.step = value
-
     @property
     def sampler(self) -> nn.Module:
         """The generator that samples and evaluation use: the EMA weights when kept."""
@@ -98,16 +93,12 @@ class Trainer:
                 return self._train(stop, bar)
         except KeyboardInterrupt:  # a second Ctrl-C: stop now, without another checkpoint
             return self._finish("interrupted", signum=signal.SIGINT, aborted=True)
-        except (WriteError, MemoryError, *OUT_OF_MEMORY) as e:
-            return self._finish("failed", error=failure(e, self.step + 1))
-        except RuntimeError as e:
-            if is_out_of_memory(e):
-                return self._finish("failed", error=failure(e, self.step + 1))
-            self._finish("failed", error=f"{type(e).__name__}: {e}")
-            raise
-        except Exception as e:
-            self._finish("failed", error=f"{type(e).__name__}: {e}")
-            raise
+        except Exception as e:  # metrics.json says how the run ended, whatever ended it
+            line = failure_line(e, self.step + 1)
+            result = self._finish("failed", error=line or f"{type(e).__name__}: {e}")
+            if line is None:
+                raise
+            return result
         finally:
             bar.close()
 
@@ -118,13 +109,17 @@ class Trainer:
             if record.schedule is not None:
                 record.schedule.set(step)
             loss_D, loss_G = self.train_step(step, probe)
-            self.step = step
-            self.watch_finite(step, loss_D, loss_G, probe)
+            self.state.step = step
+            self.guard.record(step, [loss_D, loss_G])  # on the device: no sync
+            if probe:  # a NaN gradient that has not yet reached a loss is caught here
+                self.guard.watch(step, [probe.scalars[f"grad_norm/{n}/total"] for n in "DG"])
             bar.update()
 
-            signum = self._agreed_signal(stop, step, probe)
+            # every rank stops at the same step: they agree on log and checkpoint steps
+            collective = probe is not None or record.checkpoint_due(step)
+            signum = self.world.agreed_signal(stop.signal, collective)
             save = record.checkpoint_due(step) or signum is not None
-            if (probe or save) and (bad := self._check_finite()) is not None:
+            if (probe or save) and (bad := self.guard.check(self.world.all_min)) is not None:
                 return self._finish("diverged", diverged=bad)  # last.pt stays the last good one
             if probe:
                 record.log(step, probe, bar)
@@ -136,7 +131,8 @@ class Trainer:
         trained_until = time.perf_counter()  # the final figure and evaluation are not training
         record.log_samples(self.step, save_png=True)
         record.evaluate(self.step)
-        return self._finish("ok", ended_at=trained_until, in_sync=self._ranks_in_sync())
+        in_sync = self.world.in_sync([self.G, self.D])
+        return self._finish("ok", ended_at=trained_until, in_sync=in_sync)
 
     def train_step(self, step: int, probe: Probe | None) -> tuple[Tensor, Tensor]:
         """One generator step, phase by phase: D (d_steps times, each on fresh batches; D's
@@ -232,51 +228,12 @@ class Trainer:
         self.diagnostics.start(step)
         return Probe(histograms)
 
-    # ---------------------------------------------------------------- safety
-    def watch_finite(self, step: int, loss_D: Tensor, loss_G: Tensor, probe: Probe | None) -> None:
-        """Losses every step; on log steps the gradient norms too (a NaN gradient that has not
-        yet reached a loss is caught there). Never syncs."""
-        self.guard.record(step, [loss_D, loss_G])
-        if probe is not None:
-            grads = probe.scalars["grad_norm/D/total"], probe.scalars["grad_norm/G/total"]
-            self.guard.watch(step, grads)
-
-    def _agreed_signal(self, stop: StopRequest, step: int, probe: Probe | None) -> int | None:
-        """A signal stops every rank at the same step: ranks agree on log and checkpoint steps
-        (a collective), alone a process stops after the step in flight."""
-        if not self.world.distributed:
-            return stop.signal
-        if probe is None and not self.recorder.checkpoint_due(step):
-            return None
-        return self.world.all_max(stop.signal or 0) or None
-
-    def _check_finite(self) -> tuple[str, int] | None:
-        """Divergence on any rank is divergence on all of them."""
-        self.guard.fold()
-        self.world.all_min(self.guard.first_bad)
-        return self.guard.check()
-
-    def _ranks_in_sync(self) -> bool | None:
-        """Under torchrun, whether every rank ends with the same weights (a collective)."""
-        if not self.world.distributed:
-            return None
-        with torch.no_grad():
-            params = [*self.G.parameters(), *self.D.parameters()]
-            checksum = float(torch.stack([p.double().sum() for p in params]).sum())
-        return self.world.all_equal(checksum)
-
-    # ---------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, object]:
-        return self.state.state_dict()
-
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        self.state.load_state_dict(state)
-
+    # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> tuple[str, int] | None:
         """Save everything to continue from, unless a weight or an optimizer's state is not
         finite: then nothing is written, and (network, step) is returned. Weights are the same
         on every rank, so every rank reaches the same answer."""
-        state = self.state_dict()
+        state = self.state.state_dict()
         bad = non_finite_network(state)
         if bad is not None:
             return bad, self.step

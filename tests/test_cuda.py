@@ -32,7 +32,7 @@ def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
         for step in range(1, 21):
             loss_D = trainer.train_d(next(trainer.data), trainer.sample_z())
             loss_G = trainer.train_g(trainer.sample_z())
-            trainer.watch_finite(step, loss_D, loss_G, None)
+            trainer.guard.record(step, [loss_D, loss_G])
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trainer.guard.check() is None

@@ -28,7 +28,7 @@ EVERY_STEP = ["trainer.log_every=1", "trainer.hist_every=3"]
 def _run(overrides, run_dir, resume_from=None):
     trainer, logger = make_trainer([*overrides, *EVERY_STEP], run_dir)
     if resume_from is not None:
-        trainer.load_state_dict(load(resume_from))
+        trainer.state.load_state_dict(load(resume_from))
     trainer.fit()
     weights = [
         t.clone() for t in [*trainer.G.state_dict().values(), *trainer.D.state_dict().values()]
@@ -105,7 +105,7 @@ def test_a_mismatched_resume_names_the_mismatch(change, message, tmp_path):
     trainer.fit()
     other, _ = make_trainer([*MLP, "trainer.steps=4", *change], tmp_path / "other")
     with pytest.raises(ValueError, match=message):
-        other.load_state_dict(load(tmp_path / "checkpoints" / "last.pt"))
+        other.state.load_state_dict(load(tmp_path / "checkpoints" / "last.pt"))
 
 
 def test_a_mismatched_resume_is_refused_before_anything_is_written(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -51,9 +51,13 @@ class NonFiniteGuard:
         self.first_bad = torch.minimum(self.first_bad, bad_at.amin(dim=0))
         self._count = 0
 
-    def check(self) -> tuple[str, int] | None:
-        """The earliest (name, step) with a non-finite value, or None."""
+    def check(self, across: Callable[[Tensor], Tensor] | None = None) -> tuple[str, int] | None:
+        """The earliest (name, step) with a non-finite value, or None. ``across`` reduces the
+        first bad steps over processes (World.all_min): divergence on one rank is divergence
+        on all."""
         self.fold()
+        if across is not None:
+            across(self.first_bad)
         first = self.first_bad.tolist()
         bad = [
             (step, name)
