@@ -97,10 +97,8 @@ def read_job(job_dir: Path) -> Job:
             and k not in SKIPPED
             and v is not None
         }
-    else:  # rejected before training, or killed before it could write anything
-        logs = "".join(p.read_text(errors="replace") for p in job_dir.glob("*.log"))
-        status = "rejected" if "invalid config" in logs else "no metrics.json"
-        metrics, raw = {}, {}
+    else:  # killed before it could write anything (a rejected job records its status)
+        status, metrics, raw = "no metrics.json", {}, {}
     return Job(job_dir.name, overrides, status, metrics, frozenset(raw))
 
 

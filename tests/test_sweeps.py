@@ -47,21 +47,24 @@ def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
     )
     make_job(sweep, 1, ["loss=standard", "trainer.seed=1"], {"status": "ok", "kl": 3.0, "step": 5})
     make_job(sweep, 2, ["loss=wgan", "trainer.seed=0"], {"status": "diverged", "kl": None})
-    make_job(sweep, 3, ["loss=wgan", "trainer.seed=1"], None, log="ERROR - invalid config:")
+    rejected = {"status": "rejected", "error": "invalid config: optim.d.lr: must be > 0"}
+    make_job(sweep, 3, ["loss=wgan", "trainer.seed=1"], rejected)
+    make_job(sweep, 4, ["loss=wgan", "trainer.seed=2"], None, log="ERROR - invalid config:")
     table, terminal = summarize_sweep(sweep)
     lines = table.strip().splitlines()
     assert lines[0] == "| loss | seeds | status | kl |"
     assert lines[2] == f"| standard | 2 | ok x2 | 2 ± {math.sqrt(2):.2g} |"
-    assert lines[3] == "| wgan | 2 | diverged, rejected | – |"
+    # the status a job recorded, never one guessed from its log
+    assert lines[3] == "| wgan | 3 | diverged, no metrics.json, rejected | – |"
     assert (sweep / "summary.md").read_text().endswith(table)
     rows = (sweep / "summary.csv").read_text().splitlines()
     assert rows[0] == "loss,seeds,status,kl_mean,kl_std"
     assert rows[1].startswith("standard,2,ok x2,2,1.4142")
     assert (sweep / "summary.png").stat().st_size > 0
-    assert terminal.splitlines()[0] == "loss      seeds  status              kl"
-    assert (
-        terminal.splitlines()[2] == f"standard  2      ok x2               2 ± {math.sqrt(2):.2g}"
-    )
+    status = "status".ljust(len("diverged, no metrics.json, rejected"))
+    assert terminal.splitlines()[0] == f"loss      seeds  {status}  kl"
+    ok = "ok x2".ljust(len(status))
+    assert terminal.splitlines()[2] == f"standard  2      {ok}  2 ± {math.sqrt(2):.2g}"
 
 
 def test_the_terminal_table_fits_100_columns_and_sorts_by_the_objective(tmp_path):
