@@ -252,7 +252,7 @@ def _speed_up_on_cuda(G: nn.Module, D: nn.Module, data: object, settings: Traine
     """cuDNN autotuning, channels-last convolutions, torch.compile (in place, so checkpoints
     keep their keys). bf16 autocast is applied by the Trainer."""
     torch.backends.cudnn.benchmark = True
-    if settings.channels_last and len(getattr(data, "shape", ())) == 3:
+    if settings.channels_last and getattr(data, "kind", None) == "images":
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
     if settings.compile:
@@ -401,7 +401,7 @@ def _diagnostics(
     cfg: DictConfig, G: nn.Module, D: nn.Module, loss: GANLoss, data: object, seed: int
 ) -> tuple[Diagnostics, GradientAlarm]:
     diag = cfg.diagnostics
-    shadow = diag.shadow if diag.shadow is not None else len(data.shape) == 1
+    shadow = diag.shadow if diag.shadow is not None else getattr(data, "kind", None) == "points"
     others = (
         {  # every generator loss that would train G differently
             n: cls() for n, cls in GENERATOR_LOSSES.items() if not _same_g_objective(cls, loss)

@@ -29,17 +29,10 @@ from ganopt.losses import GANLoss
 from ganopt.plots import gradient_flow_figure, image_grid, toy_samples_figure
 from ganopt.rundir import WriteError, write_atomic
 from ganopt.schedule import LinearDecay
+from ganopt.tags import FINAL_SCALARS, LOSS_D, LOSS_G, METRICS, STEPS_PER_SEC
 
 log = logging.getLogger("ganopt.trainer")
 
-#: metrics.json keys → the logged scalar they report (its value at the last log step).
-FINAL_SCALARS = {
-    "loss_D": "loss/D",
-    "loss_G": "loss/G",
-    "grad_norm_G": "grad_norm/G/total",
-    "grad_norm_D": "grad_norm/D/total",
-    "grad_signal_G": "grad_signal/G",
-}
 #: what an allocation that does not fit raises (torch.OutOfMemoryError is new in torch 2.5)
 OUT_OF_MEMORY = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
 
@@ -147,7 +140,7 @@ class RunRecorder:
         values = to_host(probe.scalars)  # the one host-device sync of a log step
         last_step, last_time = self._clock
         now = time.perf_counter()
-        values["perf/steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
+        values[STEPS_PER_SEC] = (step - last_step) / max(now - last_time, 1e-9)
         self._clock = (step, now)
         self.logger.scalars(step, values)
         for tag, tensor in probe.hists.items():
@@ -161,7 +154,7 @@ class RunRecorder:
         for flow in self.flows.values():
             flow.add(step, values)
         bar.set_postfix(
-            loss_D=f"{values['loss/D']:.4g}", loss_G=f"{values['loss/G']:.4g}", refresh=False
+            loss_D=f"{values[LOSS_D]:.4g}", loss_G=f"{values[LOSS_G]:.4g}", refresh=False
         )
 
     def log_samples(self, step: int, save_png: bool = False) -> None:
@@ -190,17 +183,17 @@ class RunRecorder:
 
     def _samples_picture(self, step: int) -> np.ndarray | None:
         f = self.figures
-        shape = getattr(f.data, "shape", ())
-        if shape == (2,):
+        kind = getattr(f.data, "kind", None)  # a data source without one gets no figure
+        if kind == "points":
             return figure_to_rgb(toy_samples_figure(f.sampler(), f.D, f.data, f.loss, step))
-        if len(shape) == 3:
+        if kind == "images":
             return image_grid(generate(f.sampler(), 64, seed=self.settings.seed))
         return None
 
     def log_real_samples(self, step: int) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""
         data = self.figures.data
-        if self.world.is_main and step == 0 and len(getattr(data, "shape", ())) == 3:
+        if self.world.is_main and step == 0 and getattr(data, "kind", None) == "images":
             rng = torch.Generator().manual_seed(self.settings.seed)
             self.logger.image("real", image_grid(data.sample(64, generator=rng)), step)
 
@@ -210,7 +203,7 @@ class RunRecorder:
             return
         self.last_metrics = self.evaluator(self.figures.sampler())
         defined = {k: v for k, v in self.last_metrics.items() if v is not None}
-        self.logger.scalars(step, {f"metrics/{k}": v for k, v in defined.items()})
+        self.logger.scalars(step, {f"{METRICS}/{k}": v for k, v in defined.items()})
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
         self.write_metrics(self.metrics("running", step))
 

@@ -36,6 +36,8 @@ class ImageBatches:
     blocking, so the copy overlaps the previous step's kernels.
     """
 
+    kind = "images"  # see ToyDistribution.kind
+
     def __init__(
         self,
         images: Tensor,

@@ -17,6 +17,9 @@ class ToyDistribution(ABC):
     """An infinite iterator of ``(batch_size, 2)`` batches; ``sample(n)`` draws any number."""
 
     shape: tuple[int, ...] = (2,)
+    #: what the data is, declared for the parts that draw or compare it: "points" (2-D, the
+    #: contour figure and shadow losses) or "images" (sample grids)
+    kind = "points"
 
     def __init__(self, batch_size: int, device: torch.device | str = "cpu") -> None:
         self.batch_size = int(batch_size)
