@@ -23,23 +23,19 @@ from tensorboard.plugins.hparams.api_pb2 import (
 from tensorboard.plugins.hparams.metadata import EXPERIMENT_TAG, PLUGIN_DATA_VERSION, PLUGIN_NAME
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from ganopt.tags import FINAL_SCALARS, METRICS, STEPS_PER_SEC
+
 #: the config groups every run records, in the order a reader looks for them
 CHOICES = ("loss", "optim", "reg", "model", "data", "experiment")
 #: metrics.json key → the TensorBoard scalar of the same value, in the order they are shown
 METRIC_TAGS = {
-    "modes": "metrics/modes",
-    "hq_ratio": "metrics/hq_ratio",
-    "kl": "metrics/kl",
-    "fd_digits": "metrics/fd_digits",
-    "classes_covered": "metrics/classes_covered",
-    "class_kl": "metrics/class_kl",
-    "fid": "metrics/fid",
-    "grad_norm_G": "grad_norm/G/total",
-    "grad_norm_D": "grad_norm/D/total",
-    "grad_signal_G": "grad_signal/G",
-    "loss_D": "loss/D",
-    "loss_G": "loss/G",
-    "steps_per_sec": "perf/steps_per_sec",
+    **{
+        name: f"{METRICS}/{name}"
+        for name in ("modes", "hq_ratio", "kl", "fd_digits", "classes_covered", "class_kl", "fid")
+    },
+    **{key: FINAL_SCALARS[key] for key in ("grad_norm_G", "grad_norm_D", "grad_signal_G")},
+    **{key: FINAL_SCALARS[key] for key in ("loss_D", "loss_G")},
+    "steps_per_sec": STEPS_PER_SEC,
 }
 
 

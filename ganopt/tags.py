@@ -1,9 +1,31 @@
 """TensorBoard tag names and what they mean (README, "Watching the gradients in TensorBoard").
 
-The descriptions travel with the event files: TensorBoard shows them beside each chart.
+The names that more than one module writes or reads are constants here; the descriptions
+travel with the event files: TensorBoard shows them beside each chart.
 """
 
 from __future__ import annotations
+
+LOSS_D, LOSS_G = "loss/D", "loss/G"
+LOSS_D_PENALTY, LOSS_D_TOTAL, LOSS_G_PENALTY = "loss/D_penalty", "loss/D_total", "loss/G_penalty"
+#: per-layer gradient norms are GRAD_NORM/<network>/<parameter>, their total .../total
+GRAD_NORM = "grad_norm"
+GRAD_NORM_TOTAL = {network: f"{GRAD_NORM}/{network}/total" for network in ("G", "D")}
+UPDATE_RATIO = "update_ratio"
+UPDATE_RATIO_TOTAL = {network: f"{UPDATE_RATIO}/{network}/total" for network in ("G", "D")}
+GRAD_SIGNAL_G = "grad_signal/G"
+WASSERSTEIN = "wasserstein/estimate"
+STEPS_PER_SEC = "perf/steps_per_sec"
+#: evaluation metrics are METRICS/<name>
+METRICS = "metrics"
+#: metrics.json keys → the logged scalar they report (its value at the last log step)
+FINAL_SCALARS = {
+    "loss_D": LOSS_D,
+    "loss_G": LOSS_G,
+    "grad_norm_G": GRAD_NORM_TOTAL["G"],
+    "grad_norm_D": GRAD_NORM_TOTAL["D"],
+    "grad_signal_G": GRAD_SIGNAL_G,
+}
 
 #: prefix → description, for tags whose meaning is easy to misread; the longest prefix wins
 DESCRIPTIONS: dict[str, str] = {

@@ -23,6 +23,7 @@ from ganopt.objective import Objective, Phase
 from ganopt.recorder import RunRecorder, RunResult, failure_line
 from ganopt.state import RunState, non_finite_network
 from ganopt.stopping import StopRequest, signals_held
+from ganopt.tags import GRAD_NORM_TOTAL
 
 __all__ = ["RunResult", "Trainer"]
 
@@ -112,7 +113,7 @@ class Trainer:
             self.state.step = step
             self.guard.record(step, [loss_D, loss_G])  # on the device: no sync
             if probe:  # a NaN gradient that has not yet reached a loss is caught here
-                self.guard.watch(step, [probe.scalars[f"grad_norm/{n}/total"] for n in "DG"])
+                self.guard.watch(step, [probe.scalars[GRAD_NORM_TOTAL[n]] for n in "DG"])
             bar.update()
 
             # every rank stops at the same step: they agree on log and checkpoint steps

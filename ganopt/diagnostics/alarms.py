@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from ganopt.tags import GRAD_NORM_TOTAL, UPDATE_RATIO_TOTAL
+
 
 class NonFiniteGuard:
     """Remembers, on the device, the first step at which each watched value (a network's loss,
@@ -138,10 +140,10 @@ class GradientAlarm:
         whether a run is trained at once or split by a resume."""
         messages = []
         for network in ("G", "D"):
-            norm = values.get(f"grad_norm/{network}/total")
+            norm = values.get(GRAD_NORM_TOTAL[network])
             if norm is not None and math.isfinite(norm):
                 messages += self._watch_norm(step, network, norm, record)
-        ratio = values.get("update_ratio/G/total")
+        ratio = values.get(UPDATE_RATIO_TOTAL["G"])
         if ratio is not None and math.isfinite(ratio) and lr_factor > 0:
             ratio /= lr_factor
             run = self.stalled_run + 1 if ratio < self.stalled_ratio else 0

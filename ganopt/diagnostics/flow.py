@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ganopt.tags import GRAD_NORM
+
 
 class GradientFlow:
     """Collects ``grad_norm/<network>/<param>`` of every weight (biases left out) at each log
@@ -19,7 +21,7 @@ class GradientFlow:
 
     def __init__(self, network: str) -> None:
         self.network = network
-        self.prefix = f"grad_norm/{network}/"
+        self.prefix = f"{GRAD_NORM}/{network}/"
         self.layers: list[str] = []
         self.steps: list[int] = []
         self.rows: list[list[float]] = []  # one per step

@@ -17,6 +17,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ganopt.diagnostics.stats import Probe, grad_norms
 from ganopt.losses import GANLoss
+from ganopt.tags import (
+    GRAD_NORM,
+    GRAD_SIGNAL_G,
+    LOSS_D,
+    LOSS_D_PENALTY,
+    LOSS_D_TOTAL,
+    LOSS_G,
+    LOSS_G_PENALTY,
+    UPDATE_RATIO,
+    WASSERSTEIN,
+)
 
 #: sigmoid(a) < 1e-3  ⟺  a < log(1e-3 / (1 - 1e-3)): a fake sample D rejects with certainty
 SATURATED_LOGIT = math.log(1e-3 / (1 - 1e-3))
@@ -89,7 +100,7 @@ class Diagnostics:
         after = [p.detach() for _, p in named]
         delta = torch._foreach_norm(torch._foreach_sub(after, before))
         size = torch._foreach_maximum(torch._foreach_norm(before), torch._foreach_norm(after))
-        prefix = f"update_ratio/{network}"
+        prefix = f"{UPDATE_RATIO}/{network}"
         for (name, _), d, n in zip(named, delta, size, strict=True):
             probe.scalars[f"{prefix}/{name}"] = d / n.clamp_min(1e-30)
         total_delta = torch.linalg.vector_norm(torch.stack(delta))
@@ -114,17 +125,17 @@ class Diagnostics:
         out_real, out_fake = out_real.detach(), out_fake.detach()
         self._last_real = real  # relativistic shadows compare fakes with it in the G step
         s = probe.scalars
-        s["loss/D"] = loss.detach()
+        s[LOSS_D] = loss.detach()
         if penalty is not None:  # D's gradient is that of their sum: loss/D_total
-            s["loss/D_penalty"] = penalty.detach()
-            s["loss/D_total"] = loss.detach() + penalty.detach()
+            s[LOSS_D_PENALTY] = penalty.detach()
+            s[LOSS_D_TOTAL] = loss.detach() + penalty.detach()
         s["D/out_real"], s["D/out_fake"] = out_real.mean(), out_fake.mean()
         if self.loss.uses_sigmoid:
             s["D/prob_real"] = torch.sigmoid(out_real).mean()
             s["D/prob_fake"] = torch.sigmoid(out_fake).mean()
         if self.loss.estimates_wasserstein:
-            s["wasserstein/estimate"] = out_real.mean() - out_fake.mean()
-        s |= grad_norms("grad_norm/D", self.d_params)
+            s[WASSERSTEIN] = out_real.mean() - out_fake.mean()
+        s |= grad_norms(f"{GRAD_NORM}/D", self.d_params)
         if self.input_gradients:
             s |= self.input_gradient_norms(real, fake)
         if probe.histograms:
@@ -206,13 +217,13 @@ class Diagnostics:
         out_fake = out_fake.detach()
         real = None if out_real is None else out_real.detach()
         s = probe.scalars
-        s["loss/G"] = loss.detach()
+        s[LOSS_G] = loss.detach()
         if penalty is not None:
-            s["loss/G_penalty"] = penalty.detach()
-        s["grad_signal/G"] = self.loss.g_grad(out_fake, real).abs().mean()
+            s[LOSS_G_PENALTY] = penalty.detach()
+        s[GRAD_SIGNAL_G] = self.loss.g_grad(out_fake, real).abs().mean()
         if self.loss.uses_sigmoid:
             s["D/saturated_fake"] = (out_fake < SATURATED_LOGIT).float().mean()
-        s |= grad_norms("grad_norm/G", self.g_params)
+        s |= grad_norms(f"{GRAD_NORM}/G", self.g_params)
         if probe.histograms:
             probe.hists |= _grad_copies("hist/grad/G", self.g_params)
 
