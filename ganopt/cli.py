@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganopt.build import build, check_targets
+from ganopt.build import Components, build, check_targets
 from ganopt.composition import (
     check_group_overrides,
     compose_config,
@@ -194,6 +194,21 @@ def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) else worst
 
 
+def describe(parts: Components) -> None:
+    """The run in one line: device, network sizes, loss, regularizers, clipping."""
+    regularizers = ", ".join(map(repr, parts.regularizers)) or "none"
+    log.info(
+        "device %s x %d process(es) | G %s | D %s | loss %s | reg %s | clip %s",
+        parts.device,
+        parts.world.size,
+        f"{sum(p.numel() for p in parts.G.parameters()):,} params",
+        f"{sum(p.numel() for p in parts.D.parameters()):,} params",
+        parts.loss,
+        regularizers,
+        parts.clipper,
+    )
+
+
 def reject(error: ConfigError, cfg: DictConfig, run_dir: Path, in_sweep: bool) -> float | None:
     """A config refused in the task: one line; in a sweep the job's status is recorded and the
     sweep goes on, alone the run leaves nothing behind and exits 2."""
@@ -231,15 +246,7 @@ def train(cfg: DictConfig) -> float | None:
         return reject(e, cfg, run_dir, in_sweep)
 
     log.info("run directory: %s", run_dir)
-    log.info(
-        "device %s x %d process(es) | G %s | D %s | loss %s | clip %s",
-        parts.device,
-        parts.world.size,
-        f"{sum(p.numel() for p in parts.G.parameters()):,} params",
-        f"{sum(p.numel() for p in parts.D.parameters()):,} params",
-        parts.loss,
-        parts.clipper,
-    )
+    describe(parts)
     result = None
     try:
         result = trainer.fit()

@@ -207,6 +207,31 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def _check_optim(problems: list[str], optim: DictConfig) -> None:
+    for net in ("g", "d"):
+        lr = optim[net].get("lr")
+        _check_positive_number(problems, f"optim.{net}.lr", lr)
+        if is_number(lr) and lr > FLOAT32_MAX:
+            problems.append(f"optim.{net}.lr: must fit in float32 (< 3.4e38), got {lr}")
+    if optim.clip is not None:
+        _check_positive_number(problems, "optim.clip", optim.clip)
+    if not (is_number(optim.lr_decay) and 0 <= optim.lr_decay <= 1):
+        problems.append(f"optim.lr_decay: must be in [0, 1], got {optim.lr_decay!r}")
+
+
+def _check_diagnostics(problems: list[str], diagnostics: DictConfig) -> None:
+    vanishing, exploding = diagnostics.vanishing_ratio, diagnostics.exploding_ratio
+    if not 0 < vanishing < 1:
+        problems.append(f"diagnostics.vanishing_ratio: must be in (0, 1), got {vanishing}")
+    if not exploding > 1:
+        problems.append(f"diagnostics.exploding_ratio: must be > 1, got {exploding}")
+    if not 0 < diagnostics.stalled_ratio < 1:
+        problems.append(
+            f"diagnostics.stalled_ratio: must be in (0, 1), got {diagnostics.stalled_ratio}"
+        )
+    _check_min(problems, "diagnostics.stalled_logs", diagnostics.stalled_logs, 1)
+
+
 def validate(cfg: DictConfig) -> torch.device:
     """Check ranges and the device of a composed config; return the device to train on.
 
@@ -229,15 +254,7 @@ def validate(cfg: DictConfig) -> torch.device:
         _check_min(problems, f"trainer.{key}", t[key], minimum)
     if not 0 <= t.seed <= MAX_SEED:
         problems.append(f"trainer.seed: must be in [0, {MAX_SEED}], got {t.seed}")
-    for net in ("g", "d"):
-        lr = cfg.optim[net].get("lr")
-        _check_positive_number(problems, f"optim.{net}.lr", lr)
-        if is_number(lr) and lr > FLOAT32_MAX:
-            problems.append(f"optim.{net}.lr: must fit in float32 (< 3.4e38), got {lr}")
-    if cfg.optim.clip is not None:
-        _check_positive_number(problems, "optim.clip", cfg.optim.clip)
-    if not (is_number(cfg.optim.lr_decay) and 0 <= cfg.optim.lr_decay <= 1):
-        problems.append(f"optim.lr_decay: must be in [0, 1], got {cfg.optim.lr_decay!r}")
+    _check_optim(problems, cfg.optim)
     threads_ok = t.threads == "auto" or (
         isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 1
     )
@@ -247,16 +264,7 @@ def validate(cfg: DictConfig) -> torch.device:
         problems.append(f"trainer.amp: must be none or bf16, got {t.amp!r}")
     if t.ema_decay is not None and not 0 < t.ema_decay < 1:
         problems.append(f"trainer.ema_decay: must be in (0, 1) or null, got {t.ema_decay}")
-    vanishing, exploding = cfg.diagnostics.vanishing_ratio, cfg.diagnostics.exploding_ratio
-    if not 0 < vanishing < 1:
-        problems.append(f"diagnostics.vanishing_ratio: must be in (0, 1), got {vanishing}")
-    if not exploding > 1:
-        problems.append(f"diagnostics.exploding_ratio: must be > 1, got {exploding}")
-    if not 0 < cfg.diagnostics.stalled_ratio < 1:
-        problems.append(
-            f"diagnostics.stalled_ratio: must be in (0, 1), got {cfg.diagnostics.stalled_ratio}"
-        )
-    _check_min(problems, "diagnostics.stalled_logs", cfg.diagnostics.stalled_logs, 1)
+    _check_diagnostics(problems, cfg.diagnostics)
     if cfg.objective.direction not in ("minimize", "maximize"):
         problems.append(
             f"objective.direction: must be minimize or maximize, got {cfg.objective.direction!r}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
+from torch import Tensor, nn
 
 from ganopt.data.toy import ToyDistribution
 from ganopt.diagnostics.flow import GradientFlow
@@ -13,21 +13,17 @@ from ganopt.losses import GANLoss
 
 
 @torch.no_grad()
-def toy_samples_figure(
+def _toy_points_and_surface(
     G: nn.Module,
     D: nn.Module,
     data: ToyDistribution,
     loss: GANLoss,
-    step: int,
-    n: int = 1000,
-    seed: int = 0,
-    resolution: int = 120,
-) -> Figure:
-    """Real vs. generated points over a contour of D's output, for 2-D data.
-
-    Sampling uses its own seeded generator, so drawing a figure never moves the training RNG
-    and figures at different steps show the same z.
-    """
+    n: int,
+    seed: int,
+    resolution: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Real and generated points from a private generator, and D's output (a probability where
+    the loss has one) on a square grid that holds them: what the toy figure draws."""
     device = next(G.parameters()).device
     rng = torch.Generator(device=device).manual_seed(seed)
     real = data.sample(n, generator=rng)
@@ -49,7 +45,26 @@ def toy_samples_figure(
     finally:
         G.train(was_training[0])
         D.train(was_training[1])
+    return real, fake, axis, surface
 
+
+def toy_samples_figure(
+    G: nn.Module,
+    D: nn.Module,
+    data: ToyDistribution,
+    loss: GANLoss,
+    step: int,
+    n: int = 1000,
+    seed: int = 0,
+    resolution: int = 120,
+) -> Figure:
+    """Real vs. generated points over a contour of D's output, for 2-D data.
+
+    Sampling uses its own seeded generator, so drawing a figure never moves the training RNG
+    and figures at different steps show the same z.
+    """
+    real, fake, axis, surface = _toy_points_and_surface(G, D, data, loss, n, seed, resolution)
+    lim = float(axis[-1])
     fig = Figure(figsize=(5.2, 4.6), dpi=100)  # a fixed layout draws in half the time
     fig.subplots_adjust(left=0.08, right=0.84, bottom=0.07, top=0.93)
     ax = fig.add_subplot()
