@@ -98,6 +98,7 @@ class Components:
             world=self.world,
             evaluator=self.evaluator,
             schedule=self.schedule,
+            device=self.device,
         )
         kind = {
             "loss": self.loss.name,

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,19 @@ def failure_line(error: Exception, step: int) -> str | None:
     return f"out of memory during step {step} ({first[:160]}); lower trainer.batch_size"
 
 
+def peak_memory_mb(device: torch.device) -> float | None:
+    """The most memory this process has held: CUDA's allocator peak on a GPU, else the peak
+    resident set size (what the kernel counts, Python and torch included)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kilobytes / 1024 if sys.platform != "darwin" else kilobytes / 2**20  # macOS: bytes
+
+
 @dataclass
 class Figures:
     """What the sample figures draw: the generator that samples (the EMA weights when kept),
@@ -94,10 +108,12 @@ class RunRecorder:
         world: World,
         evaluator: Evaluator | None = None,
         schedule: LinearDecay | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.run_dir, self.logger, self.settings = run_dir, logger, settings
         self.alarm, self.figures, self.world = alarm, figures, world
         self.evaluator, self.schedule = evaluator, schedule
+        self.device = device or torch.device("cpu")
         self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
         self.last_logged: dict[str, float] = {}
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
@@ -216,6 +232,7 @@ class RunRecorder:
             "step": step,
             "checkpoint_step": self.saved_step,
             "steps_per_sec": (step - start) / elapsed if elapsed > 0 else None,
+            "peak_memory_mb": peak_memory_mb(self.device),
         }
         for key, tag in FINAL_SCALARS.items():
             value = self.last_logged.get(tag)

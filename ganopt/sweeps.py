@@ -46,7 +46,7 @@ PREFERRED = [
     "steps_per_sec",
 ]
 #: bookkeeping, not results
-SKIPPED = {"step", "checkpoint_step", "world_size", "digits_classifier_acc"}
+SKIPPED = {"step", "checkpoint_step", "world_size", "digits_classifier_acc", "peak_memory_mb"}
 
 
 @dataclass

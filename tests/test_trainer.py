@@ -157,6 +157,8 @@ def test_metrics_json_and_final_checkpoint(run_dir):
         assert metrics[key] is not None, key
     assert metrics["status"] == "ok"
     assert metrics["step"] == 6
+    # the process's peak resident set: torch alone is over 100 MB, and no test run needs 64 GB
+    assert 100 < metrics["peak_memory_mb"] < 65536
     ckpt = load(run_dir / "checkpoints" / "last.pt")
     assert {"G", "D", "opt_G", "opt_D", "step", "rng"} <= set(ckpt)
     assert ckpt["step"] == 6
