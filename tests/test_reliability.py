@@ -39,8 +39,13 @@ def _run(overrides, run_dir, resume_from=None):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "model",
-    [MLP, DCGAN, [*MLP, "trainer.ema_decay=0.9", "reg=instance_noise", "loss=wgan_gp"]],
-    ids=["mlp", "dcgan", "mlp+ema+noise+gp"],
+    [
+        MLP,
+        DCGAN,
+        [*MLP, "trainer.ema_decay=0.9", "reg=instance_noise", "loss=wgan_gp"],
+        [*MLP, "loss=rasgan", "reg.every=4", "+reg@reg2=instance_noise"],
+    ],
+    ids=["mlp", "dcgan", "mlp+ema+noise+gp", "rasgan+lazy_r1+noise"],
 )
 def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
     """Resumed from the straight run's own step-6 checkpoint, with the same total (the default
