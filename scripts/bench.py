@@ -9,11 +9,16 @@ For each configuration (toy: the default mlp on ring8; dcgan: DCGAN on digits) i
        gradient signal) at every step: log_every = 1,
     E: as C, plus the diagnostics that cost extra passes: the shadow losses' gradient norms
        (one more G backward each) and D's input gradients (three more D backwards),
-A B C E A B C E ... after a warm-up, and reports the median steps/s of each, the median ratio
-A/B (target >= 0.95) and the cost of per-layer diagnostics at every step, 1 - C/A (targets:
-<= 25% toy, <= 10% DCGAN); 1 - E/A is reported beside it.
+A B C E A B C E ... after a short warm-up, and reports the median steps/s of each, the median
+ratio A/B (target >= 0.95) with the range of the per-repetition ratios, and the cost of
+per-layer diagnostics at every step, 1 - C/A (targets: <= 25% toy, <= 10% DCGAN); 1 - E/A is
+reported beside it. Each configuration has its own default run length (a DCGAN step costs
+about five toy steps), so that the defaults finish in about three minutes on two CPU cores;
+--quick measures the toy config alone, in under a minute. Short runs weigh a run's fixed costs
+(the first log step, the last step's histograms) more: compare ratios at equal lengths.
 
     python scripts/bench.py                      # CPU or CUDA (trainer.device=auto)
+    python scripts/bench.py --quick              # fewer steps and repetitions: a rough look
     python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
 
@@ -42,6 +47,10 @@ CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
     "toy": [],
     "dcgan": ["model=dcgan", "data=digits"],
 }
+#: generator steps per measured run, by config: (default, --quick)
+STEPS = {"toy": (250, 100), "dcgan": (50, 20)}
+#: interleaved repetitions: (default, --quick)
+REPS = (3, 2)
 
 
 def components(overrides: list[str]) -> Components:
@@ -130,8 +139,12 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
         ),
         "everything_every_step": lambda: run_trainer(every_step, steps),
     }
-    for run in variants.values():  # warm-up: allocator, kernels, caches
-        run()
+    warm_up = max(10, steps // 5)
+    for key in variants:  # warm-up: allocator, kernels, caches (a shorter run of each)
+        if key == "bare":
+            run_bare(overrides, warm_up)
+        else:
+            run_trainer(overrides if key == "trainer" else every_step, warm_up)
     speeds: dict[str, list[float]] = {key: [] for key in variants}
     for _ in range(reps):  # interleaved, so drifts of the machine hit every variant alike
         for key, run in variants.items():
@@ -146,6 +159,7 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
         "config": name,
         "steps_per_sec": {key: statistics.median(v) for key, v in speeds.items()},
         "trainer_over_bare": statistics.median(ratios),
+        "trainer_over_bare_range": [min(ratios), max(ratios)],
         "per_layer_cost": cost("per_layer_every_step"),
         "everything_cost": cost("everything_every_step"),
         "runs": speeds,
@@ -154,23 +168,35 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--steps", type=int, default=500, help="generator steps per measured run")
-    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions after warm-up")
+    p.add_argument(
+        "--steps", type=int, help="generator steps per measured run (default: toy 250, dcgan 50)"
+    )
+    p.add_argument("--reps", type=int, help=f"interleaved repetitions (default {REPS[0]})")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the toy config only (unless --configs), 100 steps, 2 repetitions: a rough look",
+    )
     p.add_argument("--device", default="auto")
-    p.add_argument("--configs", default=",".join(CONFIGS), help="which of: " + ", ".join(CONFIGS))
+    p.add_argument("--configs", help="which of: " + ", ".join(CONFIGS) + " (default: all)")
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    configs = args.configs or ("toy" if args.quick else ",".join(CONFIGS))
+    names = [n.strip() for n in configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
-    if unknown or args.steps < 10 or args.reps < 1:
+    reps = args.reps or REPS[args.quick]
+    if unknown or (args.steps is not None and args.steps < 10) or reps < 1:
         p.error(f"unknown configs {unknown}" if unknown else "--steps >= 10 and --reps >= 1")
+    steps = {name: args.steps or STEPS[name][args.quick] for name in names}
 
     device = ["trainer.device=" + args.device]
     results = []
+    started = time.perf_counter()
     for name in names:
-        print(f"benchmarking {name} ...", file=sys.stderr)
-        results.append(bench(name, [*CONFIGS[name], *device, *args.extra], args.steps, args.reps))
+        print(f"benchmarking {name} ({steps[name]} steps x {reps}) ...", file=sys.stderr)
+        results.append(bench(name, [*CONFIGS[name], *device, *args.extra], steps[name], reps))
+    minutes = (time.perf_counter() - started) / 60
     machine = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -179,22 +205,24 @@ def main(argv: list[str] | None = None) -> int:
         else "cpu",
     }
     if args.json:
-        print(json.dumps({"machine": machine, "results": results}, indent=2))
+        print(json.dumps({"machine": machine, "minutes": minutes, "results": results}, indent=2))
         return 0
+    lengths = ", ".join(f"{name} {n} steps" for name, n in steps.items())
     print(
         f"\n{machine['device']}, torch {machine['torch']}, {machine['threads']} threads; "
-        f"{args.steps} steps x {args.reps} interleaved repetitions (medians)\n"
+        f"{lengths} x {reps} interleaved repetitions (medians), {minutes:.1f} minutes\n"
     )
     print(
-        "| config | bare loop | Trainer | Trainer / bare | per-layer diagnostics every step "
-        "| their cost | every diagnostic every step | its cost |"
+        "| config | bare loop | Trainer | Trainer / bare (range) "
+        "| per-layer diagnostics every step | their cost | every diagnostic every step | its cost |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        s = r["steps_per_sec"]
+        s, (low, high) = r["steps_per_sec"], r["trainer_over_bare_range"]
         print(
             f"| {r['config']} | {s['bare']:.1f} | {s['trainer']:.1f} | "
-            f"{r['trainer_over_bare']:.3f} | {s['per_layer_every_step']:.1f} | "
+            f"{r['trainer_over_bare']:.3f} ({low:.2f}–{high:.2f}) | "
+            f"{s['per_layer_every_step']:.1f} | "
             f"{100 * r['per_layer_cost']:.1f}% | {s['everything_every_step']:.1f} | "
             f"{100 * r['everything_cost']:.1f}% |"
         )

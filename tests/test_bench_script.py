@@ -1,0 +1,36 @@
+"""scripts/bench.py on tiny settings: what it reports, not how fast anything is."""
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # eight short runs
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reports_medians_the_ratio_range_and_its_duration(bench, capsys):
+    assert bench.main(["--configs", "toy", "--steps", "10", "--reps", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (toy,) = report["results"]
+    assert set(toy["runs"]) == {"trainer", "bare", "per_layer_every_step", "everything_every_step"}
+    assert all(len(speeds) == 2 for speeds in toy["runs"].values())
+    low, high = toy["trainer_over_bare_range"]
+    assert low <= toy["trainer_over_bare"] <= high
+    assert report["minutes"] > 0
+
+
+def test_quick_and_per_config_lengths(bench):
+    assert bench.STEPS["dcgan"][0] < bench.STEPS["toy"][0]  # a DCGAN step costs more
+    assert all(quick < default for default, quick in bench.STEPS.values())
+    with pytest.raises(SystemExit):
+        bench.main(["--steps", "5"])
