@@ -19,11 +19,11 @@ def bench():
 
 
 def test_reports_medians_the_ratio_range_and_its_duration(bench, capsys):
-    assert bench.main(["--configs", "toy", "--steps", "10", "--reps", "2", "--json"]) == 0
+    assert bench.main(["--configs", "toy", "--steps", "10", "--reps", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     (toy,) = report["results"]
     assert set(toy["runs"]) == {"trainer", "bare", "per_layer_every_step", "everything_every_step"}
-    assert all(len(speeds) == 2 for speeds in toy["runs"].values())
+    assert all(len(speeds) == 1 for speeds in toy["runs"].values())
     low, high = toy["trainer_over_bare_range"]
     assert low <= toy["trainer_over_bare"] <= high
     assert report["minutes"] > 0
