@@ -3,8 +3,10 @@ run the Trainer without TensorBoard."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+import types
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,14 @@ from ganopt.composition import compose_config
 from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> types.ModuleType:
+    """scripts/<name>.py as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,21 +1,17 @@
 """scripts/bench.py on tiny settings: what it reports, not how fast anything is."""
 
-import importlib.util
 import json
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 pytestmark = pytest.mark.slow  # eight short runs
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 def test_reports_medians_the_ratio_range_and_its_duration(bench, capsys):

@@ -1,22 +1,17 @@
 """scripts/clipping_depth.py: Gulrajani et al. (2017), Fig. 1b."""
 
 import csv
-import importlib.util
 import math
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 pytestmark = pytest.mark.slow  # trains four critics: python -m pytest -m "not slow" skips it
 
 
 def test_clipping_explodes_or_vanishes_with_depth_and_the_penalty_does_not(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "clipping_depth", REPO / "scripts" / "clipping_depth.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("clipping_depth")
     # a smaller critic than the default (12 x 256, 200 iterations) with a faster penalty run
     args = ["--out", str(tmp_path), "--width", "64", "--iters", "60", "--gp-lr", "1e-3"]
     assert script.main(args) == 0

@@ -1,20 +1,16 @@
 """scripts/dirac_gan.py: Mescheder et al. (2018)'s Dirac-GAN."""
 
 import csv
-import importlib.util
 import math
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def dirac():
-    spec = importlib.util.spec_from_file_location("dirac_gan", REPO / "scripts" / "dirac_gan.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("dirac_gan")
 
 
 def final_distance(dirac, method, update):

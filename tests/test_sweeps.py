@@ -1,7 +1,6 @@
 """Sweeps: job directory names, the summary, HParams, a real multirun and a real TensorBoard."""
 
 import contextlib
-import importlib.util
 import json
 import math
 import shutil
@@ -17,7 +16,7 @@ import yaml
 
 from ganopt.composition import MAX_DIRNAME, safe_dirname
 from ganopt.sweeps import read_sweep, summarize_sweep
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, compose_config, load_script
 
 
 def test_safe_dirname_removes_slashes_and_bounds_the_length():
@@ -83,10 +82,7 @@ def test_the_terminal_table_fits_100_columns_and_sorts_by_the_objective(tmp_path
 
 
 def summarize_script():
-    spec = importlib.util.spec_from_file_location("summarize", REPO / "scripts" / "summarize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("summarize")
 
 
 @pytest.mark.slow

@@ -1,22 +1,16 @@
 """scripts/vanishing_gradients.py: Arjovsky & Bottou (2017), Fig. 2."""
 
 import csv
-import importlib.util
 import math
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location(
-        "vanishing_gradients", REPO / "scripts" / "vanishing_gradients.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("vanishing_gradients")
 
 
 def read_csv(path):
