@@ -110,6 +110,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _remove_empty_parents(path: Path) -> None:
+    """The folders above a removed run directory that are now empty (Hydra's outputs/DATE/),
+    up to the working directory, which stays."""
+    cwd = Path.cwd().resolve()
+    for parent in path.resolve().parents:
+        if parent == cwd or cwd not in parent.parents:
+            return
+        try:
+            parent.rmdir()  # only an empty folder goes
+        except OSError:
+            return
+
+
 def remove_rejected(run_dir: Path, hydra_subdir: Path | None) -> None:
     """A config refused before training leaves nothing behind. A run directory holding nothing
     but what Hydra made for this run (.hydra/, train.log) goes; in a directory that holds more
@@ -127,5 +140,6 @@ def remove_rejected(run_dir: Path, hydra_subdir: Path | None) -> None:
         return
     if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK_FILE}:
         shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_empty_parents(run_dir)
     elif hydra_subdir is not None and hydra_subdir.name.startswith("resumed_"):
         shutil.rmtree(hydra_subdir, ignore_errors=True)

@@ -141,6 +141,16 @@ def test_a_rejected_config_exits_2_in_one_line_and_writes_nothing(tmp_path, over
     assert not run_dir.exists()
 
 
+@pytest.mark.slow
+def test_a_config_rejected_in_the_task_leaves_no_empty_outputs_date_folder(tmp_path):
+    """reg.every=0 is refused while building, after Hydra made outputs/DATE/TIME_.../; the run
+    directory went, and so must the folders Hydra made for it."""
+    proc = train("reg.every=0", *QUIET, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "reg: every must be an int >= 1, got 0" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigterm_stops_cleanly_with_exit_code_143(tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
