@@ -32,7 +32,8 @@ from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
 from ganopt.recorder import Figures, RunRecorder
-from ganopt.regularizers import GradientPenalty, Regularizer
+from ganopt.optimizers import Extragradient
+from ganopt.regularizers import Consensus, GradientPenalty, Regularizer
 from ganopt.schedule import LinearDecay
 from ganopt.state import GlobalRNG, RunState
 from ganopt.trainer import Trainer
@@ -135,14 +136,15 @@ def seed_everything(seed: int) -> None:
 #: losses, regularizers, networks, data sources and torch's optimizers, never other code
 #: the config nodes a regularizer can be chosen in: reg=r1 +reg@reg2=instance_noise
 REGULARIZER_KEYS = ("reg", "reg2", "reg3")
-INSTANTIABLE: dict[str, tuple[str, type]] = {
-    "loss": ("ganopt.losses", GANLoss),
-    **{key: ("ganopt.regularizers", Regularizer) for key in REGULARIZER_KEYS},
-    "model.g": ("ganopt.models", nn.Module),
-    "model.d": ("ganopt.models", nn.Module),
-    "data": ("ganopt.data", object),
-    "optim.g": ("torch.optim", torch.optim.Optimizer),
-    "optim.d": ("torch.optim", torch.optim.Optimizer),
+OPTIMIZER_PACKAGES = ("torch.optim", "ganopt.optimizers")
+INSTANTIABLE: dict[str, tuple[tuple[str, ...], type]] = {
+    "loss": (("ganopt.losses",), GANLoss),
+    **{key: (("ganopt.regularizers",), Regularizer) for key in REGULARIZER_KEYS},
+    "model.g": (("ganopt.models",), nn.Module),
+    "model.d": (("ganopt.models",), nn.Module),
+    "data": (("ganopt.data",), object),
+    "optim.g": (OPTIMIZER_PACKAGES, torch.optim.Optimizer),
+    "optim.d": (OPTIMIZER_PACKAGES, torch.optim.Optimizer),
 }
 
 
@@ -157,11 +159,11 @@ def check_targets(cfg: DictConfig) -> None:
         elif not (target is None and key in REGULARIZER_KEYS) and not _allowed(
             target, *INSTANTIABLE[key]
         ):
-            package, kind = INSTANTIABLE[key]
+            packages, kind = INSTANTIABLE[key]
             what = "" if kind is object else f"{kind.__name__} "
             problems.append(
                 f"{key}._target_: {target!r} refused: only a public {what}class or function "
-                f"of {package} may be built there"
+                f"of {' or '.join(packages)} may be built there"
             )
     if problems:
         raise ConfigError(problems)
@@ -174,10 +176,13 @@ def _targets(tree: object, prefix: str = "") -> list[tuple[str, object]]:
     return found + [t for k, v in tree.items() for t in _targets(v, f"{prefix}{k}.")]
 
 
-def _allowed(target: object, package: str, kind: type) -> bool:
-    """A public class (a subclass of ``kind``) or function defined in ``package``. The name is
-    checked before anything is imported, and only ``package``'s own modules can be."""
-    if not isinstance(target, str) or not target.startswith(package + "."):
+def _allowed(target: object, packages: tuple[str, ...], kind: type) -> bool:
+    """A public class (a subclass of ``kind``) or function defined in one of ``packages``. The
+    name is checked before anything is imported, and only those packages' own modules can be."""
+    if not isinstance(target, str):
+        return False
+    package = next((p for p in packages if target.startswith(p + ".")), None)
+    if package is None:
         return False
     if any(part.startswith("_") for part in target.split(".")):
         return False
@@ -303,6 +308,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
     regularizers = _regularizers(cfg, loss, D, clipper)
+    _check_update_rule(opt_G, opt_D, regularizers, world)
     diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
     evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
     if world.distributed:
@@ -388,6 +394,26 @@ def _regularizers(
             "model.d.spectral_norm): the critic is unbounded and the run will likely diverge"
         )
     return regularizers
+
+
+def _check_update_rule(
+    opt_G: torch.optim.Optimizer,
+    opt_D: torch.optim.Optimizer,
+    regularizers: list[Regularizer],
+    world: World,
+) -> None:
+    """Extragradient looks ahead with both players or neither; consensus's double backward
+    through both networks has no DistributedDataParallel form."""
+    problems = []
+    if isinstance(opt_G, Extragradient) != isinstance(opt_D, Extragradient):
+        problems.append(
+            f"optim.g, optim.d: extragradient extrapolates both players or neither, got "
+            f"{type(opt_G).__name__} for G and {type(opt_D).__name__} for D"
+        )
+    if world.distributed and any(isinstance(r, Consensus) for r in regularizers):
+        problems.append("reg: consensus optimization is not supported under torchrun")
+    if problems:
+        raise ConfigError(problems)
 
 
 def _same_g_objective(cls: type[GANLoss], loss: GANLoss) -> bool:

@@ -27,6 +27,7 @@ class TrainerConfig:
     steps: int = 5000  # generator updates
     batch_size: int = 256
     d_steps: int = 1  # D (critic) updates per G update: n_critic
+    update: str = "alternating"  # alternating (G sees D's new weights) | simultaneous
     log_every: int = 50  # scalars and gradient norms every N generator steps
     sample_every: int = 500  # sample figure every N generator steps; 0 = only at the end
     hist_every: int = 500  # histograms of D outputs and per-layer gradients; 0 = never
@@ -260,6 +261,9 @@ def validate(cfg: DictConfig) -> torch.device:
     )
     if not threads_ok:
         problems.append(f"trainer.threads: must be auto or an int >= 1, got {t.threads!r}")
+    update = t["update"]  # not t.update: a DictConfig's update is the mapping method
+    if update not in ("alternating", "simultaneous"):
+        problems.append(f"trainer.update: must be alternating or simultaneous, got {update!r}")
     if t.amp not in ("none", "bf16"):
         problems.append(f"trainer.amp: must be none or bf16, got {t.amp!r}")
     if t.ema_decay is not None and not 0 < t.ema_decay < 1:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ganopt.losses import GANLoss
-from ganopt.regularizers import Regularizer
+from ganopt.regularizers import Consensus, Regularizer
 
 
 @dataclass
@@ -53,13 +53,16 @@ class GPass:
 
 @dataclass(frozen=True)
 class Phase:
-    """One part of a generator step: "D" (repeated d_steps times), "G", or "reg" (a lazy
-    regularizer's own step, every ``every`` generator steps)."""
+    """One part of a generator step: "D" (repeated d_steps times), "G", "DG" (both players'
+    gradients at the same point, then both steps: simultaneous updates), or "reg" (a lazy
+    regularizer's own step, every ``every`` generator steps). ``measured``: the log step's
+    diagnostics come from this phase's last repeat."""
 
     kind: str
     repeats: int = 1
     every: int = 1
     regularizer: Regularizer | None = None
+    measured: bool = True
 
 
 class Objective:
@@ -76,12 +79,23 @@ class Objective:
         self.d_inline = [r for r in self.regularizers if r.network == "D" and r.every == 1]
         self.g_inline = [r for r in self.regularizers if r.network == "G" and r.every == 1]
         self.lazy = [r for r in self.regularizers if r.every > 1]
+        self.consensus = [r for r in self.regularizers if isinstance(r, Consensus)]
         self._grad_inputs = set().union(*(r.needs_input_grad for r in self.d_inline))
         self._bf16 = autocast_bf16
 
-    def phases(self, d_steps: int) -> list[Phase]:
+    @property
+    def g_needs_real(self) -> bool:
+        """G's step takes a real batch: for a relativistic loss, or for consensus's field."""
+        return self.loss.uses_real_in_g or bool(self.consensus)
+
+    def phases(self, d_steps: int, update: str = "alternating") -> list[Phase]:
+        """Alternating: D × d_steps, then G against the new D. Simultaneous: the last D step
+        and G's step take their gradients at the same point (the others run before)."""
         lazy = [Phase("reg", every=r.every, regularizer=r) for r in self.lazy]
-        return [Phase("D", repeats=d_steps), *lazy, Phase("G")]
+        if update == "alternating":
+            return [Phase("D", repeats=d_steps), *lazy, Phase("G")]
+        critic = [Phase("D", repeats=d_steps - 1, measured=False)] if d_steps > 1 else []
+        return [*critic, *lazy, Phase("DG")]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast of the forward passes (trainer.amp=bf16 on CUDA), else nothing.
@@ -101,6 +115,7 @@ class Objective:
     ) -> DPass:
         """D's loss on a real batch and fresh fakes (G is not in the graph), and the penalties
         that run in D's step. ``D_plain`` is D itself where ``D`` is its DDP wrapper."""
+        real_batch = real
         with torch.no_grad(), self.autocast():
             fake = G(z)
         real, fake = self._d_input(real, "real", step), self._d_input(fake, "fake", step)
@@ -108,23 +123,71 @@ class Objective:
             out_real, out_fake = D(real), D(fake)
             loss = self.loss.d_loss(out_real, out_fake)
         terms = [r.penalty(D_plain, real, fake, out_real, out_fake) for r in self.d_inline]
+        if self.consensus:
+            terms.append(self.consensus_penalty(G, D_plain, real_batch, z, step))
         return DPass(loss, _sum(terms), real.detach(), fake.detach(), out_real, out_fake)
 
     def g_pass(
         self, G: nn.Module, D: nn.Module, z: Tensor, step: int, real: Tensor | None = None
     ) -> GPass:
-        """G's loss through D (whose weights the caller has frozen); D's logits on ``real``
-        too where the loss needs them."""
+        """G's loss through D (whose weights the caller has frozen, except under consensus);
+        D's logits on ``real`` too where the loss needs them, and consensus's field term."""
         with self.autocast():
             fake = G(z)
             out_fake = D(self.perturb(fake, step))
             out_real = None
-            if real is not None:
+            if self.loss.uses_real_in_g:
                 with torch.no_grad():
                     out_real = D(self.perturb(real, step))
             loss = self.loss.g_loss(out_fake, out_real)
         terms = [r.g_penalty(G, z, fake) for r in self.g_inline]
+        if self.consensus:
+            terms.append(self.consensus_penalty(G, D, real, z, step))
         return GPass(loss, _sum(terms), out_fake, out_real)
+
+    def game_losses(
+        self, G: nn.Module, D: nn.Module, real: Tensor, z: Tensor, step: int
+    ) -> tuple[Tensor, Tensor]:
+        """(L_G, L_D) at one point, each differentiable in both players' weights: the game whose
+        vector field v = (∇θ L_G, ∇φ L_D) the players follow. Every regularizer joins at its
+        average weight (a lazy one unscaled), consensus's term included. WGAN-GP's interpolates
+        are detached, as in its training step."""
+        loss_G, loss_D = self._plain_game_losses(G, D, real, z, step)
+        if self.consensus:
+            term = self._consensus_term(G, D, loss_G, loss_D)
+            return loss_G + term, loss_D + term
+        return loss_G, loss_D
+
+    def consensus_penalty(
+        self, G: nn.Module, D: nn.Module, real: Tensor, z: Tensor, step: int
+    ) -> Tensor:
+        """Consensus's gamma/2 ||v||² at this point, on its own forward pass (the step's own
+        passes keep G or D out of the graph)."""
+        return self._consensus_term(G, D, *self._plain_game_losses(G, D, real, z, step))
+
+    def _consensus_term(
+        self, G: nn.Module, D: nn.Module, loss_G: Tensor, loss_D: Tensor
+    ) -> Tensor:
+        field = player_gradients((loss_G, loss_D), (G, D), create_graph=True)
+        return torch.stack([r.field_penalty(field) for r in self.consensus]).sum()
+
+    def _plain_game_losses(
+        self, G: nn.Module, D: nn.Module, real: Tensor, z: Tensor, step: int
+    ) -> tuple[Tensor, Tensor]:
+        needs = set().union(*(r.needs_input_grad for r in self.regularizers))
+        with self.autocast():
+            fake = G(z)
+        real = self._d_input(real, "real", step, needs)
+        fake_in = self.perturb(fake, step)  # keeps G's graph; R2 differentiates through it
+        with self.autocast():
+            out_real, out_fake = D(real), D(fake_in)
+            loss_D = self.loss.d_loss(out_real, out_fake)
+            loss_G = self.loss.g_loss(out_fake, out_real if self.loss.uses_real_in_g else None)
+        on_d = [r for r in self.regularizers if r.network == "D"]
+        d_terms = [r.penalty(D, real, fake_in, out_real, out_fake) for r in on_d]
+        on_g = [r for r in self.regularizers if r.network == "G"]
+        g_terms = [r.g_penalty(G, z, fake) for r in on_g]
+        return _plus(loss_G, _sum(g_terms)), _plus(loss_D, _sum(d_terms))
 
     def lazy_penalty(
         self,
@@ -155,6 +218,29 @@ class Objective:
         x = self.perturb(x, step)
         needs = self._grad_inputs if needs is None else needs
         return x.detach().requires_grad_(True) if which in needs else x
+
+
+def trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def player_gradients(
+    losses: tuple[Tensor, Tensor], players: tuple[nn.Module, nn.Module], create_graph: bool
+) -> list[Tensor]:
+    """The game's vector field: each player's loss differentiated in its own weights, G's
+    parameters first (zeros where a loss does not reach a weight)."""
+    field = []
+    for loss, player in zip(losses, players, strict=True):
+        params = trainable(player)
+        grads = torch.autograd.grad(
+            loss, params, create_graph=create_graph, retain_graph=True, allow_unused=True
+        )
+        field += [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
+    return field
+
+
+def _plus(x: Tensor, term: Tensor | None) -> Tensor:
+    return x if term is None else x + term
 
 
 def _needed(term: Tensor | None, regularizer: Regularizer) -> Tensor:

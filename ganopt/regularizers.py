@@ -123,3 +123,31 @@ class InstanceNoise(Regularizer):
 
     def __repr__(self) -> str:
         return f"InstanceNoise(sigma={self.sigma:g}, anneal_steps={self.anneal_steps})"
+
+
+class Consensus(Regularizer):
+    """Consensus optimization (Mescheder, Nowozin & Geiger 2017): both players also descend
+    ``gamma/2 ||v||²``, v = (∇θ L_G, ∇φ L_D) the game's joint gradient field at the current
+    point, through a double backward. Its gradient ``gamma Jᵀv`` pulls both players toward
+    points where the field vanishes, damping the rotation. Each player's step adds the part
+    of that gradient in its own weights (README, "Training as a game")."""
+
+    network = "both"
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        super().__init__()
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        self.gamma = float(gamma)
+
+    def field_penalty(self, field: list[Tensor]) -> Tensor:
+        """``gamma/2 ||v||²`` of the field's components (built with ``create_graph=True``)."""
+        return self.gamma / 2 * sum(g.pow(2).sum() for g in field)
+
+    def __repr__(self) -> str:
+        return f"Consensus(gamma={self.gamma:g})"
+
+
+def consensus(gamma: float = 1.0) -> Consensus:
+    """Mescheder et al. (2017): both players descend gamma/2 ||v||² as well."""
+    return Consensus(gamma)

@@ -19,7 +19,8 @@ from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
-from ganopt.objective import Objective, Phase
+from ganopt.objective import Objective, Phase, trainable
+from ganopt.optimizers import Extragradient
 from ganopt.recorder import RunRecorder, RunResult, failure_line
 from ganopt.state import RunState, non_finite_network
 from ganopt.stopping import StopRequest, signals_held
@@ -57,12 +58,13 @@ class Trainer:
         self.settings, self.diagnostics, self.world = settings, diagnostics, world
         self.recorder, self.state = recorder, state
         self.checkpoints, self.guard = checkpoints, guard
-        self.phases = objective.phases(settings.d_steps)
+        self.phases = objective.phases(settings.d_steps, settings.update)
+        self.extragradient = isinstance(opt_D, Extragradient)
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
         # every other forward (no-grad, frozen D, diagnostics, penalties) uses the plain module.
         self.device = next(G.parameters()).device
         self.G_train, self.D_train = world.wrap(G, self.device), world.wrap(D, self.device)
-        self.d_params = [p for p in D.parameters() if p.requires_grad]
+        self.d_params, self.g_params = trainable(D), trainable(G)
 
     @property
     def step(self) -> int:
@@ -137,53 +139,77 @@ class Trainer:
 
     def train_step(self, step: int, probe: Probe | None) -> tuple[Tensor, Tensor]:
         """One generator step, phase by phase: D (d_steps times, each on fresh batches; D's
-        tags describe the last), any lazy regularizer on its interval, then G."""
+        tags describe the last), any lazy regularizer on its interval, then G (or D and G at
+        once: trainer.update=simultaneous). Extragradient runs the phases twice: a look-ahead
+        from the current point, then the step from it with the look-ahead's gradients."""
+        if self.extragradient:
+            self.run_phases(step, None, extrapolate=True)
+        losses = self.run_phases(step, probe)
+        return losses["D"], losses["G"]
+
+    def run_phases(self, step: int, probe: Probe | None, extrapolate: bool = False) -> dict:
         losses = {}
         for phase in self.phases:
             if step % phase.every:
                 continue
             for repeat in range(1, phase.repeats + 1):
-                measured = probe if repeat == phase.repeats else None
-                losses[phase.kind] = self.run_phase(phase, measured)
-        return losses["D"], losses["G"]
+                measured = probe if phase.measured and repeat == phase.repeats else None
+                losses |= self.run_phase(phase, measured, extrapolate)
+        return losses
 
-    def run_phase(self, phase: Phase, probe: Probe | None) -> Tensor:
-        if phase.kind == "D":
-            return self.train_d(next(self.data), self.sample_z(), probe)
-        if phase.kind == "G":
+    def run_phase(self, phase: Phase, probe: Probe | None, extrapolate: bool) -> dict:
+        if phase.kind == "reg":
+            return {"reg": self.train_regularizer(phase, next(self.data), self.sample_z())}
+        losses = {}
+        if "D" in phase.kind:
+            losses["D"] = self.d_gradients(next(self.data), self.sample_z(), probe)
+        if "G" in phase.kind:
             z = self.sample_z()
-            real = next(self.data) if self.loss.uses_real_in_g else None
-            return self.train_g(z, probe, real)
-        return self.train_regularizer(phase, next(self.data), self.sample_z())
+            real = next(self.data) if self.objective.g_needs_real else None
+            losses["G"] = self.g_gradients(z, probe, real)
+        for network in phase.kind:  # both gradients are taken before either step
+            self._update(network, probe, extrapolate)
+        if "G" in phase.kind and not extrapolate:
+            self._average_g()
+        return losses
 
     def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
-        """One D update on a real batch and fresh fakes; G is not in the graph. Penalties are
+        """One D update on a real batch and fresh fakes."""
+        loss = self.d_gradients(real, z, probe)
+        self._update("D", probe)
+        return loss
+
+    def train_g(self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None) -> Tensor:
+        """One G update through D (and D's logits on ``real`` for relativistic losses)."""
+        loss = self.g_gradients(z, probe, real)
+        self._update("G", probe)
+        self._average_g()
+        return loss
+
+    def d_gradients(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
+        """D's gradients on a real batch and fresh fakes; G is not in the graph. Penalties are
         part of D's objective: one backward."""
         d = self.objective.d_pass(self.G, self.D_train, real, z, self.step + 1, self.D)
         self.opt_D.zero_grad(set_to_none=True)
-        d.objective.backward()
+        d.objective.backward(inputs=self.d_params)
         if probe:  # gradients are read after backward, before clipping or the step
             self.diagnostics.on_d_backward(
                 probe, d.loss, d.real, d.fake, d.out_real, d.out_fake, d.penalty
             )
-        self._update("D", probe)
         return d.loss.detach()
 
-    def train_g(self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None) -> Tensor:
-        """One G update through a frozen D (and D's logits on ``real`` for relativistic
-        losses)."""
-        self._freeze_d(True)
+    def g_gradients(self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None) -> Tensor:
+        """G's gradients through a frozen D (consensus's field needs D's weights in the
+        graph: there only G's gradients are kept)."""
+        self._freeze_d(not self.objective.consensus)
         g = self.objective.g_pass(self.G_train, self.D, z, self.step + 1, real)
         if probe:  # the shadow losses need the graph that backward frees
             self.diagnostics.on_g_forward(probe, g.out_fake, g.out_real)
         self.opt_G.zero_grad(set_to_none=True)
-        g.objective.backward()
+        g.objective.backward(inputs=self.g_params)
         self._freeze_d(False)
         if probe:
             self.diagnostics.on_g_backward(probe, g.loss, g.out_fake, g.out_real, g.penalty)
-        self._update("G", probe)
-        if self.ema is not None:
-            self.ema.update(self.step + 1)  # the step in progress
         return g.loss.detach()
 
     def train_regularizer(self, phase: Phase, real: Tensor, z: Tensor) -> Tensor:
@@ -201,17 +227,22 @@ class Trainer:
         self._update(network, None)
         return penalty.detach()
 
-    def _update(self, network: str, probe: Probe | None) -> None:
-        """The optimizer's step, and D's weight clipping."""
+    def _update(self, network: str, probe: Probe | None, extrapolate: bool = False) -> None:
+        """The optimizer's step (or its look-ahead), and D's weight clipping."""
         if probe:
             self.diagnostics.before_step(network)
-        (self.opt_D if network == "D" else self.opt_G).step()
+        optimizer = self.opt_D if network == "D" else self.opt_G
+        optimizer.extrapolate() if extrapolate else optimizer.step()
         if network == "D" and self.clipper is not None:
             self.clipper()
         if probe:
             self.diagnostics.after_step(probe, network)
             if network == "D":
                 self.diagnostics.on_d_step(probe)
+
+    def _average_g(self) -> None:
+        if self.ema is not None:
+            self.ema.update(self.step + 1)  # the step in progress
 
     def _freeze_d(self, frozen: bool) -> None:
         """D's weights need no gradient during the G step; only its input does."""

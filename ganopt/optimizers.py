@@ -1,0 +1,85 @@
+"""Game-aware update rules as torch optimizers (README, "Training as a game").
+
+Plain gradient descent on a two-player game follows a vector field that rotates, so its
+iterates circle or spiral out. Two classic fixes change only how a player's optimizer turns
+gradients into steps, so they are optimizers here, one instance per player as always:
+
+- **Extragradient** (Korpelevich 1976; Extra-Adam, Gidel et al. 2019): ``extrapolate()``
+  takes the base optimizer's step from the current point and remembers that point; the next
+  ``step()`` goes back to it and takes the base step with the gradient measured at the
+  extrapolated point. The base optimizer's state (Adam's moments) sees both gradients, as in
+  the paper's code. The Trainer calls ``extrapolate`` for both players, then ``step``.
+- **Optimism** (optimistic mirror descent, Daskalakis et al. 2018): the step is twice the base
+  optimizer's update minus the previous one, ``2 u_t - u_{t-1}`` with ``u_0 = 0``; with SGD that
+  is ``-2 lr g_t + lr g_{t-1}``, with Adam it is the paper's Optimistic Adam (Algorithm 1). One
+  gradient per step; ``u_{t-1}`` is part of the optimizer's state, so checkpoints keep it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["ExtraAdam", "ExtraSGD", "Extragradient", "Optimistic", "OptimisticAdam"]
+__all__ += ["OptimisticSGD"]
+
+
+class Extragradient(torch.optim.Optimizer):
+    """Mixin for a torch optimizer: ``extrapolate()`` then ``step()`` is one extragradient
+    step. A ``step()`` without an extrapolation before it is the base optimizer's step."""
+
+    _anchor: list[Tensor] | None = None
+
+    def extrapolate(self) -> None:
+        """Step from the current point, remembering it; several extrapolations before a step
+        keep the first point (as ``n_critic`` D steps do)."""
+        if self._anchor is None:
+            self._anchor = [p.detach().clone() for p in self._params()]
+        super().step()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Back to the point before the extrapolation, then the base step with the gradient
+        measured at the extrapolated point."""
+        if self._anchor is not None:
+            for p, anchor in zip(self._params(), self._anchor, strict=True):
+                p.copy_(anchor)
+            self._anchor = None
+        return super().step(closure)
+
+    def _params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+
+class Optimistic(torch.optim.Optimizer):
+    """Mixin for a torch optimizer: each step is ``2 u_t - u_{t-1}``, u the base update."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        before = [p.clone() for p in params]
+        loss = super().step(closure)
+        for p, start in zip(params, before, strict=True):
+            update = p - start
+            previous = self.state[p].get("previous_update")
+            p.add_(update if previous is None else update - previous)
+            self.state[p]["previous_update"] = update
+        return loss
+
+
+class ExtraSGD(Extragradient, torch.optim.SGD):
+    """Extragradient with SGD steps."""
+
+
+class ExtraAdam(Extragradient, torch.optim.Adam):
+    """Extra-Adam (Gidel et al. 2019, Algorithm 4)."""
+
+
+class OptimisticSGD(Optimistic, torch.optim.SGD):
+    """Optimistic gradient descent: ``-2 lr g_t + lr g_{t-1}``."""
+
+
+class OptimisticAdam(Optimistic, torch.optim.Adam):
+    """Optimistic Adam (Daskalakis et al. 2018, Algorithm 1)."""
