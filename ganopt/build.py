@@ -20,19 +20,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from ganopt.checkpoint import CheckpointDir
 from ganopt.clipping import WeightClipper
 from ganopt.config import ConfigError, TrainerConfig, is_number, validate
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard
+from ganopt.diagnostics.game import GameProbe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, evaluator_for
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
-from ganopt.recorder import Figures, RunRecorder
 from ganopt.optimizers import Extragradient
+from ganopt.recorder import Figures, RunRecorder
 from ganopt.regularizers import Consensus, GradientPenalty, Regularizer
 from ganopt.schedule import LinearDecay
 from ganopt.state import GlobalRNG, RunState
@@ -60,6 +60,7 @@ class Components:
     schedule: LinearDecay | None = None
     ema: EMA | None = None
     world: World = SINGLE_PROCESS
+    game: GameProbe | None = None
 
     @property
     def loss(self) -> GANLoss:
@@ -100,6 +101,7 @@ class Components:
             evaluator=self.evaluator,
             schedule=self.schedule,
             device=self.device,
+            game=self.game,
         )
         kind = {
             "loss": self.loss.name,
@@ -117,7 +119,6 @@ class Components:
             diagnostics=self.diagnostics,
             recorder=recorder,
             state=RunState(self.stateful(), kind, self.G.data_shape),
-            checkpoints=CheckpointDir(run_dir / "checkpoints", keep=self.settings.keep_ckpts),
             guard=NonFiniteGuard(["D", "G"], self.device),
             clipper=self.clipper,
             ema=self.ema,
@@ -314,10 +315,11 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     if world.distributed:
         seed_everything(settings.seed + world.rank)  # each rank its own z (and toy data)
     bf16 = settings.amp == "bf16" and device.type == "cuda"
+    objective = Objective(loss, regularizers, autocast_bf16=bf16)
     return Components(
         G=G,
         D=D,
-        objective=Objective(loss, regularizers, autocast_bf16=bf16),
+        objective=objective,
         opt_G=opt_G,
         opt_D=opt_D,
         data=data,
@@ -330,6 +332,9 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         schedule=schedule,
         ema=EMA(G, settings.ema_decay) if settings.ema_decay else None,
         world=world,
+        game=_game_probe(cfg.diagnostics, objective, G, D, data, settings)
+        if world.is_main
+        else None,
     )
 
 
@@ -441,6 +446,35 @@ def _diagnostics(
         diag.vanishing_ratio, diag.exploding_ratio, diag.stalled_ratio, diag.stalled_logs
     )
     return diagnostics, alarm
+
+
+def _game_probe(
+    diag: DictConfig,
+    objective: Objective,
+    G: nn.Module,
+    D: nn.Module,
+    data: object,
+    settings: TrainerConfig,
+) -> GameProbe | None:
+    """The game's spectrum on its interval (at each evaluation on 2-D data by default)."""
+    every = diag.game_every
+    if every is None:
+        if getattr(data, "kind", None) != "points":
+            return None
+        every = settings.eval_every
+    elif every == 0:
+        return None
+    return GameProbe(
+        objective=objective,
+        G=G,
+        D=D,
+        data=data,
+        batch_size=settings.batch_size,
+        every=every,
+        k=diag.game_k,
+        iters=diag.game_iters,
+        seed=settings.seed,
+    )
 
 
 #: bytes of activations per sample element kept for one step: the forward's saved tensors,

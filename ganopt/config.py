@@ -62,6 +62,11 @@ class DiagnosticsConfig:
     exploding_ratio: float = 1e2  # alarm when ||grad G|| or ||grad D|| > ratio x its median
     stalled_ratio: float = 1e-6  # "not learning": G's ||dtheta||/||theta|| below this ...
     stalled_logs: int = 3  # ... for this many log steps in a row
+    # the game's spectrum (README, "Seeing the game"): every N steps and at the end; null: at
+    # each evaluation on 2-D data, never on images (a DCGAN's costs seconds on a CPU); 0: never
+    game_every: int | None = None
+    game_k: int = 6  # eigenvalues kept, the largest by modulus
+    game_iters: int = 20  # Arnoldi / Lanczos iterations: one double backward each
 
 
 @dataclass
@@ -231,6 +236,10 @@ def _check_diagnostics(problems: list[str], diagnostics: DictConfig) -> None:
             f"diagnostics.stalled_ratio: must be in (0, 1), got {diagnostics.stalled_ratio}"
         )
     _check_min(problems, "diagnostics.stalled_logs", diagnostics.stalled_logs, 1)
+    if diagnostics.game_every is not None:
+        _check_min(problems, "diagnostics.game_every", diagnostics.game_every, 0)
+    _check_min(problems, "diagnostics.game_k", diagnostics.game_k, 1)
+    _check_min(problems, "diagnostics.game_iters", diagnostics.game_iters, diagnostics.game_k)
 
 
 def validate(cfg: DictConfig) -> torch.device:

@@ -37,6 +37,8 @@ CHARTS: dict[str, tuple[list[str], str]] = {
     "D input gradients": ([r"grad_x/D/.*"], r"grad_x/D/.*"),
     "D output, real vs fake": ([r"D/out_real", r"D/out_fake"], r"D/out_real"),
     "update ratio": ([r"update_ratio/G/total", r"update_ratio/D/total"], r"update_ratio/.*"),
+    "game": ([r"game/eig_.*", r"game/rotation", r"game/rotational_share"], r"game/.*"),
+    "game: Hessians": ([r"game/hessian_.*"], r"game/hessian_.*"),
 }
 
 
@@ -65,6 +67,7 @@ class TensorBoardLogger:
         self.run_dir = Path(run_dir)
         self.purge_step: int | None = None
         self.scalar_tags: set[str] = set()
+        self.expected_tags: set[str] = set()  # logged later than the first log step
         self._writer: SummaryWriter | None = None
 
     def continue_after(self, step: int) -> None:
@@ -84,7 +87,7 @@ class TensorBoardLogger:
         (``add_scalar`` would build and queue one event per tag)."""
         summary = Summary(value=[self._scalar(tag, float(v)) for tag, v in values.items()])
         if not self.scalar_tags:  # the first log step has every tag a log step has
-            self.writer.add_custom_scalars(custom_scalars_layout(values))
+            self.writer.add_custom_scalars(custom_scalars_layout([*values, *self.expected_tags]))
         self.writer.file_writer.add_summary(summary, step)
         self.scalar_tags.update(values)
 

@@ -165,9 +165,7 @@ class Objective:
         passes keep G or D out of the graph)."""
         return self._consensus_term(G, D, *self._plain_game_losses(G, D, real, z, step))
 
-    def _consensus_term(
-        self, G: nn.Module, D: nn.Module, loss_G: Tensor, loss_D: Tensor
-    ) -> Tensor:
+    def _consensus_term(self, G: nn.Module, D: nn.Module, loss_G: Tensor, loss_D: Tensor) -> Tensor:
         field = player_gradients((loss_G, loss_D), (G, D), create_graph=True)
         return torch.stack([r.field_penalty(field) for r in self.consensus]).sum()
 
@@ -235,8 +233,13 @@ def player_gradients(
         grads = torch.autograd.grad(
             loss, params, create_graph=create_graph, retain_graph=True, allow_unused=True
         )
-        field += [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
+        field += zeros_for_none(grads, params)
     return field
+
+
+def zeros_for_none(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> list[Tensor]:
+    """autograd.grad's answer with allow_unused=True, a zero where an input was not reached."""
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, like, strict=True)]
 
 
 def _plus(x: Tensor, term: Tensor | None) -> Tensor:

@@ -126,3 +126,21 @@ def gradient_flow_figure(flow: GradientFlow) -> Figure:
     ax.set_ylabel("layer (output at the top)")
     ax.set_title(f"gradient flow through {flow.network}", fontsize=9)
     return fig
+
+
+def spectrum_figure(eigenvalues: np.ndarray, step: int) -> Figure:
+    """The top eigenvalues of the Jacobian of -v in the complex plane: left of the imaginary
+    axis they attract, above and below the real axis they rotate."""
+    fig = Figure(figsize=(4.0, 4.0), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.axvline(0, color="0.7", lw=0.8)
+    ax.scatter(eigenvalues.real, eigenvalues.imag, color="C3", zorder=3)
+    reach = max(float(np.abs(eigenvalues).max(initial=0.0)), 1e-12) * 1.15
+    ax.set_xlim(-reach, reach)
+    ax.set_ylim(-reach, reach)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    ax.set_title(f"step {step}: top eigenvalues of ∂(-v)/∂w", fontsize=9)
+    return fig

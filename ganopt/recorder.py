@@ -20,17 +20,29 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from ganopt.checkpoint import CheckpointDir
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import GradientAlarm, Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
+from ganopt.diagnostics.game import GameProbe
 from ganopt.distributed import World
 from ganopt.evaluation import Evaluator, generate
 from ganopt.logger import TensorBoardLogger, figure_to_rgb
 from ganopt.losses import GANLoss
-from ganopt.plots import gradient_flow_figure, image_grid, toy_samples_figure
+from ganopt.plots import gradient_flow_figure, image_grid, spectrum_figure, toy_samples_figure
 from ganopt.rundir import WriteError, write_atomic
 from ganopt.schedule import LinearDecay
-from ganopt.tags import FINAL_SCALARS, LOSS_D, LOSS_G, METRICS, STEPS_PER_SEC
+from ganopt.state import non_finite_network
+from ganopt.stopping import signals_held
+from ganopt.tags import (
+    FINAL_SCALARS,
+    GAME_SPECTRUM,
+    GAME_TAGS,
+    LOSS_D,
+    LOSS_G,
+    METRICS,
+    STEPS_PER_SEC,
+)
 
 log = logging.getLogger("ganopt.trainer")
 
@@ -109,11 +121,16 @@ class RunRecorder:
         evaluator: Evaluator | None = None,
         schedule: LinearDecay | None = None,
         device: torch.device | None = None,
+        game: GameProbe | None = None,
     ) -> None:
         self.run_dir, self.logger, self.settings = run_dir, logger, settings
         self.alarm, self.figures, self.world = alarm, figures, world
         self.evaluator, self.schedule = evaluator, schedule
         self.device = device or torch.device("cpu")
+        self.checkpoints = CheckpointDir(run_dir / "checkpoints", keep=settings.keep_ckpts)
+        self.game = game if world.is_main else None
+        if self.game is not None:
+            logger.expected_tags.update(GAME_TAGS)
         self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
         self.last_logged: dict[str, float] = {}
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
@@ -150,6 +167,14 @@ class RunRecorder:
             self.log_samples(step)
         if s.eval_every and step % s.eval_every == 0 and step < s.steps:
             self.evaluate(step)
+        if self.game is not None and self.game.due(step) and step < s.steps:
+            self.measure_game(step)
+
+    def final(self, step: int) -> None:
+        """What a finished run shows last: the samples (and their PNG), evaluation, the game."""
+        self.log_samples(step, save_png=True)
+        self.evaluate(step)
+        self.measure_game(step)
 
     # ---------------------------------------------------------------- TensorBoard
     def log(self, step: int, probe: Probe, bar: tqdm) -> None:
@@ -222,6 +247,35 @@ class RunRecorder:
         self.logger.scalars(step, {f"{METRICS}/{k}": v for k, v in defined.items()})
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
         self.write_metrics(self.metrics("running", step))
+
+    def measure_game(self, step: int) -> None:
+        """``game/*``: the spectrum of the game at this step, and its picture."""
+        if self.game is None:
+            return
+        try:
+            measured = self.game.measure(step)
+        except RuntimeError as e:  # an operation with no double backward
+            log.warning("game diagnostics turned off: %s", str(e).strip().splitlines()[0])
+            self.game = None
+            return
+        self.logger.scalars(step, measured.scalars)
+        picture = figure_to_rgb(spectrum_figure(measured.eigenvalues, step))
+        self.logger.image(GAME_SPECTRUM, picture, step)
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, state: dict[str, object], step: int) -> tuple[str, int] | None:
+        """Save everything to continue from, unless a weight or an optimizer's state is not
+        finite: then nothing is written, and (network, step) is returned. Weights are the same
+        on every rank, so every rank reaches the same answer."""
+        bad = non_finite_network(state)
+        if bad is not None:
+            return bad, step
+        if self.world.is_main:
+            with signals_held():  # a second Ctrl-C lands after the checkpoint's record
+                self.checkpoints.save(state, step, periodic=self.periodic_checkpoint_due(step))
+                self.saved_step = step
+                self.write_metrics(self.metrics("running", step))  # never behind the checkpoint
+        return None
 
     # ---------------------------------------------------------------- metrics.json
     def metrics(self, status: str, step: int, ended_at: float | None = None) -> dict[str, object]:

@@ -18,6 +18,23 @@ WASSERSTEIN = "wasserstein/estimate"
 STEPS_PER_SEC = "perf/steps_per_sec"
 #: evaluation metrics are METRICS/<name>
 METRICS = "metrics"
+#: the game's spectrum (ganopt/diagnostics/game.py), and its picture
+GAME = "game"
+GAME_SPECTRUM = f"{GAME}/spectrum"
+GAME_TAGS = tuple(
+    f"{GAME}/{name}"
+    for name in (
+        "eig_real_max",
+        "eig_imag_max",
+        "rotation",
+        "rotational_share",
+        "hessian_G_min",
+        "hessian_G_max",
+        "hessian_D_min",
+        "hessian_D_max",
+        "field_norm",
+    )
+)
 #: metrics.json keys → the logged scalar they report (its value at the last log step)
 FINAL_SCALARS = {
     "loss_D": LOSS_D,
@@ -61,6 +78,25 @@ DESCRIPTIONS: dict[str, str] = {
         "learning whatever its loss says (alarm: stalled_step)."
     ),
     "update_ratio/D": ("||delta theta|| / ||theta|| of D's last critic step, clipping included."),
+    "game": (
+        "The game at this step, on a fixed batch: eigenvalues (top-k by modulus, Arnoldi) of the "
+        "Jacobian of -v, v = (grad_theta L_G, grad_phi L_D); all real parts < 0 where small "
+        "simultaneous steps converge."
+    ),
+    "game/rotation": (
+        "max |Im| / |Re| over the top-k eigenvalues of -v's Jacobian (capped at 1e6 for purely "
+        "imaginary ones): large means the players circle each other."
+    ),
+    "game/rotational_share": (
+        "||A v||^2 / (||A v||^2 + ||S v||^2), S and A the symmetric and antisymmetric parts of "
+        "v's Jacobian: 1 for a pure rotation, 0 for a potential game."
+    ),
+    "game/hessian_G": (
+        "Extreme eigenvalues (Lanczos) of the Hessian of G's loss in G's weights; a local Nash "
+        "equilibrium has min >= 0 for G and for D (each minimizes its own loss)."
+    ),
+    "game/hessian_D": "Extreme eigenvalues (Lanczos) of the Hessian of D's loss in D's weights.",
+    "game/field_norm": "||v||: 0 at a stationary point of the game.",
 }
 
 

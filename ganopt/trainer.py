@@ -13,7 +13,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ganopt.checkpoint import CheckpointDir
 from ganopt.clipping import WeightClipper
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
@@ -22,8 +21,8 @@ from ganopt.ema import EMA
 from ganopt.objective import Objective, Phase, trainable
 from ganopt.optimizers import Extragradient
 from ganopt.recorder import RunRecorder, RunResult, failure_line
-from ganopt.state import RunState, non_finite_network
-from ganopt.stopping import StopRequest, signals_held
+from ganopt.state import RunState
+from ganopt.stopping import StopRequest
 from ganopt.tags import GRAD_NORM_TOTAL
 
 __all__ = ["RunResult", "Trainer"]
@@ -46,7 +45,6 @@ class Trainer:
         diagnostics: Diagnostics,
         recorder: RunRecorder,
         state: RunState,
-        checkpoints: CheckpointDir,
         guard: NonFiniteGuard,
         clipper: WeightClipper | None = None,
         ema: EMA | None = None,
@@ -57,7 +55,7 @@ class Trainer:
         self.opt_G, self.opt_D, self.clipper, self.ema = opt_G, opt_D, clipper, ema
         self.settings, self.diagnostics, self.world = settings, diagnostics, world
         self.recorder, self.state = recorder, state
-        self.checkpoints, self.guard = checkpoints, guard
+        self.guard = guard
         self.phases = objective.phases(settings.d_steps, settings.update)
         self.extragradient = isinstance(opt_D, Extragradient)
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
@@ -127,13 +125,12 @@ class Trainer:
             if probe:
                 record.log(step, probe, bar)
             record.after_step(step)
-            if save and (bad := self.save_checkpoint()) is not None:
+            if save and (bad := record.save_checkpoint(self.state.state_dict(), step)):
                 return self._finish("diverged", diverged=bad, in_state=True)
             if signum is not None:
                 return self._finish("interrupted", signum=signum)
         trained_until = time.perf_counter()  # the final figure and evaluation are not training
-        record.log_samples(self.step, save_png=True)
-        record.evaluate(self.step)
+        record.final(self.step)
         in_sync = self.world.in_sync([self.G, self.D])
         return self._finish("ok", ended_at=trained_until, in_sync=in_sync)
 
@@ -173,19 +170,6 @@ class Trainer:
             self._average_g()
         return losses
 
-    def train_d(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
-        """One D update on a real batch and fresh fakes."""
-        loss = self.d_gradients(real, z, probe)
-        self._update("D", probe)
-        return loss
-
-    def train_g(self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None) -> Tensor:
-        """One G update through D (and D's logits on ``real`` for relativistic losses)."""
-        loss = self.g_gradients(z, probe, real)
-        self._update("G", probe)
-        self._average_g()
-        return loss
-
     def d_gradients(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
         """D's gradients on a real batch and fresh fakes; G is not in the graph. Penalties are
         part of D's objective: one backward."""
@@ -198,7 +182,9 @@ class Trainer:
             )
         return d.loss.detach()
 
-    def g_gradients(self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None) -> Tensor:
+    def g_gradients(
+        self, z: Tensor, probe: Probe | None = None, real: Tensor | None = None
+    ) -> Tensor:
         """G's gradients through a frozen D (consensus's field needs D's weights in the
         graph: there only G's gradients are kept)."""
         self._freeze_d(not self.objective.consensus)
@@ -259,24 +245,6 @@ class Trainer:
             return None
         self.diagnostics.start(step)
         return Probe(histograms)
-
-    # ---------------------------------------------------------------- checkpoints
-    def save_checkpoint(self) -> tuple[str, int] | None:
-        """Save everything to continue from, unless a weight or an optimizer's state is not
-        finite: then nothing is written, and (network, step) is returned. Weights are the same
-        on every rank, so every rank reaches the same answer."""
-        state = self.state.state_dict()
-        bad = non_finite_network(state)
-        if bad is not None:
-            return bad, self.step
-        if self.world.is_main:
-            periodic = self.recorder.periodic_checkpoint_due(self.step)
-            with signals_held():  # a second Ctrl-C lands after the checkpoint's record
-                self.checkpoints.save(state, self.step, periodic=periodic)
-                self.recorder.saved_step = self.step
-                # never behind the checkpoint
-                self.recorder.write_metrics(self.recorder.metrics("running", self.step))
-        return None
 
     def _finish(self, status: str, **how: object) -> RunResult:
         return self.recorder.finish(status, self.step, **how)

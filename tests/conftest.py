@@ -58,6 +58,7 @@ class MemoryLogger:
         self.histograms: list[tuple[str, int]] = []
         self.images: list[tuple[str, int, tuple[int, ...]]] = []
         self.texts: list[tuple[str, str, int]] = []
+        self.expected_tags: set[str] = set()
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():

@@ -23,15 +23,13 @@ pytestmark = [
 )
 def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
     trainer, _ = make_trainer(["trainer.device=cuda", "trainer.batch_size=64", *overrides], run_dir)
-    for _ in range(3):  # warm-up: cuDNN autotuning and allocator growth may sync
-        trainer.train_d(next(trainer.data), trainer.sample_z())
-        trainer.train_g(trainer.sample_z())
+    for step in range(1, 4):  # warm-up: cuDNN autotuning and allocator growth may sync
+        trainer.train_step(step, None)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for step in range(1, 21):
-            loss_D = trainer.train_d(next(trainer.data), trainer.sample_z())
-            loss_G = trainer.train_g(trainer.sample_z())
+            loss_D, loss_G = trainer.train_step(step, None)
             trainer.guard.record(step, [loss_D, loss_G])
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -9,14 +9,17 @@ import pytest
 import torch
 
 from ganopt.build import build
-from ganopt.losses import WassersteinLoss
+from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
+from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.objective import Objective
 from ganopt.optimizers import ExtraAdam, ExtraSGD, OptimisticAdam, OptimisticSGD
-from ganopt.regularizers import consensus
+from ganopt.regularizers import consensus, r1
+from ganopt.tags import GAME_TAGS
 from tests.conftest import MemoryLogger, compose_config, make_trainer
 from tests.dirac import LinearCritic, PointGenerator, zeros
 
 ETA = 0.1
+SMALL_MLP = ["model.g.hidden=[16,16]", "model.d.hidden=[16,16]", "trainer.batch_size=32"]
 RULES = {"plain": torch.optim.SGD, "extra": ExtraSGD, "optimistic": OptimisticSGD}
 
 
@@ -153,3 +156,123 @@ def test_adam_based_rules_keep_separate_state_per_player_and_resume_exactly(tmp_
     extra.fit()
     # both passes feed Adam's moments: two per generator step, as in the paper's code
     assert extra.opt_D.state[next(extra.D.parameters())]["step"].item() == 4
+
+
+# ---------------------------------------------------------------- seeing the game
+def dirac_spectrum(objective, theta=0.0, psi=0.0, k=2):
+    G, D = PointGenerator(theta), LinearCritic(psi)
+    real, z = torch.zeros(4, 1, dtype=torch.float64), torch.zeros(4, 1)
+    field = GameField(objective.game_losses(G, D, real, z, 1), (G, D))
+    return measure_game(field, k, 20, torch.Generator().manual_seed(0))
+
+
+def roots(gamma_damping, omega_sq):
+    """The roots of λ² + gamma λ + omega² (largest modulus first)."""
+    found = np.roots([1.0, gamma_damping, omega_sq]).astype(complex)
+    return found[np.argsort(-np.abs(found))]
+
+
+def same_spectrum(found, expected, tol=1e-4):
+    key = lambda z: (round(z.real, 6), round(z.imag, 6))  # noqa: E731
+    found, expected = sorted(found, key=key), sorted(np.asarray(expected), key=key)
+    np.testing.assert_allclose(found, expected, atol=tol)
+
+
+@pytest.mark.parametrize(
+    ("objective", "psi", "expected"),
+    [
+        # unregularized: a pure rotation, ±i f'(0) with f'(0) = 1/2 (sigmoid losses), 1 (WGAN)
+        (Objective(NonSaturatingLoss()), 0.0, [0.5j, -0.5j]),
+        (Objective(StandardLoss()), 0.0, [0.5j, -0.5j]),
+        (Objective(WassersteinLoss()), 0.0, [1j, -1j]),
+        # R1: λ² + γλ + 1/4 = 0, complex (γ < 1) or real (γ > 1), real parts < 0. R1
+        # differentiates ||∇x D||, whose second derivative is undefined where it is exactly 0
+        # (at psi = 0): taken at psi = 1e-6, which moves the Jacobian by O(psi²)
+        (Objective(NonSaturatingLoss(), [r1(0.6)]), 1e-6, roots(0.6, 0.25)),
+        (Objective(NonSaturatingLoss(), [r1(3.0)]), 1e-6, roots(3.0, 0.25)),
+        # consensus: -J - gamma JᵀJ = -J - gamma/4 I, so -gamma/4 ± i/2
+        (Objective(NonSaturatingLoss(), [consensus(2.0)]), 0.0, [-0.5 + 0.5j, -0.5 - 0.5j]),
+    ],
+    ids=["nonsaturating", "standard", "wgan", "r1-complex", "r1-real", "consensus"],
+)
+def test_the_numeric_spectrum_matches_the_dirac_gan_in_closed_form(objective, psi, expected):
+    measured = dirac_spectrum(objective, psi=psi)
+    same_spectrum(measured.eigenvalues, expected)
+    assert measured.scalars["game/eig_real_max"] == pytest.approx(max(np.real(expected)), abs=1e-4)
+
+
+def test_a_pure_rotation_has_rotational_share_one():
+    measured = dirac_spectrum(Objective(WassersteinLoss()), theta=1.0, psi=0.5)
+    assert measured.scalars["game/rotational_share"] == pytest.approx(1.0)
+    assert measured.scalars["game/rotation"] == ROTATION_CAP
+
+
+class Quadratic(torch.nn.Module):
+    def __init__(self, n, generator):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(n, generator=generator, dtype=torch.float64))
+
+
+def test_arnoldi_and_lanczos_match_a_quadratic_game_dense():
+    """L_G = ½θᵀAθ + θᵀBφ, L_D = ½φᵀCφ + φᵀEθ: v's Jacobian is [[A, B], [E, C]]."""
+    rng = torch.Generator().manual_seed(1)
+    ng, nd = 5, 4
+
+    def sym(n):
+        m = torch.randn(n, n, generator=rng, dtype=torch.float64)
+        return m + m.T
+
+    A, C = sym(ng), sym(nd)
+    B = torch.randn(ng, nd, generator=rng, dtype=torch.float64)
+    E = torch.randn(nd, ng, generator=rng, dtype=torch.float64)
+    G, D = Quadratic(ng, rng), Quadratic(nd, rng)
+    theta, phi = G.w, D.w
+    loss_G = 0.5 * theta @ A @ theta + theta @ B @ phi
+    loss_D = 0.5 * phi @ C @ phi + phi @ E @ theta
+    field = GameField((loss_G, loss_D), (G, D))
+    measured = measure_game(field, ng + nd, ng + nd, torch.Generator().manual_seed(0))
+    J = torch.cat([torch.cat([A, B], 1), torch.cat([E, C], 1)]).numpy()
+    same_spectrum(measured.eigenvalues, np.linalg.eigvals(-J), tol=1e-8)
+    s = measured.scalars
+    assert s["game/hessian_G_min"] == pytest.approx(np.linalg.eigvalsh(A.numpy()).min())
+    assert s["game/hessian_D_max"] == pytest.approx(np.linalg.eigvalsh(C.numpy()).max())
+    v = np.concatenate([(A @ theta + B @ phi).detach(), (C @ phi + E @ theta).detach()])
+    sym_part, anti = (J + J.T) / 2 @ v, (J - J.T) / 2 @ v
+    share = anti @ anti / (anti @ anti + sym_part @ sym_part)
+    assert s["game/rotational_share"] == pytest.approx(share)
+
+
+def test_game_diagnostics_leave_the_trajectory_bit_identical_and_log_the_spectrum(tmp_path):
+    """Instance noise and WGAN-GP's interpolates draw from the global RNG: the measurement
+    must not move it. Measured at every step against never."""
+    common = ["reg=instance_noise", "loss=wgan_gp", "trainer.steps=6", "trainer.log_every=2"]
+    common += SMALL_MLP
+    weights, logs = [], []
+    for every in (1, 0):
+        trainer, logger = make_trainer(
+            [*common, f"diagnostics.game_every={every}"], tmp_path / str(every)
+        )
+        trainer.fit()
+        weights.append([t.clone() for t in [*trainer.G.parameters(), *trainer.D.parameters()]])
+        logs.append(logger)
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    measured, plain = logs
+    assert [s for s, _ in measured.scalar_log["game/eig_real_max"]] == [1, 2, 3, 4, 5, 6]
+    assert ("game/spectrum", 6) in [(tag, step) for tag, step, _ in measured.images]
+    assert measured.scalar_log["loss/D"] == plain.scalar_log["loss/D"]
+    assert not any(tag.startswith("game/") for tag in plain.scalar_log)
+    assert set(GAME_TAGS) <= set(measured.scalar_log) and measured.expected_tags == set(GAME_TAGS)
+
+
+def test_the_game_is_measured_at_evaluations_on_toy_data_by_default(tmp_path):
+    trainer, logger = make_trainer(
+        ["trainer.steps=4", "trainer.eval_every=2", *SMALL_MLP], tmp_path
+    )
+    trainer.fit()
+    assert [s for s, _ in logger.scalar_log["game/rotation"]] == [2, 4]
+
+
+def test_the_game_layout_is_in_tensorboards_custom_scalars():
+    from ganopt.logger import custom_scalars_layout
+
+    assert "game" in custom_scalars_layout(["loss/D", *GAME_TAGS])["ganopt"]

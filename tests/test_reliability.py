@@ -44,8 +44,17 @@ def _run(overrides, run_dir, resume_from=None):
         DCGAN,
         [*MLP, "trainer.ema_decay=0.9", "reg=instance_noise", "loss=wgan_gp"],
         [*MLP, "loss=rasgan", "reg.every=4", "+reg@reg2=instance_noise"],
+        [*MLP, "optim=optimistic_adam", "trainer.update=simultaneous"],
+        [*MLP, "optim=extra_adam", "reg=consensus"],
     ],
-    ids=["mlp", "dcgan", "mlp+ema+noise+gp", "rasgan+lazy_r1+noise"],
+    ids=[
+        "mlp",
+        "dcgan",
+        "mlp+ema+noise+gp",
+        "rasgan+lazy_r1+noise",
+        "optimistic+simultaneous",
+        "extra+consensus",
+    ],
 )
 def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
     """Resumed from the straight run's own step-6 checkpoint, with the same total (the default

@@ -13,6 +13,7 @@ import torch
 
 from ganopt.checkpoint import load
 from ganopt.diagnostics import Probe
+from ganopt.objective import Phase
 from tests.conftest import make_trainer
 
 LOSSES = ["standard", "nonsaturating", "wgan"]
@@ -99,13 +100,13 @@ def test_g_step_leaves_d_untouched_and_d_step_leaves_g_untouched(probe, run_dir)
     """Also on log steps: measuring (input gradients, shadow losses) adds no gradient."""
     trainer, _ = make_trainer(["optim=sgd_clip", *SMALL], run_dir)
     g_before = [p.detach().clone() for p in trainer.G.parameters()]
-    trainer.train_d(next(trainer.data), trainer.sample_z(), probe)
+    trainer.run_phase(Phase("D"), probe, extrapolate=False)
     assert all(torch.equal(a, b) for a, b in zip(g_before, trainer.G.parameters(), strict=True))
     assert all(p.grad is None for p in trainer.G.parameters())
 
     d_weights = [p.detach().clone() for p in trainer.D.parameters()]
     d_grads = [p.grad.clone() for p in trainer.D.parameters()]
-    trainer.train_g(trainer.sample_z(), probe)
+    trainer.run_phase(Phase("G"), probe, extrapolate=False)
     assert all(torch.equal(a, b) for a, b in zip(d_weights, trainer.D.parameters(), strict=True))
     assert all(torch.equal(a, p.grad) for a, p in zip(d_grads, trainer.D.parameters(), strict=True))
     assert all(p.requires_grad for p in trainer.D.parameters())

@@ -29,8 +29,8 @@ def first_step_grads(overrides: list[str]) -> dict[str, torch.Tensor]:
     share = slice(world.rank * BATCH // world.size, (world.rank + 1) * BATCH // world.size)
     with TemporaryDirectory() as run_dir:
         trainer = parts.make_trainer(Path(run_dir), NullLogger())
-        trainer.train_d(real[share], z_d[share])
-        trainer.train_g(z_g[share])
+        trainer.d_gradients(real[share], z_d[share])
+        trainer.g_gradients(z_g[share])
     grads = {f"G.{n}": p.grad for n, p in parts.G.named_parameters()}
     return grads | {f"D.{n}": p.grad for n, p in parts.D.named_parameters()}
 
