@@ -6,12 +6,18 @@ mean ± std of PacGAN's metrics (modes, hq_ratio, kl; README, "Images and evalua
     python scripts/mode_coverage.py --data ring8 \\
         --methods default,plain_gan,no_r1,no_ema,no_decay,gamma10     # the recipe's ablations
     python scripts/mode_coverage.py --jobs 1 --out outputs/mode_coverage
+    python scripts/mode_coverage.py --game --jobs 16   # README, "Training as a game"
 
 Every run is `python train.py <the method's overrides> data=<data> trainer.seed=<seed>` (at its
 default 5000 generator steps unless --steps) in OUT/<method>/<data>/seed_<seed>; a run that
 already finished there is read back instead of trained again (--rerun trains it anew), so the
 table can be rebuilt from its runs in seconds. Prints the markdown table and writes
 OUT/mode_coverage.md and a per-run OUT/mode_coverage.csv.
+
+--game compares the update rules of README's "Training as a game", all inside the default
+recipe (R1, EMA, Adam lr 1e-3 betas (0.5, 0.9) with its decay), evaluated every 250 steps; its
+second table adds the first evaluated step with every mode and the game
+at the last step (the largest |Im λ|, the rotation, the smallest eigenvalue of G's Hessian).
 """
 
 from __future__ import annotations
@@ -61,7 +67,36 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "gamma10": ("default recipe with R1's image setting γ = 10 (`reg.gamma=10`)", ["reg.gamma=10"]),
 }
 METHODS |= ABLATIONS
-MAIN = [m for m in METHODS if m not in ABLATIONS]
+#: the update rules of README's "Training as a game", in the default recipe, evaluated often
+EVERY_250 = ["trainer.eval_every=250"]
+GAME: dict[str, tuple[str, list[str]]] = {
+    "alternating": ("alternating Adam (the default)", EVERY_250),
+    "simultaneous": (
+        "simultaneous Adam (`trainer.update=simultaneous`)",
+        ["trainer.update=simultaneous", *EVERY_250],
+    ),
+    "extra_adam": ("Extra-Adam (`optim=extra_adam`)", ["optim=extra_adam", *EVERY_250]),
+    "extra_adam_half": (
+        "Extra-Adam, equal gradients: 2500 steps (`optim=extra_adam trainer.steps=2500`)",
+        ["optim=extra_adam", "trainer.steps=2500", *EVERY_250],
+    ),
+    "optimistic_adam": (
+        "Optimistic Adam (`optim=optimistic_adam`)",
+        ["optim=optimistic_adam", *EVERY_250],
+    ),
+    "consensus": (
+        "consensus γ = 1 beside R1 (`+reg@reg2=consensus`)",
+        ["+reg@reg2=consensus", *EVERY_250],
+    ),
+}
+METHODS |= GAME
+MAIN = [m for m in METHODS if m not in ABLATIONS and m not in GAME]
+#: the game at a run's last step: (column, tag, digits)
+GAME_COLUMNS = (
+    ("max abs Im λ", "game/eig_imag_max", 2),
+    ("rotation", "game/rotation", 1),
+    ("min eig of G's Hessian", "game/hessian_G_min", 3),
+)
 
 #: PacGAN (Lin et al. 2018), Table 1: their plain GAN (mean of 10 trials; their networks,
 #: 400 epochs of 100 000 samples) and their packed discriminators (PacGAN2-4), which reach
@@ -148,6 +183,47 @@ def table(results: dict, methods: list[str], data: list[str], seeds: list[int]) 
     return "\n".join(lines) + "\n"
 
 
+def game_details(directory: Path, data: str) -> dict[str, float | None]:
+    """From a run's events: the first evaluated step with every mode, and the game's tags at
+    the last step it was measured."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    every_mode = {"ring8": 8, "grid25": 25}[data]
+    modes = events.Scalars("metrics/modes") if "metrics/modes" in tags else []
+    first = next((e.step for e in modes if e.value >= every_mode), None)
+    details: dict[str, float | None] = {"steps_to_all_modes": first}
+    for _, tag, _ in GAME_COLUMNS:
+        details[tag] = events.Scalars(tag)[-1].value if tag in tags else None
+    return details
+
+
+def game_table(out: Path, methods: list[str], data: list[str], seeds: list[int]) -> str:
+    """Markdown: per data set, the step all modes were first seen (runs that never saw them
+    are counted apart), and the game at the end. Cost per step: scripts/bench.py."""
+    header = ["method"]
+    for d in data:
+        header += [
+            f"{d} steps to all modes",
+            f"{d} s/run",
+            *(f"{d} {c}" for c, _, _ in GAME_COLUMNS),
+        ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        row = [METHODS[method][0]]
+        for d in data:
+            details = [game_details(run_dir(out, method, d, s), d) for s in seeds]
+            reached = [x["steps_to_all_modes"] for x in details if x["steps_to_all_modes"]]
+            note = "" if len(reached) == len(seeds) else f" ({len(reached)} of {len(seeds)} runs)"
+            row.append(cell([float(r) for r in reached], 0) + note)
+            for _, tag, digits in GAME_COLUMNS:
+                row.append(cell([x[tag] for x in details if x[tag] is not None], digits))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def side_by_side(args: argparse.Namespace, path: Path) -> None:
     """The first data set's and seed's samples.png of each method in one figure."""
     from matplotlib.figure import Figure
@@ -168,7 +244,10 @@ def side_by_side(args: argparse.Namespace, path: Path) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("outputs/mode_coverage"))
-    p.add_argument("--methods", default=",".join(MAIN), help=", ".join(METHODS))
+    p.add_argument("--methods", default=None, help=", ".join(METHODS))
+    p.add_argument(
+        "--game", action="store_true", help="the update rules (methods: " + ", ".join(GAME) + ")"
+    )
     p.add_argument("--data", default="ring8,grid25")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--steps", type=int, default=None, help="generator steps (5000)")
@@ -181,7 +260,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also draw the first seed's samples.png of each method, side by side, into FILE",
     )
     args = p.parse_args(argv)
-    args.methods = args.methods.split(",")
+    args.methods = (args.methods or ",".join(GAME if args.game else MAIN)).split(",")
     args.data = args.data.split(",")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if unknown := [m for m in args.methods if m not in METHODS]:
@@ -205,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     markdown = table(results, args.methods, args.data, args.seeds)
+    if any(m in GAME for m in args.methods):
+        markdown += "\n" + game_table(args.out, args.methods, args.data, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mode_coverage.md").write_text(markdown)
     with open(args.out / "mode_coverage.csv", "w", newline="") as f:
