@@ -274,7 +274,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    runs = [(m, d, s) for d in args.data for m in args.methods for s in args.seeds]
+    # method by method, in the order given: list the costly ones first to keep every job busy
+    runs = [(m, d, s) for m in args.methods for d in args.data for s in args.seeds]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {run: pool.submit(train, args.out, *run, args.steps, args.rerun) for run in runs}
