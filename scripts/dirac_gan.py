@@ -24,6 +24,15 @@ or alternating (D first, then G against the new D):
     consensus       consensus optimization (Mescheder, Nowozin & Geiger 2017): each player also
                     descends gamma/2 ||v||^2, v = (dL_G/dtheta, dL_D/dpsi) the joint vector
                     field, through a double backward: converges
+    extragradient   the minimax loss with extragradient steps (Korpelevich 1976; Gidel et al.
+                    2019): a look-ahead step, then the step from the start with the look-ahead's
+                    gradients; simultaneous EG contracts by sqrt((1 - h^2/4)^2 + h^2/4) per step
+                    near the equilibrium
+    optimistic      the minimax loss with optimistic steps (Daskalakis et al. 2018): twice this
+                    step's update minus the previous one
+
+Extragradient and optimistic steps follow the same two update orders as the Trainer
+(trainer.update): under alternating, G's gradient is taken at D's new psi in each pass.
 
     python scripts/dirac_gan.py --out outputs/dirac
 
@@ -57,7 +66,11 @@ METHODS = (
     "r2",
     "instance_noise",
     "consensus",
+    "extragradient",
+    "optimistic",
 )
+#: the methods that change the update rule, not the objective (the minimax loss's)
+RULES = {"extragradient": "extra", "optimistic": "optimistic"}
 UPDATES = ("simultaneous", "alternating")
 
 #: (D's loss, G's loss) as functions of (theta, psi); both players minimize their own
@@ -91,6 +104,8 @@ def objectives(method: str, gamma: float, lam: float, sigma: float, nodes: int) 
         "r1": StandardLoss(),
         "r2": StandardLoss(),
         "consensus": StandardLoss(),
+        "extragradient": StandardLoss(),
+        "optimistic": StandardLoss(),
     }[method]
 
     def d_loss(theta: Tensor, psi: Tensor) -> Tensor:
@@ -136,21 +151,44 @@ def run(
 ) -> list[tuple[float, float]]:
     """The (theta, psi) trajectory, ``steps + 1`` points from ``start``."""
     objectives_ = objectives(method, gamma, lam, sigma, nodes)
-    theta, psi = start
-    path = [(theta, psi)]
-    for _ in range(steps):
-        g_theta, g_psi = field(method, objectives_, theta, psi, gamma)
-        new_psi = psi - lr * g_psi
+    rule = RULES.get(method, "gradient")
+    previous = [0.0, 0.0]  # each player's last update, for optimism
+
+    def move(player: int, update_: float) -> float:
+        if rule != "optimistic":
+            return update_
+        step, previous[player] = 2 * update_ - previous[player], update_
+        return step
+
+    def play(at: tuple[float, float], start_: tuple[float, float]) -> tuple[float, float]:
+        """Both players' steps from ``start_`` with the gradients at ``at``; under alternating
+        G's gradient is taken at D's new psi."""
+        g_theta, g_psi = field(method, objectives_, *at, gamma)
+        new_psi = start_[1] + move(1, -lr * g_psi)
         if method == "wgan":
             new_psi = max(-clip, min(clip, new_psi))
         if update == "alternating":  # G answers the D that has just moved
-            g_theta, _ = field(method, objectives_, theta, new_psi, gamma)
-        theta = theta - lr * g_theta
-        psi = new_psi
-        if not (math.isfinite(theta) and math.isfinite(psi)):
+            g_theta, _ = field(method, objectives_, at[0], new_psi, gamma)
+        return start_[0] + move(0, -lr * g_theta), new_psi
+
+    point = start
+    path = [point]
+    for _ in range(steps):
+        at = play(point, point) if rule == "extra" else point  # extragradient's look-ahead
+        point = play(at, point)
+        if not all(math.isfinite(x) for x in point):
             break
-        path.append((theta, psi))
+        path.append(point)
     return path
+
+
+def rate(path: list[tuple[float, float]]) -> float:
+    """The radius's factor per step over the second half of the path: < 1 converges."""
+    half = len(path) // 2
+    first, last = math.hypot(*path[half]), math.hypot(*path[-1])
+    if first == 0 or len(path) - 1 == half:
+        return math.nan
+    return (last / first) ** (1 / (len(path) - 1 - half))
 
 
 def vector_field(method: str, args: argparse.Namespace, lim: float, n: int = 17):
@@ -168,9 +206,9 @@ def vector_field(method: str, args: argparse.Namespace, lim: float, n: int = 17)
 def plot(
     paths: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace, path: Path
 ) -> None:
-    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    fig = Figure(figsize=(18.75, 7.5), layout="constrained")
     for k, method in enumerate(METHODS):
-        ax = fig.add_subplot(2, 4, k + 1)
+        ax = fig.add_subplot(2, 5, k + 1)
         lim = 2.0
         axis, u, v = vector_field(method, args, lim)
         ax.quiver(axis, axis, u, v, color="#999999", angles="xy", width=0.004)
@@ -236,11 +274,14 @@ def main(argv: list[str] | None = None) -> int:
                 (method, update, i, f"{t:.8g}", f"{p:.8g}") for i, (t, p) in enumerate(points)
             )
     plot(paths, args, args.out / "dirac.png")
-    print(f"| method | update | distance to (0, 0) after {args.steps} steps |\n|---|---|---|")
+    print(
+        f"| method | update | distance to (0, 0) after {args.steps} steps | radius factor per "
+        f"step (second half) |\n|---|---|---|---|"
+    )
     for (method, update), points in paths.items():
         theta, psi = points[-1]
         note = "" if len(points) == args.steps + 1 else f" (diverged at step {len(points)})"
-        print(f"| {method} | {update} | {math.hypot(theta, psi):.3g}{note} |")
+        print(f"| {method} | {update} | {math.hypot(theta, psi):.3g}{note} | {rate(points):.5f} |")
     print(f"\nwrote {args.out / 'dirac.csv'} and {args.out / 'dirac.png'}")
     return 0
 

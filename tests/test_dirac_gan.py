@@ -68,3 +68,21 @@ def test_writes_csv_and_plot(dirac, tmp_path):
     first = rows[0]
     assert (first["step"], float(first["theta"]), float(first["psi"])) == ("0", 1.0, 1.0)
     assert (tmp_path / "dirac.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "alternating"])
+@pytest.mark.parametrize("method", ["extragradient", "optimistic"])
+def test_extragradient_and_optimism_converge_where_gradient_steps_do_not(dirac, method, update):
+    path = dirac.run(method, update, 500, 0.1, (1.0, 1.0), 1.0, 1.0, 1.0, 1.0)
+    assert len(path) == 501
+    assert dirac.rate(path) < 0.9990
+    gradient = dirac.run("standard", update, 500, 0.1, (1.0, 1.0), 1.0, 1.0, 1.0, 1.0)
+    assert math.hypot(*path[-1]) < 0.6 * math.hypot(*gradient[-1])
+
+
+def test_simultaneous_extragradient_contracts_at_its_linearized_rate(dirac):
+    """Eigenvalues ±i/2: each step multiplies the radius by |1 - h²/4 - i h/2|."""
+    h = 0.1
+    path = dirac.run("extragradient", "simultaneous", 2000, h, (0.01, 0.01), 1, 1, 1, 1)
+    expected = math.sqrt((1 - h**2 / 4) ** 2 + h**2 / 4)
+    assert dirac.rate(path) == pytest.approx(expected, abs=1e-5)
