@@ -51,6 +51,15 @@ CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
 STEPS = {"toy": (250, 100), "dcgan": (50, 20)}
 #: interleaved repetitions: (default, --quick)
 REPS = (3, 2)
+#: --rules: the update rules of README's "Training as a game", each against the default
+#: (alternating Adam) on the toy config: (label, overrides, gradient evaluations per step)
+RULES = {
+    "alternating": ("alternating Adam (the default)", [], 1),
+    "simultaneous": ("simultaneous Adam", ["trainer.update=simultaneous"], 1),
+    "extra_adam": ("Extra-Adam", ["optim=extra_adam"], 2),
+    "optimistic_adam": ("Optimistic Adam", ["optim=optimistic_adam"], 1),
+    "consensus": ("consensus beside R1 (double backward)", ["+reg@reg2=consensus"], 1),
+}
 
 
 def components(overrides: list[str]) -> Components:
@@ -166,6 +175,40 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
     }
 
 
+def bench_rules(overrides: list[str], steps: int, reps: int) -> dict[str, object]:
+    """Trainer steps/s of each update rule, interleaved, and its cost per step against the
+    default's (the ratio of the medians of the per-repetition ratios)."""
+    for _, rule, _ in RULES.values():  # warm-up
+        run_trainer([*overrides, *rule], max(10, steps // 5))
+    speeds: dict[str, list[float]] = {name: [] for name in RULES}
+    for _ in range(reps):
+        for name, (_, rule, _) in RULES.items():
+            speeds[name].append(run_trainer([*overrides, *rule], steps))
+    base = speeds["alternating"]
+    return {
+        name: {
+            "steps_per_sec": statistics.median(v),
+            "time_per_step_vs_default": statistics.median(
+                b / x for x, b in zip(v, base, strict=True)
+            ),
+            "gradient_evaluations": RULES[name][2],
+        }
+        for name, v in speeds.items()
+    }
+
+
+def print_rules(rules: dict[str, dict[str, float]]) -> None:
+    print(
+        "| update rule | steps/s | time per step vs the default | gradient evaluations per "
+        "step |\n|---|---|---|---|"
+    )
+    for name, r in rules.items():
+        print(
+            f"| {RULES[name][0]} | {r['steps_per_sec']:.1f} | "
+            f"{r['time_per_step_vs_default']:.2f}x | {r['gradient_evaluations']} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -181,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", help="which of: " + ", ".join(CONFIGS) + " (default: all)")
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--rules",
+        action="store_true",
+        help="instead: each update rule's steps/s on the toy config against the default's",
+    )
     args = p.parse_args(argv)
     configs = args.configs or ("toy" if args.quick else ",".join(CONFIGS))
     names = [n.strip() for n in configs.split(",") if n.strip()]
@@ -191,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     steps = {name: args.steps or STEPS[name][args.quick] for name in names}
 
     device = ["trainer.device=" + args.device]
+    if args.rules:
+        rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)
+        print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)
+        return 0
     results = []
     started = time.perf_counter()
     for name in names:

@@ -30,3 +30,12 @@ def test_quick_and_per_config_lengths(bench):
     assert all(quick < default for default, quick in bench.STEPS.values())
     with pytest.raises(SystemExit):
         bench.main(["--steps", "5"])
+
+
+def test_rules_reports_each_update_rule_against_the_default(bench, capsys):
+    assert bench.main(["--rules", "--steps", "10", "--reps", "1", "--json"]) == 0
+    rules = json.loads(capsys.readouterr().out)
+    assert set(rules) == set(bench.RULES)
+    assert rules["alternating"]["time_per_step_vs_default"] == 1.0
+    assert rules["extra_adam"]["gradient_evaluations"] == 2
+    assert all(r["steps_per_sec"] > 0 for r in rules.values())
