@@ -93,6 +93,12 @@ BAD = [
     (["loss._target_=shutil.copyfile"], "loss._target_: 'shutil.copyfile' refused"),
     (["loss=minimax"], "loss=minimax: no such option; choose from hinge, lsgan"),
     (["trainer.steps=abc"], "trainer.steps"),
+    (["trainer.update=sideways"], "trainer.update: must be alternating or simultaneous"),
+    (["optim=extra_adam", "optim.d._target_=torch.optim.Adam"], "extrapolates both players"),
+    (["optim.g._target_=ganopt.optimizers.Extragradient"], "optim.g: "),
+    (["reg=consensus", "reg.gamma=0"], "reg: gamma must be > 0"),
+    (["diagnostics.game_every=-1"], "diagnostics.game_every: must be >= 0"),
+    (["diagnostics.game_k=30"], "diagnostics.game_iters: must be >= 30"),
 ]
 
 
