@@ -1,0 +1,20 @@
+"""scripts/mode_coverage.py --game on tiny settings: what its tables hold."""
+
+import pytest
+
+from tests.conftest import load_script
+
+pytestmark = pytest.mark.slow  # two short training runs in subprocesses
+
+
+def test_game_tables_hold_coverage_steps_to_all_modes_and_the_game(tmp_path, capsys):
+    coverage = load_script("mode_coverage")
+    argv = ["--game", "--methods", "alternating,extra_adam", "--data", "ring8", "--seeds", "0"]
+    assert coverage.main([*argv, "--steps", "20", "--jobs", "2", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| alternating Adam (the default) |" in printed
+    assert "ring8 steps to all modes" in printed and "min eig of G's Hessian" in printed
+    details = coverage.game_details(tmp_path / "extra_adam" / "ring8" / "seed_0", "ring8")
+    assert set(details) == {"steps_to_all_modes", *(tag for _, tag, _ in coverage.GAME_COLUMNS)}
+    assert details["game/rotation"] is not None  # measured at the end of the run
+    assert (tmp_path / "mode_coverage.md").read_text().count("| method |") == 2
