@@ -21,6 +21,13 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --quick              # fewer steps and repetitions: a rough look
     python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
+    python scripts/bench.py --scaling            # cost against batch size and network width
+
+--scaling measures the Trainer, the bare loop and the Trainer with per-layer diagnostics at
+every step, each in a process of its own (so that its peak memory is its own: RSS on a CPU, the
+CUDA allocator's peak on a GPU), along three axes: toy batch 64 to 4096, toy MLP width 128 to
+1024 (batch 256), DCGAN width 16 to 128 (batch 64); it writes OUT/bench_scaling.csv and a
+log-log plot OUT/bench_scaling.png.
 
 Steps/s are generator steps per second of training proper (the Trainer's own measurement, which
 leaves out start-up, the final figure and the final evaluation).
@@ -175,6 +182,123 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
     }
 
 
+def _widths(v: int) -> list[str]:
+    return [f"model.g.width={v}", f"model.d.width={v}"]
+
+
+#: --scaling's axes: (axis, its values, overrides for a value)
+SCALING = {
+    "toy batch": ((64, 256, 1024, 4096), lambda v: [f"trainer.batch_size={v}"]),
+    "toy width": (
+        (128, 256, 512, 1024),
+        lambda v: [f"model.g.hidden=[{v},{v},{v}]", f"model.d.hidden=[{v},{v},{v}]"],
+    ),
+    "dcgan width": (
+        (16, 32, 64, 128),
+        lambda v: [*CONFIGS["dcgan"], "trainer.batch_size=64", *_widths(v)],
+    ),
+}
+#: steps per measured run on each axis (a DCGAN step costs far more)
+SCALING_STEPS = {"toy batch": 60, "toy width": 60, "dcgan width": 15}
+VARIANTS = ("trainer", "bare", "per_layer_every_step")
+
+
+def measure_point(variant: str, overrides: list[str], steps: int) -> dict[str, float]:
+    """One variant at one point, after a warm-up, with this process's peak memory."""
+    from ganopt.recorder import peak_memory_mb
+
+    every_step = ["trainer.log_every=1", "trainer.hist_every=0", "diagnostics.shadow=false"]
+    every_step.append("diagnostics.input_gradients=false")
+    run = {
+        "trainer": lambda n: run_trainer(overrides, n),
+        "bare": lambda n: run_bare(overrides, n),
+        "per_layer_every_step": lambda n: run_trainer([*overrides, *every_step], n),
+    }[variant]
+    run(max(5, steps // 5))
+    speed = run(steps)
+    device = torch.device(
+        "cuda" if torch.cuda.is_available() and "cpu" not in str(overrides) else "cpu"
+    )
+    return {"steps_per_sec": speed, "peak_memory_mb": peak_memory_mb(device)}
+
+
+def bench_scaling(device: list[str], extra: list[str], steps: int | None, out: Path) -> list[dict]:
+    """Every point of every axis, each variant in a subprocess of its own."""
+    import csv
+    import subprocess
+
+    rows = []
+    for axis, (values, overrides_for) in SCALING.items():
+        for value in values:
+            overrides = [*overrides_for(value), *device, *extra]
+            n = steps or SCALING_STEPS[axis]
+            row: dict[str, object] = {"axis": axis, "value": value}
+            for variant in VARIANTS:
+                print(f"  {axis} {value}: {variant} ({n} steps)", file=sys.stderr, flush=True)
+                point = json.dumps({"variant": variant, "overrides": overrides, "steps": n})
+                done = subprocess.run(
+                    [sys.executable, __file__, "--point", point],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                row[f"{variant}_steps_per_sec"] = result["steps_per_sec"]
+                row[f"{variant}_peak_mb"] = result["peak_memory_mb"]
+            row["trainer_over_bare"] = row["trainer_steps_per_sec"] / row["bare_steps_per_sec"]
+            row["per_layer_cost"] = (
+                1 - row["per_layer_every_step_steps_per_sec"] / row["trainer_steps_per_sec"]
+            )
+            rows.append(row)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "bench_scaling.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    scaling_figure(rows).savefig(out / "bench_scaling.png", dpi=110)
+    return rows
+
+
+def scaling_figure(rows: list[dict]):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 7), layout="constrained")
+    axes = fig.subplots(2, len(SCALING))
+    for column, axis in enumerate(SCALING):
+        points = [r for r in rows if r["axis"] == axis]
+        values = [r["value"] for r in points]
+        top, bottom = axes[0][column], axes[1][column]
+        for variant, label in zip(
+            VARIANTS, ("Trainer", "bare loop", "per-layer every step"), strict=True
+        ):
+            top.loglog(values, [r[f"{variant}_steps_per_sec"] for r in points], "o-", label=label)
+        top.set(title=axis, ylabel="steps/s", xscale="log")
+        bottom.semilogx(
+            values, [r["trainer_over_bare"] for r in points], "o-", label="Trainer / bare"
+        )
+        bottom.semilogx(values, [r["per_layer_cost"] for r in points], "s-", label="per-layer cost")
+        bottom.axhline(1.0, color="0.7", lw=0.8)
+        bottom.set(xlabel=axis, ylabel="ratio")
+        if column == 0:
+            top.legend(fontsize=8)
+            bottom.legend(fontsize=8)
+    return fig
+
+
+def print_scaling(rows: list[dict]) -> None:
+    print(
+        "| axis | value | bare steps/s | Trainer steps/s | Trainer / bare | per-layer cost "
+        "| peak MB (Trainer / bare) |\n|---|---|---|---|---|---|---|"
+    )
+    for r in rows:
+        print(
+            f"| {r['axis']} | {r['value']} | {r['bare_steps_per_sec']:.1f} | "
+            f"{r['trainer_steps_per_sec']:.1f} | {r['trainer_over_bare']:.2f} | "
+            f"{100 * r['per_layer_cost']:.1f}% | "
+            f"{r['trainer_peak_mb']:.0f} / {r['bare_peak_mb']:.0f} |"
+        )
+
+
 def bench_rules(overrides: list[str], steps: int, reps: int) -> dict[str, object]:
     """Trainer steps/s of each update rule, interleaved, and its cost per step against the
     default's (the ratio of the medians of the per-repetition ratios)."""
@@ -224,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", help="which of: " + ", ".join(CONFIGS) + " (default: all)")
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--scaling", action="store_true", help="instead: cost against size (above)")
+    p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="--scaling's files")
+    p.add_argument("--point", help=argparse.SUPPRESS)  # one --scaling measurement (a subprocess)
     p.add_argument(
         "--rules",
         action="store_true",
@@ -239,6 +366,15 @@ def main(argv: list[str] | None = None) -> int:
     steps = {name: args.steps or STEPS[name][args.quick] for name in names}
 
     device = ["trainer.device=" + args.device]
+    if args.point:
+        point = json.loads(args.point)
+        print(json.dumps(measure_point(point["variant"], point["overrides"], point["steps"])))
+        return 0
+    if args.scaling:
+        rows = bench_scaling(device, args.extra, args.steps, args.out)
+        print(json.dumps(rows, indent=2)) if args.json else print_scaling(rows)
+        print(f"\nwrote {args.out / 'bench_scaling.csv'} and {args.out / 'bench_scaling.png'}")
+        return 0
     if args.rules:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)
         print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)

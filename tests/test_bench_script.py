@@ -1,5 +1,6 @@
 """scripts/bench.py on tiny settings: what it reports, not how fast anything is."""
 
+import csv
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from tests.conftest import load_script
 
 pytestmark = pytest.mark.slow  # eight short runs
+TINY = ["model.g.hidden=[16]", "model.d.hidden=[16]"]
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +41,21 @@ def test_rules_reports_each_update_rule_against_the_default(bench, capsys):
     assert rules["alternating"]["time_per_step_vs_default"] == 1.0
     assert rules["extra_adam"]["gradient_evaluations"] == 2
     assert all(r["steps_per_sec"] > 0 for r in rules.values())
+
+
+def test_scaling_writes_a_row_per_point_with_memory_and_a_plot(
+    bench, tmp_path, monkeypatch, capsys
+):
+    small = {
+        "toy batch": ((32,), lambda v: [f"trainer.batch_size={v}", *TINY]),
+        "toy width": ((8,), lambda v: [f"model.g.hidden=[{v}]", f"model.d.hidden=[{v}]"]),
+    }
+    monkeypatch.setattr(bench, "SCALING", small)
+    argv = ["--scaling", "--steps", "10", "--device", "cpu", "--out", str(tmp_path)]
+    assert bench.main(argv) == 0
+    with open(tmp_path / "bench_scaling.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["axis"], r["value"]) for r in rows] == [("toy batch", "32"), ("toy width", "8")]
+    assert all(float(r["trainer_peak_mb"]) > 0 and float(r["bare_steps_per_sec"]) > 0 for r in rows)
+    assert (tmp_path / "bench_scaling.png").stat().st_size > 0
+    assert "| toy width | 8 |" in capsys.readouterr().out
