@@ -67,6 +67,23 @@ def test_two_processes_write_one_run_directory_and_resume_it(tmp_path):
     assert steps == [1, 2, 4, 6, 8, 9]  # one series, no duplicate steps
 
 
+def test_game_update_rules_keep_the_ranks_in_sync(tmp_path):
+    """Simultaneous extragradient steps: two passes, two all-reduces per network and step."""
+    proc = torchrun(
+        str(REPO / "train.py"),
+        "optim=extra_adam",
+        "trainer.update=simultaneous",
+        "trainer.steps=4",
+        "trainer.batch_size=64",
+        "trainer.progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["status"], metrics["world_size"], metrics["ranks_in_sync"]) == ("ok", 2, True)
+
+
 def test_divergence_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     proc = torchrun(
         str(REPO / "tests" / "scripts" / "diverge_on_one_rank.py"), str(tmp_path), cwd=REPO

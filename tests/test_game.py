@@ -276,3 +276,19 @@ def test_the_game_layout_is_in_tensorboards_custom_scalars():
     from ganopt.logger import custom_scalars_layout
 
     assert "game" in custom_scalars_layout(["loss/D", *GAME_TAGS])["ganopt"]
+
+
+def test_consensus_is_refused_under_torchrun_and_extragradient_needs_both_players():
+    from types import SimpleNamespace
+
+    from ganopt.build import _check_update_rule
+    from ganopt.config import ConfigError
+
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    adam, extra = torch.optim.Adam(p), ExtraAdam(p)
+    two_ranks = SimpleNamespace(distributed=True)
+    with pytest.raises(ConfigError, match="consensus optimization is not supported"):
+        _check_update_rule(adam, adam, [consensus(1.0)], two_ranks)
+    with pytest.raises(ConfigError, match="both players or neither"):
+        _check_update_rule(extra, adam, [], SimpleNamespace(distributed=False))
+    _check_update_rule(extra, extra, [], two_ranks)  # extragradient runs under torchrun
