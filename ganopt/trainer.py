@@ -69,11 +69,6 @@ class Trainer:
         """Completed generator updates."""
         return self.state.step
 
-    @property
-    def sampler(self) -> nn.Module:
-        """The generator that samples and evaluation use: the EMA weights when kept."""
-        return self.ema.module if self.ema is not None else self.G
-
     # ---------------------------------------------------------------- the algorithm
     def fit(self) -> RunResult:
         """Train until ``settings.steps`` generator updates, a signal, or divergence."""
@@ -140,6 +135,8 @@ class Trainer:
         once: trainer.update=simultaneous). Extragradient runs the phases twice: a look-ahead
         from the current point, then the step from it with the look-ahead's gradients."""
         if self.extragradient:
+            for network in "DG" if probe else "":  # the update counts from before the look-ahead
+                self.diagnostics.before_step(network)
             self.run_phases(step, None, extrapolate=True)
         losses = self.run_phases(step, probe)
         return losses["D"], losses["G"]

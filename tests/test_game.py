@@ -292,3 +292,18 @@ def test_consensus_is_refused_under_torchrun_and_extragradient_needs_both_player
     with pytest.raises(ConfigError, match="both players or neither"):
         _check_update_rule(extra, adam, [], SimpleNamespace(distributed=False))
     _check_update_rule(extra, extra, [], two_ranks)  # extragradient runs under torchrun
+
+
+def test_under_extragradient_update_ratio_counts_from_before_the_look_ahead(tmp_path):
+    from ganopt.diagnostics import Probe
+
+    trainer, _ = make_trainer(["optim=extra_sgd", *SMALL_MLP], tmp_path)
+    before = [p.detach().clone() for p in trainer.G.parameters()]
+    probe = Probe(histograms=False)
+    trainer.diagnostics.start(1)
+    trainer.train_step(1, probe)
+    after = [p.detach() for p in trainer.G.parameters()]
+    delta = torch.stack([(a - b).norm() for a, b in zip(after, before, strict=True)]).norm()
+    size = torch.stack([max(a.norm(), b.norm()) for a, b in zip(after, before, strict=True)])
+    expected = (delta / size.norm()).item()
+    assert probe.scalars["update_ratio/G/total"].item() == pytest.approx(expected, rel=1e-4)

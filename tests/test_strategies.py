@@ -145,7 +145,7 @@ def test_samples_and_evaluation_use_the_ema_weights(run_dir):
     )()
     trainer.fit()
     assert seen == [trainer.ema.module]
-    assert trainer.sampler is trainer.ema.module
+    assert trainer.recorder.figures.sampler() is trainer.ema.module
     G_weight = trainer.G.fc1.weight
     assert not torch.equal(trainer.ema.module.fc1.weight, G_weight)
 

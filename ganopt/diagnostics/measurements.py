@@ -88,8 +88,10 @@ class Diagnostics:
 
     # ------------------------------------------------------------------ either step
     def before_step(self, network: str) -> None:
-        """Keep a copy of ``network``'s weights (log steps only) to measure its update."""
-        self._before_step[network] = [p.detach().clone() for _, p in self._params(network)]
+        """Keep a copy of ``network``'s weights (log steps only) to measure its update; one
+        taken earlier in the step (before extragradient's look-ahead) is kept."""
+        if network not in self._before_step:
+            self._before_step[network] = [p.detach().clone() for _, p in self._params(network)]
 
     def after_step(self, probe: Probe, network: str) -> None:
         """``update_ratio/<network>/<param>`` = ‖Δθ‖ / ‖θ‖ of the step just taken (for D, after
