@@ -182,7 +182,7 @@ class Objective:
             loss_D = self.loss.d_loss(out_real, out_fake)
             loss_G = self.loss.g_loss(out_fake, out_real if self.loss.uses_real_in_g else None)
         on_d = [r for r in self.regularizers if r.network == "D"]
-        d_terms = [r.penalty(D, real, fake_in, out_real, out_fake) for r in on_d]
+        d_terms = [r.game_penalty(D, real, fake_in, out_real, out_fake) for r in on_d]
         on_g = [r for r in self.regularizers if r.network == "G"]
         g_terms = [r.g_penalty(G, z, fake) for r in on_g]
         return _plus(loss_G, _sum(g_terms)), _plus(loss_D, _sum(d_terms))

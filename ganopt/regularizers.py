@@ -39,6 +39,14 @@ class Regularizer:
         """A term added to G's loss (network = "G"), or None."""
         return None
 
+    def game_penalty(
+        self, D: nn.Module, real: Tensor, fake: Tensor, out_real: Tensor, out_fake: Tensor
+    ) -> Tensor | None:
+        """The penalty as a term of the game's losses, which consensus optimization and the
+        game's spectrum differentiate twice more: the same value as ``penalty``, in a form
+        whose higher derivatives exist wherever the penalty's do."""
+        return self.penalty(D, real, fake, out_real, out_fake)
+
 
 def _input_grad_norms(outputs: Tensor, inputs: Tensor) -> Tensor:
     (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
@@ -75,6 +83,20 @@ class GradientPenalty(Regularizer):
             x = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
             norms = _input_grad_norms(D(x), x)
         return self.weight * (norms - self.center).pow(2).mean()
+
+    def game_penalty(
+        self, D: nn.Module, real: Tensor, fake: Tensor, out_real: Tensor, out_fake: Tensor
+    ) -> Tensor:
+        """Zero-centred (R1, R2): ``weight · E[||∇x D||²]`` as a sum of squares. ``penalty``
+        squares the norm, whose second derivative is undefined where ∇x D is exactly 0, as
+        it is for a sample in a ReLU critic's flat region: consensus's third derivatives
+        would be NaN there. The training step keeps the norm form, and with it every
+        published number of the default recipe."""
+        if self.center != 0 or self.where == "interp":
+            return self.penalty(D, real, fake, out_real, out_fake)
+        out, x = (out_real, real) if self.where == "real" else (out_fake, fake)
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        return self.weight * grad.pow(2).flatten(1).sum(1).mean()
 
     def __repr__(self) -> str:
         lazy = f", every={self.every}" if self.every > 1 else ""

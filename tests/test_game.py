@@ -185,11 +185,10 @@ def same_spectrum(found, expected, tol=1e-4):
         (Objective(NonSaturatingLoss()), 0.0, [0.5j, -0.5j]),
         (Objective(StandardLoss()), 0.0, [0.5j, -0.5j]),
         (Objective(WassersteinLoss()), 0.0, [1j, -1j]),
-        # R1: λ² + γλ + 1/4 = 0, complex (γ < 1) or real (γ > 1), real parts < 0. R1
-        # differentiates ||∇x D||, whose second derivative is undefined where it is exactly 0
-        # (at psi = 0): taken at psi = 1e-6, which moves the Jacobian by O(psi²)
-        (Objective(NonSaturatingLoss(), [r1(0.6)]), 1e-6, roots(0.6, 0.25)),
-        (Objective(NonSaturatingLoss(), [r1(3.0)]), 1e-6, roots(3.0, 0.25)),
+        # R1: λ² + γλ + 1/4 = 0, complex (γ < 1) or real (γ > 1), real parts < 0; at the
+        # equilibrium D's input gradient is exactly 0, where R1 is taken as a sum of squares
+        (Objective(NonSaturatingLoss(), [r1(0.6)]), 0.0, roots(0.6, 0.25)),
+        (Objective(NonSaturatingLoss(), [r1(3.0)]), 0.0, roots(3.0, 0.25)),
         # consensus: -J - gamma JᵀJ = -J - gamma/4 I, so -gamma/4 ± i/2
         (Objective(NonSaturatingLoss(), [consensus(2.0)]), 0.0, [-0.5 + 0.5j, -0.5 - 0.5j]),
     ],
@@ -307,3 +306,27 @@ def test_under_extragradient_update_ratio_counts_from_before_the_look_ahead(tmp_
     size = torch.stack([max(a.norm(), b.norm()) for a, b in zip(after, before, strict=True)])
     expected = (delta / size.norm()).item()
     assert probe.scalars["update_ratio/G/total"].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_consensus_beside_r1_stays_finite_where_a_relu_critic_is_flat():
+    """A sample in a ReLU critic's flat region has ∇x D = 0 exactly, where R1's norm has no
+    second derivative: consensus differentiates R1's gradient once more (grid25 runs diverged
+    with a NaN there before the game's losses took R1 as a sum of squares)."""
+    torch.manual_seed(0)
+    G = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    D = torch.nn.Sequential(
+        torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1), torch.nn.Flatten(0)
+    )
+    with torch.no_grad():
+        D[0].bias.fill_(-100.0)  # every hidden unit off: D is flat around the data
+    objective = Objective(NonSaturatingLoss(), [r1(1.0), consensus(1.0)])
+    penalty = objective.consensus_penalty(G, D, torch.randn(16, 2), torch.randn(16, 2), 1)
+    penalty.backward()
+    grads = [p.grad for p in [*G.parameters(), *D.parameters()] if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    # the same value as the training step's R1
+    real = torch.randn(16, 2, requires_grad=True)
+    out = D(real)
+    assert r1(1.0).game_penalty(D, real, None, out, None).item() == pytest.approx(
+        r1(1.0).penalty(D, real, None, out, None).item()
+    )
