@@ -153,7 +153,8 @@ class Trainer:
 
     def run_phase(self, phase: Phase, probe: Probe | None, extrapolate: bool) -> dict:
         if phase.kind == "reg":
-            return {"reg": self.train_regularizer(phase, next(self.data), self.sample_z())}
+            real, z = next(self.data), self.sample_z()
+            return {"reg": self.train_regularizer(phase, real, z, extrapolate)}
         losses = {}
         if "D" in phase.kind:
             losses["D"] = self.d_gradients(next(self.data), self.sample_z(), probe)
@@ -195,7 +196,9 @@ class Trainer:
             self.diagnostics.on_g_backward(probe, g.loss, g.out_fake, g.out_real, g.penalty)
         return g.loss.detach()
 
-    def train_regularizer(self, phase: Phase, real: Tensor, z: Tensor) -> Tensor:
+    def train_regularizer(
+        self, phase: Phase, real: Tensor, z: Tensor, extrapolate: bool = False
+    ) -> Tensor:
         """A lazy regularizer's own update of its network, every ``phase.every`` steps."""
         network = phase.regularizer.network
         on_g = network == "G"
@@ -207,7 +210,7 @@ class Trainer:
         (self.opt_G if on_g else self.opt_D).zero_grad(set_to_none=True)
         penalty.backward()
         self._freeze_d(False)
-        self._update(network, None)
+        self._update(network, None, extrapolate)
         return penalty.detach()
 
     def _update(self, network: str, probe: Probe | None, extrapolate: bool = False) -> None:

@@ -330,3 +330,14 @@ def test_consensus_beside_r1_stays_finite_where_a_relu_critic_is_flat():
     assert r1(1.0).game_penalty(D, real, None, out, None).item() == pytest.approx(
         r1(1.0).penalty(D, real, None, out, None).item()
     )
+
+
+def test_a_lazy_regularizer_looks_ahead_with_the_rest_under_extragradient(tmp_path):
+    """The look-ahead pass must not step from the anchor: its lazy phase extrapolates too."""
+    trainer, _ = make_trainer(["optim=extra_sgd", "reg.every=2", *SMALL_MLP], tmp_path)
+    calls = []
+    for name in ("extrapolate", "step"):
+        original = getattr(trainer.opt_D, name)
+        setattr(trainer.opt_D, name, lambda o=original, n=name: calls.append(n) or o())
+    trainer.train_step(2, None)  # R1's lazy phase is due at step 2
+    assert calls == ["extrapolate", "extrapolate", "step", "step"]
