@@ -189,6 +189,22 @@ def table(results: dict, methods: list[str], data: list[str], seeds: list[int]) 
     return "\n".join(lines) + "\n"
 
 
+def evaluation_at(directory: Path, step: int) -> dict[str, float | None]:
+    """A run's evaluation metrics at ``step`` (an evaluation step), from its events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    found: dict[str, float | None] = {}
+    for metric in METRICS:
+        series = events.Scalars(f"metrics/{metric}") if f"metrics/{metric}" in tags else []
+        found[metric] = next((e.value for e in series if e.step == step), None)
+    if found["modes"] is None:
+        raise RuntimeError(f"{directory}: no evaluation at step {step}")
+    return found
+
+
 def game_details(directory: Path, data: str) -> dict[str, float | None]:
     """From a run's events: the first evaluated step with every mode, and the game's tags at
     the last step it was measured."""
@@ -260,6 +276,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     p.add_argument("--rerun", action="store_true", help="train runs that already finished again")
     p.add_argument(
+        "--at",
+        type=int,
+        default=None,
+        help="the first table at this evaluated step of the same runs, not at their end",
+    )
+    p.add_argument(
         "--figure",
         type=Path,
         default=None,
@@ -290,6 +312,14 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+    if args.at is not None:
+        try:
+            results = {run: evaluation_at(run_dir(args.out, *run), args.at) for run in runs}
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(table(results, args.methods, args.data, args.seeds))  # nothing written
+        return 0
     markdown = table(results, args.methods, args.data, args.seeds)
     if any(m in GAME for m in args.methods):
         markdown += "\n" + game_table(args.out, args.methods, args.data, args.seeds)

@@ -18,3 +18,8 @@ def test_game_tables_hold_coverage_steps_to_all_modes_and_the_game(tmp_path, cap
     assert set(details) == {"steps_to_all_modes", *(tag for _, tag, _ in coverage.GAME_COLUMNS)}
     assert details["game/rotation"] is not None  # measured at the end of the run
     assert (tmp_path / "mode_coverage.md").read_text().count("| method |") == 2
+    # the same runs read at an evaluated step (here the end, step 20): the same first table
+    capsys.readouterr()
+    assert coverage.main([*argv, "--steps", "20", "--out", str(tmp_path), "--at", "20"]) == 0
+    assert "| alternating Adam (the default) |" in capsys.readouterr().out
+    assert coverage.main([*argv, "--steps", "20", "--out", str(tmp_path), "--at", "7"]) == 1
