@@ -35,6 +35,10 @@ PARTNERS = {
     **{f"+sn_adam={name}": ["experiment=sngan"] for name in options("sn_adam")},
     # under a preset that sets Adam's betas (the default adam_decay), SGD would be refused
     **{f"optimizer@optim.{n}={o}": ["optim=sgd"] for n in "gd" for o in options("optimizer")},
+    # extragradient extrapolates both players or neither: the other one is ExtraSGD
+    **{
+        f"optimizer@optim.{n}=extra_{o}": ["optim=extra_sgd"] for n in "gd" for o in ("adam", "sgd")
+    },
 }
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 #: options that build image data (the first to build digits trains the digits classifier)
