@@ -227,11 +227,7 @@ def game_table(out: Path, methods: list[str], data: list[str], seeds: list[int])
     are counted apart), and the game at the end. Cost per step: scripts/bench.py."""
     header = ["method"]
     for d in data:
-        header += [
-            f"{d} steps to all modes",
-            f"{d} s/run",
-            *(f"{d} {c}" for c, _, _ in GAME_COLUMNS),
-        ]
+        header += [f"{d} steps to all modes", *(f"{d} {c}" for c, _, _ in GAME_COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
         row = [METHODS[method][0]]

@@ -13,7 +13,8 @@ def test_game_tables_hold_coverage_steps_to_all_modes_and_the_game(tmp_path, cap
     assert coverage.main([*argv, "--steps", "20", "--jobs", "2", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "| alternating Adam (the default) |" in printed
-    assert "ring8 steps to all modes" in printed and "min eig of G's Hessian" in printed
+    game_header = next(line for line in printed.splitlines() if "steps to all modes" in line)
+    assert game_header.count("|") - 1 == 1 + 1 + len(coverage.GAME_COLUMNS)  # a cell per column
     details = coverage.game_details(tmp_path / "extra_adam" / "ring8" / "seed_0", "ring8")
     assert set(details) == {"steps_to_all_modes", *(tag for _, tag, _ in coverage.GAME_COLUMNS)}
     assert details["game/rotation"] is not None  # measured at the end of the run
