@@ -89,10 +89,10 @@ GAME: dict[str, tuple[str, list[str]]] = {
         "consensus γ = 1 beside R1 (`+reg@reg2=consensus`)",
         ["+reg@reg2=consensus", *EVERY_250],
     ),
-    # a consensus step costs 3.5 default steps on this CPU (bench.py --rules)
+    # a consensus step costs 3.3 default steps on this CPU (bench.py --rules)
     "consensus_wallclock": (
-        "consensus, equal wall-clock: 1400 steps (`+reg@reg2=consensus trainer.steps=1400`)",
-        ["+reg@reg2=consensus", "trainer.steps=1400", *EVERY_250],
+        "consensus, equal wall-clock: 1500 steps (`+reg@reg2=consensus trainer.steps=1500`)",
+        ["+reg@reg2=consensus", "trainer.steps=1500", *EVERY_250],
     ),
 }
 METHODS |= GAME
