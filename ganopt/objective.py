@@ -81,6 +81,10 @@ class Objective:
         self.lazy = [r for r in self.regularizers if r.every > 1]
         self.consensus = [r for r in self.regularizers if isinstance(r, Consensus)]
         self._grad_inputs = set().union(*(r.needs_input_grad for r in self.d_inline))
+        # the game's losses take every regularizer of each side, lazy ones included
+        self._on_d = [r for r in self.regularizers if r.network == "D"]
+        self._on_g = [r for r in self.regularizers if r.network == "G"]
+        self._game_grad_inputs = set().union(*(r.needs_input_grad for r in self.regularizers))
         self._bf16 = autocast_bf16
 
     @property
@@ -115,17 +119,16 @@ class Objective:
     ) -> DPass:
         """D's loss on a real batch and fresh fakes (G is not in the graph), and the penalties
         that run in D's step. ``D_plain`` is D itself where ``D`` is its DDP wrapper."""
-        real_batch = real
         with torch.no_grad(), self.autocast():
             fake = G(z)
-        real, fake = self._d_input(real, "real", step), self._d_input(fake, "fake", step)
+        seen_real, fake = self._d_input(real, "real", step), self._d_input(fake, "fake", step)
         with self.autocast():
-            out_real, out_fake = D(real), D(fake)
+            out_real, out_fake = D(seen_real), D(fake)
             loss = self.loss.d_loss(out_real, out_fake)
-        terms = [r.penalty(D_plain, real, fake, out_real, out_fake) for r in self.d_inline]
+        terms = [r.penalty(D_plain, seen_real, fake, out_real, out_fake) for r in self.d_inline]
         if self.consensus:
-            terms.append(self.consensus_penalty(G, D_plain, real_batch, z, step))
-        return DPass(loss, _sum(terms), real.detach(), fake.detach(), out_real, out_fake)
+            terms.append(self.consensus_penalty(G, D_plain, real, z, step))
+        return DPass(loss, _sum(terms), seen_real.detach(), fake.detach(), out_real, out_fake)
 
     def g_pass(
         self, G: nn.Module, D: nn.Module, z: Tensor, step: int, real: Tensor | None = None
@@ -172,19 +175,16 @@ class Objective:
     def _plain_game_losses(
         self, G: nn.Module, D: nn.Module, real: Tensor, z: Tensor, step: int
     ) -> tuple[Tensor, Tensor]:
-        needs = set().union(*(r.needs_input_grad for r in self.regularizers))
         with self.autocast():
             fake = G(z)
-        real = self._d_input(real, "real", step, needs)
+        real = self._d_input(real, "real", step, self._game_grad_inputs)
         fake_in = self.perturb(fake, step)  # keeps G's graph; R2 differentiates through it
         with self.autocast():
             out_real, out_fake = D(real), D(fake_in)
             loss_D = self.loss.d_loss(out_real, out_fake)
             loss_G = self.loss.g_loss(out_fake, out_real if self.loss.uses_real_in_g else None)
-        on_d = [r for r in self.regularizers if r.network == "D"]
-        d_terms = [r.game_penalty(D, real, fake_in, out_real, out_fake) for r in on_d]
-        on_g = [r for r in self.regularizers if r.network == "G"]
-        g_terms = [r.g_penalty(G, z, fake) for r in on_g]
+        d_terms = [r.game_penalty(D, real, fake_in, out_real, out_fake) for r in self._on_d]
+        g_terms = [r.g_penalty(G, z, fake) for r in self._on_g]
         return _plus(loss_G, _sum(g_terms)), _plus(loss_D, _sum(d_terms))
 
     def lazy_penalty(

@@ -128,7 +128,7 @@ class RunRecorder:
         self.evaluator, self.schedule = evaluator, schedule
         self.device = device or torch.device("cpu")
         self.checkpoints = CheckpointDir(run_dir / "checkpoints", keep=settings.keep_ckpts)
-        self.game = game if world.is_main else None
+        self.game = game  # built on the main rank only
         if self.game is not None:
             logger.expected_tags.update(GAME_TAGS)
         self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
