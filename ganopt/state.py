@@ -104,8 +104,11 @@ def non_finite_network(state: dict[str, object]) -> str | None:
     infinite (Adam's exp_avg_sq can overflow while the losses still look fine), else None."""
     for network, keys in (("G", ("G", "opt_G", "G_ema")), ("D", ("D", "opt_D"))):
         tensors = [t for key in keys if key in state for t in _tensors(state[key])]
-        floating = [t for t in tensors if t.is_floating_point()]
-        if floating and not torch.stack([torch.isfinite(t).all() for t in floating]).all():
+        finite: dict[torch.device, list[Tensor]] = {}  # Adam's step counts stay on the CPU
+        for t in tensors:
+            if t.is_floating_point():
+                finite.setdefault(t.device, []).append(torch.isfinite(t).all())
+        if not all(torch.stack(flags).all() for flags in finite.values()):
             return network
     return None
 
