@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from ganopt.clipping import WeightClipper
+from ganopt.compiled import cpu_compiler
 from ganopt.config import ConfigError, TrainerConfig, is_number, validate
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard
@@ -256,22 +257,21 @@ def _per_rank(
 
 
 def _speed_up_on_cuda(G: nn.Module, D: nn.Module, data: object, settings: TrainerConfig) -> None:
-    """cuDNN autotuning, channels-last convolutions, torch.compile (in place, so checkpoints
-    keep their keys). bf16 autocast is applied by the Trainer."""
+    """cuDNN autotuning and channels-last convolutions (left to the compiler's own choice of
+    layouts under trainer.compile, whose backward graphs assume the strides they traced). bf16
+    autocast and the compiled passes are applied by the Trainer."""
     torch.backends.cudnn.benchmark = True
-    if settings.channels_last and getattr(data, "kind", None) == "images":
+    images = getattr(data, "kind", None) == "images"
+    if settings.channels_last and images and not settings.compile:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
-    if settings.compile:
-        G.compile()
-        D.compile()
 
 
 def _data_and_networks(
     cfg: DictConfig, settings: TrainerConfig, device: torch.device, world: World
 ) -> tuple[object, nn.Module, nn.Module]:
     """The data source, G and D, tried on a tiny batch, on the device, prepared for the
-    world (SyncBatchNorm, data shards) and the device (cuDNN, channels-last, compile)."""
+    world (SyncBatchNorm, data shards) and the device (cuDNN, channels-last)."""
     data = _build("data", cfg.data, batch_size=settings.batch_size, device=device)
     G = build_generator(cfg, data.shape, device)
     D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
@@ -285,8 +285,8 @@ def _data_and_networks(
             data.shard(world.rank, world.size, settings.seed)
     if device.type == "cuda":
         _speed_up_on_cuda(G, D, data, settings)
-    elif settings.amp != "none" or settings.compile:
-        log.info("trainer.amp and trainer.compile act on CUDA only: ignored on %s", device)
+    elif settings.amp != "none" or settings.cuda_graphs:
+        log.info("trainer.amp and trainer.cuda_graphs act on CUDA only: ignored on %s", device)
     return data, G, D
 
 
@@ -298,6 +298,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
     if world.distributed:
         device, settings = _per_rank(device, settings, world)
+    settings = _compiled_passes(settings, device)
     seed_everything(settings.seed)  # the same initial weights on every rank
 
     data, G, D = _data_and_networks(cfg, settings, device, world)
@@ -309,7 +310,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
     regularizers = _regularizers(cfg, loss, D, clipper)
-    _check_update_rule(opt_G, opt_D, regularizers, world)
+    _check_update_rule(opt_G, opt_D, regularizers, world, settings.compile)
     diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
     evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
     if world.distributed:
@@ -406,9 +407,10 @@ def _check_update_rule(
     opt_D: torch.optim.Optimizer,
     regularizers: list[Regularizer],
     world: World,
+    compiled: bool,
 ) -> None:
     """Extragradient looks ahead with both players or neither; consensus's double backward
-    through both networks has no DistributedDataParallel form."""
+    through both networks has no DistributedDataParallel form, and no compiled one."""
     problems = []
     if isinstance(opt_G, Extragradient) != isinstance(opt_D, Extragradient):
         problems.append(
@@ -417,8 +419,28 @@ def _check_update_rule(
         )
     if world.distributed and any(isinstance(r, Consensus) for r in regularizers):
         problems.append("reg: consensus optimization is not supported under torchrun")
+    if compiled and any(isinstance(r, Consensus) for r in regularizers):
+        problems.append(
+            "trainer.compile: consensus optimization differentiates both networks twice, "
+            "which compiled graphs cannot; drop one of them"
+        )
     if problems:
         raise ConfigError(problems)
+
+
+def _compiled_passes(settings: TrainerConfig, device: torch.device) -> TrainerConfig:
+    """trainer.cuda_graphs compiles too, on CUDA (elsewhere it is ignored). A CPU's compiled
+    kernels are built with a C++ compiler."""
+    cuda_graphs = settings.cuda_graphs and device.type == "cuda"
+    compiled = settings.compile or cuda_graphs
+    if compiled and device.type == "cpu" and cpu_compiler() is None:
+        raise ConfigError(
+            [
+                "trainer.compile: torch.compile builds CPU kernels with a C++ compiler and none "
+                "was found (install g++ or set CXX)"
+            ]
+        )
+    return dataclasses.replace(settings, compile=compiled, cuda_graphs=cuda_graphs)
 
 
 def _same_g_objective(cls: type[GANLoss], loss: GANLoss) -> bool:

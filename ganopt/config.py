@@ -39,9 +39,10 @@ class TrainerConfig:
     progress: bool = True  # a progress bar on stderr
     threads: Any = "auto"  # CPU threads for torch: auto (by model size) or a number
     ema_decay: float | None = 0.999  # an EMA of G's weights for samples and evaluation
+    compile: bool = False  # torch.compile the passes between log steps (CPU or CUDA)
     # CUDA only (on a CPU they are ignored, so results there never change):
+    cuda_graphs: bool = False  # compile, and replay the compiled passes as CUDA graphs
     amp: str = "none"  # none | bf16: autocast the forward passes to bfloat16
-    compile: bool = False  # torch.compile G and D
     channels_last: bool = True  # channels-last memory format for convolutional models
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
 

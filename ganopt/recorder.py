@@ -136,6 +136,7 @@ class RunRecorder:
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
         self.saved_step: int | None = None  # of the newest checkpoint this run wrote
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
+        self.compile_seconds: float | None = None
 
     def start(self, step: int) -> None:
         self._fit_start = self._clock = (step, time.perf_counter())
@@ -288,6 +289,8 @@ class RunRecorder:
             "steps_per_sec": (step - start) / elapsed if elapsed > 0 else None,
             "peak_memory_mb": peak_memory_mb(self.device),
         }
+        if self.compile_seconds is not None:  # trainer.compile: its warm-up, not in steps/s
+            metrics["compile_seconds"] = self.compile_seconds
         for key, tag in FINAL_SCALARS.items():
             value = self.last_logged.get(tag)
             metrics[key] = value if value is None or math.isfinite(value) else None

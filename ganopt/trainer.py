@@ -5,6 +5,8 @@ recorder writes what the run shows, the run state is what a checkpoint holds."""
 
 from __future__ import annotations
 
+import copy
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ganopt.clipping import WeightClipper
+from ganopt.compiled import Passes
 from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
 from ganopt.distributed import SINGLE_PROCESS, World
@@ -26,6 +29,8 @@ from ganopt.stopping import StopRequest
 from ganopt.tags import GRAD_NORM_TOTAL
 
 __all__ = ["RunResult", "Trainer"]
+
+log = logging.getLogger("ganopt.trainer")
 
 
 class Trainer:
@@ -63,6 +68,11 @@ class Trainer:
         self.device = next(G.parameters()).device
         self.G_train, self.D_train = world.wrap(G, self.device), world.wrap(D, self.device)
         self.d_params, self.g_params = trainable(D), trainable(G)
+        # the passes of a step: eager on log steps, compiled between them (trainer.compile)
+        self.eager = Passes(self.G_train, self.D_train, G, D)
+        self.cuda_graphs = settings.cuda_graphs
+        self.compiled = self.eager.compiled(settings.cuda_graphs) if settings.compile else None
+        self.passes = self.eager
 
     @property
     def step(self) -> int:
@@ -74,7 +84,6 @@ class Trainer:
         """Train until ``settings.steps`` generator updates, a signal, or divergence."""
         if self.world.is_main:
             self.recorder.run_dir.mkdir(parents=True, exist_ok=True)
-        self.recorder.start(self.step)
         bar = tqdm(
             total=self.settings.steps,
             initial=self.step,
@@ -84,6 +93,9 @@ class Trainer:
             mininterval=1.0,
         )
         try:
+            if self.compiled is not None:  # before the clock of steps_per_sec starts
+                self.recorder.compile_seconds = self.warm_up()
+            self.recorder.start(self.step)
             self.recorder.log_real_samples(self.step)
             with StopRequest() as stop:
                 return self._train(stop, bar)
@@ -134,6 +146,9 @@ class Trainer:
         tags describe the last), any lazy regularizer on its interval, then G (or D and G at
         once: trainer.update=simultaneous). Extragradient runs the phases twice: a look-ahead
         from the current point, then the step from it with the look-ahead's gradients."""
+        self.passes = self.compiled if self.compiled is not None and not probe else self.eager
+        if self.passes is self.compiled and self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # last step's replays are not read again
         if self.extragradient:
             for network in "DG" if probe else "":  # the update counts from before the look-ahead
                 self.diagnostics.before_step(network)
@@ -171,7 +186,8 @@ class Trainer:
     def d_gradients(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
         """D's gradients on a real batch and fresh fakes; G is not in the graph. Penalties are
         part of D's objective: one backward."""
-        d = self.objective.d_pass(self.G, self.D_train, real, z, self.step + 1, self.D)
+        passes = self.passes
+        d = self.objective.d_pass(passes.G, passes.D_train, real, z, self.step + 1, self.D)
         self.opt_D.zero_grad(set_to_none=True)
         d.objective.backward(inputs=self.d_params)
         if probe:  # gradients are read after backward, before clipping or the step
@@ -186,7 +202,7 @@ class Trainer:
         """G's gradients through a frozen D (consensus's field needs D's weights in the
         graph: there only G's gradients are kept)."""
         self._freeze_d(not self.objective.consensus)
-        g = self.objective.g_pass(self.G_train, self.D, z, self.step + 1, real)
+        g = self.objective.g_pass(self.passes.G_train, self.passes.D, z, self.step + 1, real)
         if probe:  # the shadow losses need the graph that backward frees
             self.diagnostics.on_g_forward(probe, g.out_fake, g.out_real)
         self.opt_G.zero_grad(set_to_none=True)
@@ -212,6 +228,45 @@ class Trainer:
         self._freeze_d(False)
         self._update(network, None, extrapolate)
         return penalty.detach()
+
+    def warm_up(self) -> float | None:
+        """Compile the step's passes before training: two steps, then back to the state from
+        before them, so that the run trains as it would have. Where torch.compile fails on a
+        model (torch 2.11 did on DCGAN's convolutions), the run falls back to compiled passes
+        without CUDA graphs, then to eager ones, and a warning says why. Returns the seconds
+        the compilation took (None for an eager run)."""
+        state = copy.deepcopy(self.state.state_dict())
+        started = time.perf_counter()
+        while self.compiled is not None:
+            try:
+                self._two_steps()
+                break
+            except Exception as e:
+                self._fall_back(e)
+                self.state.load_state_dict(copy.deepcopy(state))  # optimizers keep what they load
+        seconds = time.perf_counter() - started
+        self.state.load_state_dict(state)
+        if self.compiled is None:
+            return None
+        log.info("trainer.compile: the step's passes compiled in %.1f s", seconds)
+        return seconds
+
+    def _fall_back(self, error: Exception) -> None:
+        """One step back from what failed: CUDA graphs, then compilation."""
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        setting = "trainer.cuda_graphs" if self.cuda_graphs else "trainer.compile"
+        instead = "compiled passes without CUDA graphs" if self.cuda_graphs else "eager passes"
+        log.warning("%s failed on this model, so the run uses %s: %s", setting, instead, reason)
+        torch.compiler.reset()
+        self._freeze_d(False)  # the failure may have come in G's step
+        self.compiled = self.eager.compiled(cuda_graphs=False) if self.cuda_graphs else None
+        self.cuda_graphs = False
+
+    def _two_steps(self) -> None:
+        for _ in range(2):  # D frozen and not, and CUDA graphs recorded after a warm-up call
+            self.train_step(self.step + 1, None)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _update(self, network: str, probe: Probe | None, extrapolate: bool = False) -> None:
         """The optimizer's step (or its look-ahead), and D's weight clipping."""

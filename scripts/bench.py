@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -78,8 +79,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+#: the settings of --compiled
+COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
+
+
 def run_trainer(overrides: list[str], steps: int) -> float:
-    """Generator steps per second of a real run (its own measurement)."""
+    """Generator steps per second of a real run (its own measurement); NaN for a compiled one
+    that fell back to eager passes, which would measure something else."""
     parts = components(
         [
             *overrides,
@@ -96,6 +102,9 @@ def run_trainer(overrides: list[str], steps: int) -> float:
             result = parts.make_trainer(Path(run_dir), logger).fit()
         finally:
             logger.close()
+    compiled = any(o in COMPILED for o in overrides)
+    if compiled and "compile_seconds" not in result.metrics:
+        return math.nan  # torch.compile failed on this model and the run fell back to eager
     return float(result.metrics["steps_per_sec"])
 
 
@@ -145,32 +154,37 @@ def run_bare(overrides: list[str], steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, object]:
+def bench(
+    name: str, overrides: list[str], steps: int, reps: int, compiled: list[str] = ()
+) -> dict[str, object]:
+    """The variants above, interleaved; ``compiled`` adds a Trainer run with each of these
+    settings (trainer.compile=true, trainer.cuda_graphs=true), its compilation left out."""
     every_step = [*overrides, "trainer.log_every=1", "trainer.hist_every=0"]
-    variants = {
-        "trainer": lambda: run_trainer(overrides, steps),
-        "bare": lambda: run_bare(overrides, steps),
-        "per_layer_every_step": lambda: run_trainer(
-            [*every_step, "diagnostics.shadow=false", "diagnostics.input_gradients=false"], steps
-        ),
-        "everything_every_step": lambda: run_trainer(every_step, steps),
+    per_layer = [*every_step, "diagnostics.shadow=false", "diagnostics.input_gradients=false"]
+    runs = {
+        "trainer": overrides,
+        "per_layer_every_step": per_layer,
+        "everything_every_step": every_step,
     }
-    warm_up = max(10, steps // 5)
-    for key in variants:  # warm-up: allocator, kernels, caches (a shorter run of each)
-        if key == "bare":
-            run_bare(overrides, warm_up)
-        else:
-            run_trainer(overrides if key == "trainer" else every_step, warm_up)
+    compiled_runs = {_key(setting): [*overrides, setting] for setting in compiled}
+    runs |= compiled_runs
+    variants = {"bare": lambda n: run_bare(overrides, n)}
+    variants |= {key: lambda n, o=run: run_trainer(o, n) for key, run in runs.items()}
+    for run in variants.values():  # warm-up: allocator, kernels, caches (a shorter run of each)
+        run(max(10, steps // 5))
     speeds: dict[str, list[float]] = {key: [] for key in variants}
     for _ in range(reps):  # interleaved, so drifts of the machine hit every variant alike
         for key, run in variants.items():
-            speeds[key].append(run())
-    ratios = [t / b for t, b in zip(speeds["trainer"], speeds["bare"], strict=True)]
+            speeds[key].append(run(steps))
+
+    def over_bare(variant: str) -> list[float]:
+        return [t / b for t, b in zip(speeds[variant], speeds["bare"], strict=True)]
 
     def cost(variant: str) -> float:
         pairs = zip(speeds[variant], speeds["trainer"], strict=True)
         return statistics.median(1 - v / t for v, t in pairs)
 
+    ratios = over_bare("trainer")
     return {
         "config": name,
         "steps_per_sec": {key: statistics.median(v) for key, v in speeds.items()},
@@ -178,8 +192,14 @@ def bench(name: str, overrides: list[str], steps: int, reps: int) -> dict[str, o
         "trainer_over_bare_range": [min(ratios), max(ratios)],
         "per_layer_cost": cost("per_layer_every_step"),
         "everything_cost": cost("everything_every_step"),
+        "compiled_over_bare": {key: statistics.median(over_bare(key)) for key in compiled_runs},
         "runs": speeds,
     }
+
+
+def _key(setting: str) -> str:
+    """trainer.compile=true -> compile"""
+    return setting.split("=")[0].split(".")[-1]
 
 
 def _widths(v: int) -> list[str]:
@@ -348,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", help="which of: " + ", ".join(CONFIGS) + " (default: all)")
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also trainer.compile=true (and trainer.cuda_graphs=true on CUDA) against bare",
+    )
     p.add_argument("--scaling", action="store_true", help="instead: cost against size (above)")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="--scaling's files")
     p.add_argument("--point", help=argparse.SUPPRESS)  # one --scaling measurement (a subprocess)
@@ -379,11 +404,16 @@ def main(argv: list[str] | None = None) -> int:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)
         print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)
         return 0
+    compiled = []
+    if args.compiled:  # CUDA graphs where the runs are on a GPU
+        on_cuda = "cuda" in args.device or (args.device == "auto" and torch.cuda.is_available())
+        compiled = list(COMPILED if on_cuda else COMPILED[:1])
     results = []
     started = time.perf_counter()
     for name in names:
         print(f"benchmarking {name} ({steps[name]} steps x {reps}) ...", file=sys.stderr)
-        results.append(bench(name, [*CONFIGS[name], *device, *args.extra], steps[name], reps))
+        overrides = [*CONFIGS[name], *device, *args.extra]
+        results.append(bench(name, overrides, steps[name], reps, compiled))
     minutes = (time.perf_counter() - started) / 60
     machine = {
         "torch": torch.__version__,
@@ -414,6 +444,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * r['per_layer_cost']:.1f}% | {s['everything_every_step']:.1f} | "
             f"{100 * r['everything_cost']:.1f}% |"
         )
+    if compiled:
+        keys = [_key(setting) for setting in compiled]
+        print("\n| config | bare loop | " + " | ".join(f"{k} | {k} / bare" for k in keys) + " |")
+        print("|---|---|" + "---|---|" * len(keys))
+        for r in results:
+            s, ratios = r["steps_per_sec"], r["compiled_over_bare"]
+            cells = " | ".join(
+                "fell back to eager | –" if math.isnan(s[k]) else f"{s[k]:.1f} | {ratios[k]:.3f}"
+                for k in keys
+            )
+            print(f"| {r['config']} | {s['bare']:.1f} | {cells} |")
     print("\n(steps/s: generator steps per second)")
     return 0
 

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from tests.conftest import load_script
 
@@ -25,6 +26,16 @@ def test_reports_medians_the_ratio_range_and_its_duration(bench, capsys):
     low, high = toy["trainer_over_bare_range"]
     assert low <= toy["trainer_over_bare"] <= high
     assert report["minutes"] > 0
+
+
+def test_compiled_adds_the_compiled_trainer_against_bare(bench, capsys, monkeypatch):
+    compile_ = torch.compile  # dynamo's capture without a compiler: quick, and the same math
+    monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend="eager"))
+    argv = ["--configs", "toy", "--steps", "10", "--reps", "1", "--compiled", "--device", "cpu"]
+    assert bench.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| config | bare loop | compile | compile / bare |" in table
+    assert "cuda_graphs" not in table  # a CPU has none
 
 
 def test_quick_and_per_config_lengths(bench):

@@ -1,8 +1,11 @@
 """Checks that need a CUDA device: skipped elsewhere, run by scripts/gpu_check.sh."""
 
+import json
+
 import pytest
 import torch
 
+from ganopt.state import non_finite_network
 from tests.conftest import make_trainer
 
 pytestmark = [
@@ -18,11 +21,16 @@ pytestmark = [
         ["loss=wgan_gp", "trainer.ema_decay=0.99"],
         ["model=dcgan", "data=digits"],
         ["model=dcgan", "data=digits", "trainer.amp=bf16"],
+        ["trainer.compile=true"],
+        ["trainer.cuda_graphs=true"],
+        ["model=dcgan", "data=digits", "trainer.cuda_graphs=true"],
     ],
-    ids=["toy", "toy+gp+ema", "dcgan", "dcgan+bf16"],
+    ids=["toy", "toy+gp+ema", "dcgan", "dcgan+bf16", "toy+compile", "toy+graphs", "dcgan+graphs"],
 )
 def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
     trainer, _ = make_trainer(["trainer.device=cuda", "trainer.batch_size=64", *overrides], run_dir)
+    if trainer.compiled is not None:
+        trainer.warm_up()  # as fit does: compiles, or falls back from CUDA graphs
     for step in range(1, 4):  # warm-up: cuDNN autotuning and allocator growth may sync
         trainer.train_step(step, None)
     torch.cuda.synchronize()
@@ -53,3 +61,30 @@ def test_a_cuda_run_with_compile_and_bf16_trains(run_dir):
     assert result.status == "ok"
     assert all(v == v for _, v in logger.scalar_log["loss/D"])  # finite
     assert next(trainer.G.parameters()).is_cuda
+
+
+@pytest.mark.parametrize("setting", ["trainer.compile=true", "trainer.cuda_graphs=true"])
+def test_compiled_cuda_runs_follow_the_eager_run(setting, tmp_path):
+    """Compiled passes (with CUDA graphs: replayed) give the eager run's numbers to within
+    float rounding, and metrics.json reports the compilation apart from steps/s."""
+    run = ["trainer.device=cuda", "trainer.steps=30", "trainer.log_every=10"]
+    losses = []
+    for name, extra in [("eager", []), ("compiled", [setting])]:
+        trainer, logger = make_trainer([*run, *extra], tmp_path / name)
+        assert trainer.fit().status == "ok"
+        losses.append([v for _, v in logger.scalar_log["loss/D"]])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    metrics = json.loads((tmp_path / "compiled" / "metrics.json").read_text())
+    assert metrics["compile_seconds"] > 0
+
+
+def test_a_checkpoint_of_cuda_weights_with_cpu_step_counts_is_checked(tmp_path):
+    """Adam keeps its step counts on the CPU beside CUDA weights: the finiteness check of
+    each checkpoint must take both (it raised on mixed devices)."""
+    trainer, _ = make_trainer(["trainer.device=cuda", "trainer.steps=3"], tmp_path)
+    assert trainer.fit().status == "ok"
+    state = trainer.state.state_dict()
+    assert {t.device.type for t in state["opt_D"]["state"][0].values()} == {"cpu", "cuda"}
+    assert non_finite_network(state) is None
+    state["opt_D"]["state"][0]["exp_avg_sq"].fill_(float("inf"))
+    assert non_finite_network(state) == "D"

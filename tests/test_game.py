@@ -287,10 +287,10 @@ def test_consensus_is_refused_under_torchrun_and_extragradient_needs_both_player
     adam, extra = torch.optim.Adam(p), ExtraAdam(p)
     two_ranks = SimpleNamespace(distributed=True)
     with pytest.raises(ConfigError, match="consensus optimization is not supported"):
-        _check_update_rule(adam, adam, [consensus(1.0)], two_ranks)
+        _check_update_rule(adam, adam, [consensus(1.0)], two_ranks, False)
     with pytest.raises(ConfigError, match="both players or neither"):
-        _check_update_rule(extra, adam, [], SimpleNamespace(distributed=False))
-    _check_update_rule(extra, extra, [], two_ranks)  # extragradient runs under torchrun
+        _check_update_rule(extra, adam, [], SimpleNamespace(distributed=False), False)
+    _check_update_rule(extra, extra, [], two_ranks, False)  # extragradient runs under torchrun
 
 
 def test_under_extragradient_update_ratio_counts_from_before_the_look_ahead(tmp_path):

@@ -99,6 +99,8 @@ BAD = [
     (["reg=consensus", "reg.gamma=0"], "reg: gamma must be > 0"),
     (["diagnostics.game_every=-1"], "diagnostics.game_every: must be >= 0"),
     (["diagnostics.game_k=30"], "diagnostics.game_iters: must be >= 30"),
+    (["trainer.compile=true", "+reg@reg2=consensus"], "trainer.compile: consensus optimization"),
+    (["trainer.compile=yes please"], "trainer.compile"),
 ]
 
 

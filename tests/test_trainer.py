@@ -413,11 +413,11 @@ def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
 
 @pytest.mark.slow
 def test_cuda_options_change_nothing_on_cpu(tmp_path):
-    """trainer.amp, trainer.compile and trainer.channels_last act on CUDA only."""
+    """trainer.amp, trainer.cuda_graphs and trainer.channels_last act on CUDA only."""
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the options are live here")
     weights = []
-    for i, extra in enumerate([[], ["trainer.amp=bf16", "trainer.compile=true"]]):
+    for i, extra in enumerate([[], ["trainer.amp=bf16", "trainer.cuda_graphs=true"]]):
         trainer, _ = make_trainer(
             [
                 "model=dcgan",
