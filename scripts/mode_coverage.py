@@ -95,8 +95,20 @@ GAME: dict[str, tuple[str, list[str]]] = {
         ["+reg@reg2=consensus", "trainer.steps=1500", *EVERY_250],
     ),
 }
-METHODS |= GAME
-MAIN = [m for m in METHODS if m not in ABLATIONS and m not in GAME]
+#: the same rules without R1 (`--methods alternating_no_r1,...`), where their rotation is not
+#: already damped by the penalty
+WITHOUT_R1 = {
+    f"{name}_no_r1": (f"{label}, no R1 (`{' '.join(overrides)}`)", [*overrides, *EVERY_250])
+    for name, label, overrides in [
+        ("alternating", "alternating Adam", ["reg=none"]),
+        ("simultaneous", "simultaneous Adam", ["reg=none", "trainer.update=simultaneous"]),
+        ("extra_adam", "Extra-Adam", ["reg=none", "optim=extra_adam"]),
+        ("optimistic_adam", "Optimistic Adam", ["reg=none", "optim=optimistic_adam"]),
+        ("consensus", "consensus γ = 1 alone", ["reg=consensus"]),
+    ]
+}
+METHODS |= GAME | WITHOUT_R1
+MAIN = [m for m in METHODS if m not in ABLATIONS and m not in GAME and m not in WITHOUT_R1]
 #: the game at a run's last step: (column, tag, digits)
 GAME_COLUMNS = (
     ("max abs Im λ", "game/eig_imag_max", 2),
@@ -317,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(results, args.methods, args.data, args.seeds))  # nothing written
         return 0
     markdown = table(results, args.methods, args.data, args.seeds)
-    if any(m in GAME for m in args.methods):
+    if any(m in GAME or m in WITHOUT_R1 for m in args.methods):
         markdown += "\n" + game_table(args.out, args.methods, args.data, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mode_coverage.md").write_text(markdown)
