@@ -281,6 +281,7 @@ def bench_scaling(device: list[str], extra: list[str], steps: int | None, out: P
 
 def scaling_figure(rows: list[dict]):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     fig = Figure(figsize=(12, 7), layout="constrained")
     axes = fig.subplots(2, len(SCALING))
@@ -299,6 +300,12 @@ def scaling_figure(rows: list[dict]):
         bottom.semilogx(values, [r["per_layer_cost"] for r in points], "s-", label="per-layer cost")
         bottom.axhline(1.0, color="0.7", lw=0.8)
         bottom.set(xlabel=axis, ylabel="ratio")
+        for ax in (top, bottom):  # the measured sizes as plain numbers, no crowded minor labels
+            ax.set_xticks(values, [str(v) for v in values])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        top.yaxis.set_major_formatter(ScalarFormatter())
+        top.yaxis.set_minor_formatter(NullFormatter())
         if column == 0:
             top.legend(fontsize=8)
             bottom.legend(fontsize=8)
