@@ -30,7 +30,9 @@ def traced_only(monkeypatch):
         return gm.forward
 
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend=backend))
-    return graphs
+    torch.compiler.reset()  # no graph compiled by an earlier test in this process is reused
+    yield graphs
+    torch.compiler.reset()
 
 
 def _weights(trainer) -> list[torch.Tensor]:
