@@ -417,9 +417,10 @@ def _check_update_rule(
             f"optim.g, optim.d: extragradient extrapolates both players or neither, got "
             f"{type(opt_G).__name__} for G and {type(opt_D).__name__} for D"
         )
-    if world.distributed and any(isinstance(r, Consensus) for r in regularizers):
+    consensus = any(isinstance(r, Consensus) for r in regularizers)
+    if world.distributed and consensus:
         problems.append("reg: consensus optimization is not supported under torchrun")
-    if compiled and any(isinstance(r, Consensus) for r in regularizers):
+    if compiled and consensus:
         problems.append(
             "trainer.compile: consensus optimization differentiates both networks twice, "
             "which compiled graphs cannot; drop one of them"
