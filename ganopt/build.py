@@ -304,8 +304,8 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     data, G, D = _data_and_networks(cfg, settings, device, world)
     loss = _build("loss", cfg.loss)
     # G and D each get their own optimizer instance: their moment estimates must not mix.
-    opt_G = build_optimizer("optim.g", cfg.optim.g, G.parameters())
-    opt_D = build_optimizer("optim.d", cfg.optim.d, D.parameters())
+    opt_G = build_optimizer("optim.g", cfg.optim.g, G.parameters(), settings.fused)
+    opt_D = build_optimizer("optim.d", cfg.optim.d, D.parameters(), settings.fused)
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
@@ -358,12 +358,20 @@ def set_threads(threads: int | str, G: nn.Module, D: nn.Module, device: torch.de
 
 
 def build_optimizer(
-    key: str, node: DictConfig, params: Iterable[nn.Parameter]
+    key: str, node: DictConfig, params: Iterable[nn.Parameter], fused: bool = False
 ) -> torch.optim.Optimizer:
     """``optim.g``/``optim.d`` over ``params``, built now so that a bad argument fails here,
-    naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats."""
+    naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats.
+    ``fused``: torch's one-kernel-per-tensor implementation where the optimizer has one
+    (trainer.fused, README "Performance")."""
     factory = _build(key, node)
-    extra = {}
+    extra: dict[str, object] = {}
+    if fused and "fused" not in node:  # optim.g.fused, when set, wins
+        if _has_fused_kernel(factory):
+            extra["fused"] = True
+        else:
+            name = getattr(factory, "func", factory).__name__
+            log.info("trainer.fused: %s has no fused kernel, so %s keeps its default", name, key)
     if "betas" in node:
         betas = node.betas
         numbers = isinstance(betas, ListConfig) and len(betas) == 2
@@ -374,6 +382,12 @@ def build_optimizer(
         return factory(params, **extra)
     except (TypeError, ValueError, RuntimeError, IndexError) as e:
         raise ConfigError([f"{key}: {e}"]) from None
+
+
+def _has_fused_kernel(factory: object) -> bool:
+    """Whether torch implements this optimizer (Adam, AdamW, SGD, Adagrad...) as fused kernels."""
+    optimizer = getattr(factory, "func", factory)
+    return isinstance(optimizer, type) and "fused" in inspect.signature(optimizer).parameters
 
 
 def _regularizers(

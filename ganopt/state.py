@@ -76,25 +76,39 @@ class RunState:
             raise ValueError("the checkpoint has no EMA weights, and this run keeps them")
         for name, part in self.parts.items():
             if name in state:  # data and recorder state are absent from some checkpoints
-                _load_part(name, lambda p=part, n=name: p.load_state_dict(state[n]))
-        self._apply_configured(state.get("optim_config"))
+                saved = self._configured(name, state[name])
+                _load_part(name, lambda p=part, s=saved: p.load_state_dict(s))
+        self._report_changed_settings(state.get("optim_config"))
         self.step = _load_part("step", lambda: _step(state["step"]))
 
-    def _apply_configured(self, saved: object) -> None:
-        """The config's optimizer settings win over the checkpoint's: a resume with
-        ``optim.g.lr=0.01`` trains at 0.01, as the recorded config says (a schedule, if any,
-        scales it from the next step)."""
+    def _configured(self, name: str, saved: object) -> object:
+        """An optimizer's saved state with the config's settings in place of the saved ones:
+        a resume with ``optim.g.lr=0.01`` trains at 0.01, as the recorded config says (a
+        schedule, if any, scales it from the next step), and one with ``trainer.fused=true``
+        steps fused, its step counts loaded where fused kernels keep them."""
+        if name not in self.configured or not isinstance(saved, dict):
+            return saved
+        groups = saved.get("param_groups")
+        if not isinstance(groups, list) or len(groups) != len(self.configured[name]):
+            return saved  # the optimizer's own load says what does not fit
+        configured = self.configured[name]
+        groups = [
+            g | c if isinstance(g, dict) else g for g, c in zip(groups, configured, strict=True)
+        ]
+        return saved | {"param_groups": groups}
+
+    def _report_changed_settings(self, saved: object) -> None:
         changes = []
         for name in ("opt_G", "opt_D"):
-            for i, group in enumerate(self.parts[name].param_groups):
-                configured = self.configured[name][i]
-                before = saved[name][i] if isinstance(saved, dict) else {}
+            groups = saved.get(name) if isinstance(saved, dict) else None
+            for i, configured in enumerate(self.configured[name]):
+                before = groups[i] if isinstance(groups, list) and i < len(groups) else {}
+                before = before if isinstance(before, dict) else {}
                 changes += [
                     f"{name} {key} {before[key]} -> {value}"
                     for key, value in configured.items()
                     if key in before and _plain(before[key]) != _plain(value)
                 ]
-                group.update(configured)
         if changes:
             log.warning("resume applies the config's changed settings: %s", "; ".join(changes))
 

@@ -1,7 +1,8 @@
 """How much the framework costs: the ganopt Trainer against a bare PyTorch loop that does the
 same math, side by side in one process, as a ratio.
 
-For each configuration (toy: the default mlp on ring8; dcgan: DCGAN on digits) it alternates
+For each configuration (toy: the default recipe, mlp on ring8; dcgan: DCGAN on digits; plain,
+only when asked: toy without R1 and EMA, the plain recipe) it alternates
     A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
     B: a hand-written loop: the same networks, losses, regularizers, optimizers, learning-rate
        schedule, EMA of G, batch size and data, without any logging,
@@ -21,6 +22,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --quick              # fewer steps and repetitions: a rough look
     python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
+    python scripts/bench.py --fused --compiled   # also trainer.fused=true, trainer.compile=true
     python scripts/bench.py --scaling            # cost against batch size and network width
 
 --scaling measures the Trainer, the bare loop and the Trainer with per-layer diagnostics at
@@ -54,9 +56,12 @@ from ganopt.logger import TensorBoardLogger
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
     "toy": [],
     "dcgan": ["model=dcgan", "data=digits"],
+    "plain": ["reg=none", "trainer.ema_decay=null"],  # toy without R1 and EMA
 }
+#: what runs without --configs (--quick: toy alone)
+DEFAULT_CONFIGS = ("toy", "dcgan")
 #: generator steps per measured run, by config: (default, --quick)
-STEPS = {"toy": (250, 100), "dcgan": (50, 20)}
+STEPS = {"toy": (250, 100), "dcgan": (50, 20), "plain": (250, 100)}
 #: interleaved repetitions: (default, --quick)
 REPS = (3, 2)
 #: --rules: the update rules of README's "Training as a game", each against the default
@@ -81,6 +86,8 @@ def sync(device: torch.device) -> None:
 
 #: the settings of --compiled
 COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
+#: the setting of --fused
+FUSED = "trainer.fused=true"
 
 
 def run_trainer(overrides: list[str], steps: int) -> float:
@@ -155,10 +162,11 @@ def run_bare(overrides: list[str], steps: int) -> float:
 
 
 def bench(
-    name: str, overrides: list[str], steps: int, reps: int, compiled: list[str] = ()
+    name: str, overrides: list[str], steps: int, reps: int, opt_in: list[str] = ()
 ) -> dict[str, object]:
-    """The variants above, interleaved; ``compiled`` adds a Trainer run with each of these
-    settings (trainer.compile=true, trainer.cuda_graphs=true), its compilation left out."""
+    """The variants above, interleaved; ``opt_in`` adds a Trainer run with each of these
+    settings (trainer.fused=true, trainer.compile=true, trainer.cuda_graphs=true), any
+    compilation left out."""
     every_step = [*overrides, "trainer.log_every=1", "trainer.hist_every=0"]
     per_layer = [*every_step, "diagnostics.shadow=false", "diagnostics.input_gradients=false"]
     runs = {
@@ -166,8 +174,8 @@ def bench(
         "per_layer_every_step": per_layer,
         "everything_every_step": every_step,
     }
-    compiled_runs = {_key(setting): [*overrides, setting] for setting in compiled}
-    runs |= compiled_runs
+    opt_in_runs = {_key(setting): [*overrides, setting] for setting in opt_in}
+    runs |= opt_in_runs
     variants = {"bare": lambda n: run_bare(overrides, n)}
     variants |= {key: lambda n, o=run: run_trainer(o, n) for key, run in runs.items()}
     for run in variants.values():  # warm-up: allocator, kernels, caches (a shorter run of each)
@@ -192,7 +200,7 @@ def bench(
         "trainer_over_bare_range": [min(ratios), max(ratios)],
         "per_layer_cost": cost("per_layer_every_step"),
         "everything_cost": cost("everything_every_step"),
-        "compiled_over_bare": {key: statistics.median(over_bare(key)) for key in compiled_runs},
+        "opt_in_over_bare": {key: statistics.median(over_bare(key)) for key in opt_in_runs},
         "runs": speeds,
     }
 
@@ -372,13 +380,21 @@ def main(argv: list[str] | None = None) -> int:
         help="the toy config only (unless --configs), 100 steps, 2 repetitions: a rough look",
     )
     p.add_argument("--device", default="auto")
-    p.add_argument("--configs", help="which of: " + ", ".join(CONFIGS) + " (default: all)")
+    p.add_argument(
+        "--configs",
+        help=f"which of: {', '.join(CONFIGS)} (default: {','.join(DEFAULT_CONFIGS)})",
+    )
     p.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--compiled",
         action="store_true",
         help="also trainer.compile=true (and trainer.cuda_graphs=true on CUDA) against bare",
+    )
+    p.add_argument(
+        "--fused",
+        action="store_true",
+        help="also trainer.fused=true (torch's fused optimizer kernels) against bare",
     )
     p.add_argument("--scaling", action="store_true", help="instead: cost against size (above)")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="--scaling's files")
@@ -389,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: each update rule's steps/s on the toy config against the default's",
     )
     args = p.parse_args(argv)
-    configs = args.configs or ("toy" if args.quick else ",".join(CONFIGS))
+    configs = args.configs or ("toy" if args.quick else ",".join(DEFAULT_CONFIGS))
     names = [n.strip() for n in configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     reps = args.reps or REPS[args.quick]
@@ -411,16 +427,16 @@ def main(argv: list[str] | None = None) -> int:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)
         print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)
         return 0
-    compiled = []
+    opt_in = [FUSED] if args.fused else []
     if args.compiled:  # CUDA graphs where the runs are on a GPU
         on_cuda = "cuda" in args.device or (args.device == "auto" and torch.cuda.is_available())
-        compiled = list(COMPILED if on_cuda else COMPILED[:1])
+        opt_in += COMPILED if on_cuda else COMPILED[:1]
     results = []
     started = time.perf_counter()
     for name in names:
         print(f"benchmarking {name} ({steps[name]} steps x {reps}) ...", file=sys.stderr)
         overrides = [*CONFIGS[name], *device, *args.extra]
-        results.append(bench(name, overrides, steps[name], reps, compiled))
+        results.append(bench(name, overrides, steps[name], reps, opt_in))
     minutes = (time.perf_counter() - started) / 60
     machine = {
         "torch": torch.__version__,
@@ -451,12 +467,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * r['per_layer_cost']:.1f}% | {s['everything_every_step']:.1f} | "
             f"{100 * r['everything_cost']:.1f}% |"
         )
-    if compiled:
-        keys = [_key(setting) for setting in compiled]
+    if opt_in:
+        keys = [_key(setting) for setting in opt_in]
         print("\n| config | bare loop | " + " | ".join(f"{k} | {k} / bare" for k in keys) + " |")
         print("|---|---|" + "---|---|" * len(keys))
         for r in results:
-            s, ratios = r["steps_per_sec"], r["compiled_over_bare"]
+            s, ratios = r["steps_per_sec"], r["opt_in_over_bare"]
             cells = " | ".join(
                 "fell back to eager | –" if math.isnan(s[k]) else f"{s[k]:.1f} | {ratios[k]:.3f}"
                 for k in keys

@@ -28,14 +28,15 @@ def test_reports_medians_the_ratio_range_and_its_duration(bench, capsys):
     assert report["minutes"] > 0
 
 
-def test_compiled_adds_the_compiled_trainer_against_bare(bench, capsys, monkeypatch):
+def test_fused_and_compiled_add_their_trainer_runs_against_bare(bench, capsys, monkeypatch):
     compile_ = torch.compile  # dynamo's capture without a compiler: quick, and the same math
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend="eager"))
     torch.compiler.reset()
-    argv = ["--configs", "toy", "--steps", "10", "--reps", "1", "--compiled", "--device", "cpu"]
-    assert bench.main(argv) == 0
+    argv = ["--configs", "plain", "--steps", "10", "--reps", "1", "--device", "cpu"]
+    assert bench.main([*argv, "--compiled", "--fused"]) == 0
     table = capsys.readouterr().out
-    assert "| config | bare loop | compile | compile / bare |" in table
+    assert "| config | bare loop | fused | fused / bare | compile | compile / bare |" in table
+    assert "| plain |" in table
     assert "cuda_graphs" not in table  # a CPU has none
     torch.compiler.reset()  # later tests compile with the real backend
 

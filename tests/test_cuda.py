@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
+from ganopt.resume import resume
 from ganopt.state import non_finite_network
-from tests.conftest import make_trainer
+from tests.conftest import as_run_dir, make_trainer
 
 pytestmark = [
     pytest.mark.cuda,
@@ -21,11 +22,21 @@ pytestmark = [
         ["loss=wgan_gp", "trainer.ema_decay=0.99"],
         ["model=dcgan", "data=digits"],
         ["model=dcgan", "data=digits", "trainer.amp=bf16"],
+        ["trainer.fused=true"],
         ["trainer.compile=true"],
         ["trainer.cuda_graphs=true"],
         ["model=dcgan", "data=digits", "trainer.cuda_graphs=true"],
     ],
-    ids=["toy", "toy+gp+ema", "dcgan", "dcgan+bf16", "toy+compile", "toy+graphs", "dcgan+graphs"],
+    ids=[
+        "toy",
+        "toy+gp+ema",
+        "dcgan",
+        "dcgan+bf16",
+        "toy+fused",
+        "toy+compile",
+        "toy+graphs",
+        "dcgan+graphs",
+    ],
 )
 def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
     trainer, _ = make_trainer(["trainer.device=cuda", "trainer.batch_size=64", *overrides], run_dir)
@@ -88,3 +99,17 @@ def test_a_checkpoint_of_cuda_weights_with_cpu_step_counts_is_checked(tmp_path):
     assert non_finite_network(state) is None
     state["opt_D"]["state"][0]["exp_avg_sq"].fill_(float("inf"))
     assert non_finite_network(state) == "D"
+
+
+def test_a_cuda_run_resumed_with_trainer_fused_steps_fused(tmp_path):
+    """Per-tensor Adam keeps its step counts on the CPU; fused kernels need them beside the
+    weights: a checkpoint of the one must load into the other (it raised once switched after
+    loading)."""
+    trainer, _ = make_trainer(["trainer.device=cuda", "trainer.steps=2"], tmp_path)
+    assert trainer.fit().status == "ok"
+    fused, _ = make_trainer(
+        ["trainer.device=cuda", "trainer.steps=4", "trainer.fused=true"], tmp_path
+    )
+    resume(fused, as_run_dir(tmp_path))
+    assert fused.opt_G.state[fused.g_params[0]]["step"].device.type == "cuda"
+    assert fused.fit().status == "ok"

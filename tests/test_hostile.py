@@ -446,6 +446,24 @@ def test_a_changed_optimizer_setting_on_resume_applies_and_is_said(tmp_path, cap
     assert "opt_G lr 0.0002 -> 0.01" in caplog.text
 
 
+def test_a_resume_with_trainer_fused_switches_the_kernels_and_says_so(tmp_path, caplog):
+    """A checkpoint of the default (per-tensor) Adam continues with fused kernels, and back."""
+    trainer, _ = make_trainer([*SMALL, "optim=adam", "trainer.steps=2"], tmp_path)
+    trainer.fit()
+    fused, _ = make_trainer(
+        [*SMALL, "optim=adam", "trainer.steps=4", "trainer.fused=true"], tmp_path
+    )
+    with caplog.at_level("WARNING"):
+        resume(fused, as_run_dir(tmp_path))
+    assert "opt_G fused None -> True" in caplog.text
+    assert all(g["fused"] for opt in (fused.opt_G, fused.opt_D) for g in opt.param_groups)
+    fused.fit()
+    plain, _ = make_trainer([*SMALL, "optim=adam", "trainer.steps=6"], tmp_path)
+    resume(plain, as_run_dir(tmp_path))
+    assert not plain.opt_D.param_groups[0]["fused"]
+    assert plain.fit().status == "ok"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("split", [3, 7])  # log_every 5: neither is a log step
 def test_a_run_split_at_a_non_log_step_ends_with_the_same_checkpoint(split, tmp_path):

@@ -46,6 +46,7 @@ def _run(overrides, run_dir, resume_from=None):
         [*MLP, "loss=rasgan", "reg.every=4", "+reg@reg2=instance_noise"],
         [*MLP, "optim=optimistic_adam", "trainer.update=simultaneous"],
         [*MLP, "optim=extra_adam", "reg=consensus"],
+        [*MLP, "trainer.fused=true"],
     ],
     ids=[
         "mlp",
@@ -54,6 +55,7 @@ def _run(overrides, run_dir, resume_from=None):
         "rasgan+lazy_r1+noise",
         "optimistic+simultaneous",
         "extra+consensus",
+        "mlp+fused",
     ],
 )
 def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
