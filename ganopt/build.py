@@ -344,17 +344,18 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
 SMALL_MODEL = 1_000_000
 
 
+def auto_threads(G: nn.Module, D: nn.Module) -> int | None:
+    """trainer.threads=auto: 1 for small models such as the toy MLPs, else None: torch's own
+    default, one thread per core (README, "Threads", has the measurement behind it)."""
+    size = sum(p.numel() for p in (*G.parameters(), *D.parameters()))
+    return 1 if size < SMALL_MODEL else None
+
+
 def set_threads(threads: int | str, G: nn.Module, D: nn.Module, device: torch.device) -> None:
-    """torch's intra-op threads on the CPU (trainer.threads): ``auto`` is 1 for small models
-    such as the toy MLPs, torch's own default otherwise."""
-    if device.type != "cpu":
-        return
-    if threads == "auto":
-        size = sum(p.numel() for p in (*G.parameters(), *D.parameters()))
-        if size >= SMALL_MODEL:
-            return
-        threads = 1
-    torch.set_num_threads(int(threads))
+    """torch's intra-op threads on the CPU (trainer.threads)."""
+    count = auto_threads(G, D) if threads == "auto" else int(threads)
+    if device.type == "cpu" and count is not None:
+        torch.set_num_threads(count)
 
 
 def build_optimizer(

@@ -24,6 +24,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --device cuda --configs dcgan
     python scripts/bench.py --fused --compiled   # also trainer.fused=true, trainer.compile=true
     python scripts/bench.py --scaling            # cost against batch size and network width
+    python scripts/bench.py --threads            # steps/s at each CPU thread count
 
 --scaling measures the Trainer, the bare loop and the Trainer with per-layer diagnostics at
 every step, each in a process of its own (so that its peak memory is its own: RSS on a CPU, the
@@ -57,11 +58,16 @@ CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
     "toy": [],
     "dcgan": ["model=dcgan", "data=digits"],
     "plain": ["reg=none", "trainer.ema_decay=null"],  # toy without R1 and EMA
+    "wide": ["model.g.hidden=[1024,1024,1024]", "model.d.hidden=[1024,1024,1024]"],
 }
 #: what runs without --configs (--quick: toy alone)
 DEFAULT_CONFIGS = ("toy", "dcgan")
 #: generator steps per measured run, by config: (default, --quick)
-STEPS = {"toy": (250, 100), "dcgan": (50, 20), "plain": (250, 100)}
+STEPS = {"toy": (250, 100), "dcgan": (50, 20), "plain": (250, 100), "wide": (30, 10)}
+#: torch's own intra-op thread count (one per core), before any run sets one
+TORCH_THREADS = torch.get_num_threads()
+#: --threads measures these (a small MLP, small convolutions, a large MLP)
+THREAD_CONFIGS = ("toy", "dcgan", "wide")
 #: interleaved repetitions: (default, --quick)
 REPS = (3, 2)
 #: --rules: the update rules of README's "Training as a game", each against the default
@@ -334,6 +340,56 @@ def print_scaling(rows: list[dict]) -> None:
         )
 
 
+def thread_counts() -> list[int]:
+    """1, 2, 4 ... up to torch's own default (one thread per core), which is always included."""
+    counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n < TORCH_THREADS]
+    return [*counts, TORCH_THREADS]
+
+
+def bench_threads(
+    names: list[str], base: list[str], steps: dict[str, int], reps: int
+) -> list[dict[str, object]]:
+    """The Trainer's steps/s for each config at each intra-op thread count, interleaved, beside
+    the count that trainer.threads=auto picks for it."""
+    from ganopt.build import auto_threads
+
+    rows = []
+    for name in names:
+        overrides = [*CONFIGS[name], *base]
+        parts = components(overrides)
+        runs = {n: [*overrides, f"trainer.threads={n}"] for n in thread_counts()}
+        for run in runs.values():  # warm-up
+            run_trainer(run, max(10, steps[name] // 5))
+        speeds: dict[int, list[float]] = {n: [] for n in runs}
+        for _ in range(reps):
+            for n, run in runs.items():
+                speeds[n].append(run_trainer(run, steps[name]))
+        medians = {n: statistics.median(v) for n, v in speeds.items()}
+        rows.append(
+            {
+                "config": name,
+                "parameters": sum(
+                    p.numel() for p in (*parts.G.parameters(), *parts.D.parameters())
+                ),
+                "steps_per_sec": medians,
+                "runs": speeds,
+                "fastest": max(medians, key=medians.__getitem__),
+                "auto": auto_threads(parts.G, parts.D) or TORCH_THREADS,
+            }
+        )
+    return rows
+
+
+def print_threads(rows: list[dict[str, object]]) -> None:
+    counts = list(rows[0]["steps_per_sec"])
+    cells = " | ".join(f"{n} thread{'s' * (n > 1)}" for n in counts)
+    print(f"| config | parameters | {cells} | fastest | `auto` picks |")
+    print("|---|---|" + "---|" * len(counts) + "---|---|")
+    for r in rows:
+        speeds = " | ".join(f"{r['steps_per_sec'][n]:.1f}" for n in counts)
+        print(f"| {r['config']} | {r['parameters']:,} | {speeds} | {r['fastest']} | {r['auto']} |")
+
+
 def bench_rules(overrides: list[str], steps: int, reps: int) -> dict[str, object]:
     """Trainer steps/s of each update rule, interleaved, and its cost per step against the
     default's (the ratio of the medians of the per-repetition ratios)."""
@@ -400,12 +456,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="--scaling's files")
     p.add_argument("--point", help=argparse.SUPPRESS)  # one --scaling measurement (a subprocess)
     p.add_argument(
+        "--threads",
+        action="store_true",
+        help="instead: Trainer steps/s at each CPU thread count (toy, dcgan, wide), and what "
+        "trainer.threads=auto picks",
+    )
+    p.add_argument(
         "--rules",
         action="store_true",
         help="instead: each update rule's steps/s on the toy config against the default's",
     )
     args = p.parse_args(argv)
-    configs = args.configs or ("toy" if args.quick else ",".join(DEFAULT_CONFIGS))
+    default = THREAD_CONFIGS if args.threads else DEFAULT_CONFIGS
+    configs = args.configs or ("toy" if args.quick else ",".join(default))
     names = [n.strip() for n in configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     reps = args.reps or REPS[args.quick]
@@ -422,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = bench_scaling(device, args.extra, args.steps, args.out)
         print(json.dumps(rows, indent=2)) if args.json else print_scaling(rows)
         print(f"\nwrote {args.out / 'bench_scaling.csv'} and {args.out / 'bench_scaling.png'}")
+        return 0
+    if args.threads:
+        if args.device not in ("auto", "cpu"):
+            p.error("--threads measures the CPU: leave --device out")
+        rows = bench_threads(names, ["trainer.device=cpu", *args.extra], steps, reps)
+        print(json.dumps(rows, indent=2)) if args.json else print_threads(rows)
         return 0
     if args.rules:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)

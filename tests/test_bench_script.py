@@ -73,3 +73,14 @@ def test_scaling_writes_a_row_per_point_with_memory_and_a_plot(
     assert all(float(r["trainer_peak_mb"]) > 0 and float(r["bare_steps_per_sec"]) > 0 for r in rows)
     assert (tmp_path / "bench_scaling.png").stat().st_size > 0
     assert "| toy width | 8 |" in capsys.readouterr().out
+
+
+def test_threads_measures_each_thread_count_beside_autos_pick(bench, capsys):
+    argv = ["--threads", "--configs", "toy", "--steps", "10", "--reps", "1", "--json"]
+    assert bench.main(argv) == 0
+    (toy,) = json.loads(capsys.readouterr().out)
+    counts = [str(n) for n in bench.thread_counts()]  # JSON's keys are strings
+    assert list(toy["steps_per_sec"]) == counts and counts[0] == "1"
+    assert toy["parameters"] < 1_000_000 and toy["auto"] == 1  # a small model: one thread
+    with pytest.raises(SystemExit):
+        bench.main(["--threads", "--device", "cuda"])

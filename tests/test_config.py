@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganopt.build import build
+from ganopt.build import auto_threads, build
 from ganopt.composition import check_group_overrides, config_dir
 from ganopt.config import ConfigError
+from ganopt.models import MLPDiscriminator, MLPGenerator
 from tests.conftest import compose_config
 
 
@@ -168,6 +169,13 @@ def test_trainer_fused_picks_the_fused_kernels_where_torch_has_them(optim, fused
     assert fused.opt_G.param_groups[0].get("fused") == fused_g
     assert fused.opt_D.param_groups[0].get("fused") == fused_d
     assert type(fused.opt_G) is type(plain.opt_G)
+
+
+@pytest.mark.parametrize(("width", "threads"), [(128, 1), (1024, None)])
+def test_auto_threads_is_one_for_small_models_and_torchs_default_for_large(width, threads):
+    G = MLPGenerator(z_dim=2, data_shape=(2,), hidden=[width] * 3)
+    D = MLPDiscriminator(data_shape=(2,), hidden=[width] * 3)
+    assert auto_threads(G, D) == threads  # the toy MLPs have 67 k parameters, width 1024 4.2 M
 
 
 def test_an_optimizers_own_fused_setting_wins_over_trainer_fused():
