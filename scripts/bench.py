@@ -10,8 +10,9 @@ only when asked: toy without R1 and EMA, the plain recipe) it alternates
        gradient signal) at every step: log_every = 1,
     E: as C, plus the diagnostics that cost extra passes: the shadow losses' gradient norms
        (one more G backward each) and D's input gradients (three more D backwards),
-A B C E A B C E ... after a short warm-up, and reports the median steps/s of each, the median
-ratio A/B (target >= 0.95) with the range of the per-repetition ratios, and the cost of
+A B C E, E C B A, ... (the order reversed every other time, so that a steady drift of the
+machine favours no variant) after a short warm-up, and reports the median steps/s of each, the
+median ratio A/B (target >= 1.05) with the range of the per-repetition ratios, and the cost of
 per-layer diagnostics at every step, 1 - C/A (targets: <= 25% toy, <= 10% DCGAN); 1 - E/A is
 reported beside it. Each configuration has its own default run length (a DCGAN step costs
 about five toy steps), so that the defaults finish in about three minutes on two CPU cores;
@@ -45,6 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -167,6 +169,23 @@ def run_bare(overrides: list[str], steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def interleaved(
+    variants: dict[object, Callable[[int], float]], steps: int, reps: int
+) -> dict[object, list[float]]:
+    """Each variant's steps/s in every repetition, after a warm-up (allocator, kernels, caches:
+    a shorter run of each). The variants take turns, so that the machine's drifts hit them
+    alike, in an order reversed every other repetition (A B C, C B A, ...), so that a steady
+    drift does not favour the variants measured first."""
+    for run in variants.values():
+        run(max(10, steps // 5))
+    speeds: dict[object, list[float]] = {key: [] for key in variants}
+    for rep in range(reps):
+        order = list(variants) if rep % 2 == 0 else list(variants)[::-1]
+        for key in order:
+            speeds[key].append(variants[key](steps))
+    return speeds
+
+
 def bench(
     name: str, overrides: list[str], steps: int, reps: int, opt_in: list[str] = ()
 ) -> dict[str, object]:
@@ -184,12 +203,7 @@ def bench(
     runs |= opt_in_runs
     variants = {"bare": lambda n: run_bare(overrides, n)}
     variants |= {key: lambda n, o=run: run_trainer(o, n) for key, run in runs.items()}
-    for run in variants.values():  # warm-up: allocator, kernels, caches (a shorter run of each)
-        run(max(10, steps // 5))
-    speeds: dict[str, list[float]] = {key: [] for key in variants}
-    for _ in range(reps):  # interleaved, so drifts of the machine hit every variant alike
-        for key, run in variants.items():
-            speeds[key].append(run(steps))
+    speeds = interleaved(variants, steps, reps)
 
     def over_bare(variant: str) -> list[float]:
         return [t / b for t, b in zip(speeds[variant], speeds["bare"], strict=True)]
@@ -357,13 +371,11 @@ def bench_threads(
     for name in names:
         overrides = [*CONFIGS[name], *base]
         parts = components(overrides)
-        runs = {n: [*overrides, f"trainer.threads={n}"] for n in thread_counts()}
-        for run in runs.values():  # warm-up
-            run_trainer(run, max(10, steps[name] // 5))
-        speeds: dict[int, list[float]] = {n: [] for n in runs}
-        for _ in range(reps):
-            for n, run in runs.items():
-                speeds[n].append(run_trainer(run, steps[name]))
+        variants = {
+            n: lambda k, o=(*overrides, f"trainer.threads={n}"): run_trainer(list(o), k)
+            for n in thread_counts()
+        }
+        speeds = interleaved(variants, steps[name], reps)
         medians = {n: statistics.median(v) for n, v in speeds.items()}
         rows.append(
             {
@@ -393,12 +405,11 @@ def print_threads(rows: list[dict[str, object]]) -> None:
 def bench_rules(overrides: list[str], steps: int, reps: int) -> dict[str, object]:
     """Trainer steps/s of each update rule, interleaved, and its cost per step against the
     default's (the ratio of the medians of the per-repetition ratios)."""
-    for _, rule, _ in RULES.values():  # warm-up
-        run_trainer([*overrides, *rule], max(10, steps // 5))
-    speeds: dict[str, list[float]] = {name: [] for name in RULES}
-    for _ in range(reps):
-        for name, (_, rule, _) in RULES.items():
-            speeds[name].append(run_trainer([*overrides, *rule], steps))
+    variants = {
+        name: lambda n, rule=rule: run_trainer([*overrides, *rule], n)
+        for name, (_, rule, _) in RULES.items()
+    }
+    speeds = interleaved(variants, steps, reps)
     base = speeds["alternating"]
     return {
         name: {

@@ -84,3 +84,12 @@ def test_threads_measures_each_thread_count_beside_autos_pick(bench, capsys):
     assert toy["parameters"] < 1_000_000 and toy["auto"] == 1  # a small model: one thread
     with pytest.raises(SystemExit):
         bench.main(["--threads", "--device", "cuda"])
+
+
+def test_variants_take_turns_in_an_order_reversed_every_other_repetition(bench):
+    calls = []
+    variants = {key: lambda n, key=key: calls.append((key, n)) or 1.0 for key in "ABC"}
+    speeds = bench.interleaved(variants, steps=50, reps=3)
+    assert [key for key, n in calls if n == 10] == list("ABC")  # the warm-up: shorter runs
+    assert [key for key, n in calls if n == 50] == list("ABCCBAABC")
+    assert speeds == {key: [1.0] * 3 for key in "ABC"}
