@@ -100,9 +100,11 @@ FUSED = "trainer.fused=true"
 
 def run_trainer(overrides: list[str], steps: int) -> float:
     """Generator steps per second of a real run (its own measurement); NaN for a compiled one
-    that fell back to eager passes, which would measure something else."""
+    that fell back to eager passes, which would measure something else. The game's spectrum
+    at the end of a run is not training, and not timed: it is left out unless asked for."""
     parts = components(
         [
+            "diagnostics.game_every=0",
             *overrides,
             f"trainer.steps={steps}",
             "trainer.progress=false",
@@ -371,9 +373,11 @@ def bench_threads(
     for name in names:
         overrides = [*CONFIGS[name], *base]
         parts = components(overrides)
+        counts = thread_counts()
+        print(f"threads {counts} on {name} ({steps[name]} steps x {reps}) ...", file=sys.stderr)
         variants = {
             n: lambda k, o=(*overrides, f"trainer.threads={n}"): run_trainer(list(o), k)
-            for n in thread_counts()
+            for n in counts
         }
         speeds = interleaved(variants, steps[name], reps)
         medians = {n: statistics.median(v) for n, v in speeds.items()}

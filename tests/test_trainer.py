@@ -77,6 +77,19 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert not torch.equal(first[0], other[0])
 
 
+def test_toy_results_do_not_depend_on_the_thread_count(tmp_path):
+    """README, "Threads": the default toy MLPs train to the same bits on 1 and 2 threads
+    (DCGAN's convolutions do not, and README says so)."""
+    weights = []
+    for threads in (1, 2):
+        overrides = ["trainer.steps=5", f"trainer.threads={threads}", "diagnostics.game_every=0"]
+        trainer, _ = make_trainer(overrides, tmp_path / str(threads))
+        trainer.fit()
+        weights.append([p.detach().clone() for p in trainer.G.parameters()])
+    torch.set_num_threads(1)  # the suite's one thread per process
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
 def test_d_steps_updates_d_n_times_per_g_update_each_on_fresh_data(run_dir):
     trainer, _ = make_trainer(["trainer.steps=4", "trainer.d_steps=3", *SMALL], run_dir)
     batches = []
