@@ -223,6 +223,9 @@ def bench(
         "per_layer_cost": cost("per_layer_every_step"),
         "everything_cost": cost("everything_every_step"),
         "opt_in_over_bare": {key: statistics.median(over_bare(key)) for key in opt_in_runs},
+        "opt_in_over_bare_range": {
+            key: [min(over_bare(key)), max(over_bare(key))] for key in opt_in_runs
+        },
         "runs": speeds,
     }
 
@@ -553,12 +556,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     if opt_in:
         keys = [_key(setting) for setting in opt_in]
-        print("\n| config | bare loop | " + " | ".join(f"{k} | {k} / bare" for k in keys) + " |")
+        print(
+            "\n| config | bare loop | "
+            + " | ".join(f"{k} | {k} / bare (range)" for k in keys)
+            + " |"
+        )
         print("|---|---|" + "---|---|" * len(keys))
         for r in results:
-            s, ratios = r["steps_per_sec"], r["opt_in_over_bare"]
+            s, ratios, ranges = (
+                r["steps_per_sec"],
+                r["opt_in_over_bare"],
+                r["opt_in_over_bare_range"],
+            )
             cells = " | ".join(
-                "fell back to eager | –" if math.isnan(s[k]) else f"{s[k]:.1f} | {ratios[k]:.3f}"
+                "fell back to eager | –"
+                if math.isnan(s[k])
+                else f"{s[k]:.1f} | {ratios[k]:.3f} ({ranges[k][0]:.2f}–{ranges[k][1]:.2f})"
                 for k in keys
             )
             print(f"| {r['config']} | {s['bare']:.1f} | {cells} |")
