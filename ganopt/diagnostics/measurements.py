@@ -100,14 +100,16 @@ class Diagnostics:
         named = self._params(network)
         before = self._before_step.pop(network)
         after = [p.detach() for _, p in named]
-        delta = torch._foreach_norm(torch._foreach_sub(after, before))
-        size = torch._foreach_maximum(torch._foreach_norm(before), torch._foreach_norm(after))
+        delta = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
+        size = torch.stack(
+            torch._foreach_maximum(torch._foreach_norm(before), torch._foreach_norm(after))
+        )
         prefix = f"{UPDATE_RATIO}/{network}"
-        for (name, _), d, n in zip(named, delta, size, strict=True):
-            probe.scalars[f"{prefix}/{name}"] = d / n.clamp_min(1e-30)
-        total_delta = torch.linalg.vector_norm(torch.stack(delta))
-        total_size = torch.linalg.vector_norm(torch.stack(size))
-        probe.scalars[f"{prefix}/total"] = total_delta / total_size.clamp_min(1e-30)
+        ratios = (delta / size.clamp_min(1e-30)).unbind()  # one division for every parameter
+        for (name, _), ratio in zip(named, ratios, strict=True):
+            probe.scalars[f"{prefix}/{name}"] = ratio
+        total = torch.linalg.vector_norm(delta) / torch.linalg.vector_norm(size).clamp_min(1e-30)
+        probe.scalars[f"{prefix}/total"] = total
 
     def _params(self, network: str) -> list[tuple[str, nn.Parameter]]:
         return self.g_params if network == "G" else self.d_params
