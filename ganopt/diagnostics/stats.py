@@ -28,7 +28,12 @@ def to_host(stats: Mapping[str, Tensor]) -> dict[str, float]:
     """Copy 0-d device tensors to Python floats in a single transfer: the log step's sync."""
     if not stats:
         return {}
-    values = torch.stack([v.detach().float().reshape(()) for v in stats.values()]).tolist()
+    with torch.no_grad():  # most are 0-d float32 already: no op for them
+        scalars = [
+            v if v.dim() == 0 and v.dtype == torch.float32 else v.float().reshape(())
+            for v in stats.values()
+        ]
+        values = torch.stack(scalars).tolist()
     return dict(zip(stats.keys(), values, strict=True))
 
 
