@@ -86,15 +86,12 @@ class RunState:
         a resume with ``optim.g.lr=0.01`` trains at 0.01, as the recorded config says (a
         schedule, if any, scales it from the next step), and one with ``trainer.fused=true``
         steps fused, its step counts loaded where fused kernels keep them."""
-        if name not in self.configured or not isinstance(saved, dict):
-            return saved
-        groups = saved.get("param_groups")
-        if not isinstance(groups, list) or len(groups) != len(self.configured[name]):
-            return saved  # the optimizer's own load says what does not fit
-        configured = self.configured[name]
-        groups = [
-            g | c if isinstance(g, dict) else g for g, c in zip(groups, configured, strict=True)
-        ]
+        configured = self.configured.get(name)
+        groups = saved.get("param_groups") if isinstance(saved, dict) else None
+        if configured is None or not isinstance(groups, list) or len(groups) != len(configured):
+            return saved  # not an optimizer, or its own load says what does not fit
+        pairs = zip(groups, configured, strict=True)
+        groups = [g | c if isinstance(g, dict) else g for g, c in pairs]
         return saved | {"param_groups": groups}
 
     def _report_changed_settings(self, saved: object) -> None:

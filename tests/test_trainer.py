@@ -81,12 +81,18 @@ def test_toy_results_do_not_depend_on_the_thread_count(tmp_path):
     """README, "Threads": the default toy MLPs train to the same bits on 1 and 2 threads
     (DCGAN's convolutions do not, and README says so)."""
     weights = []
-    for threads in (1, 2):
-        overrides = ["trainer.steps=5", f"trainer.threads={threads}", "diagnostics.game_every=0"]
-        trainer, _ = make_trainer(overrides, tmp_path / str(threads))
-        trainer.fit()
-        weights.append([p.detach().clone() for p in trainer.G.parameters()])
-    torch.set_num_threads(1)  # the suite's one thread per process
+    try:
+        for threads in (1, 2):
+            overrides = [
+                "trainer.steps=5",
+                f"trainer.threads={threads}",
+                "diagnostics.game_every=0",
+            ]
+            trainer, _ = make_trainer(overrides, tmp_path / str(threads))
+            trainer.fit()
+            weights.append([p.detach().clone() for p in trainer.G.parameters()])
+    finally:
+        torch.set_num_threads(1)  # the suite's one thread per process
     assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
 
 
