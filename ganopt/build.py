@@ -364,15 +364,11 @@ def build_optimizer(
     """``optim.g``/``optim.d`` over ``params``, built now so that a bad argument fails here,
     naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats.
     ``fused``: torch's one-kernel-per-tensor implementation where the optimizer has one
-    (trainer.fused, README "Performance")."""
+    (trainer.fused, README "Performance"); otherwise its foreach implementation, which torch
+    picks by itself on CUDA but not on a CPU, and which computes what the per-tensor loop does,
+    bit for bit, in fewer calls. An ``optim.g.fused`` or ``optim.g.foreach`` of the config wins."""
     factory = _build(key, node)
-    extra: dict[str, object] = {}
-    if fused and "fused" not in node:  # optim.g.fused, when set, wins
-        if _has_fused_kernel(factory):
-            extra["fused"] = True
-        else:
-            name = getattr(factory, "func", factory).__name__
-            log.info("trainer.fused: %s has no fused kernel, so %s keeps its default", name, key)
+    extra = _implementation(key, factory, node, fused)
     if "betas" in node:
         betas = node.betas
         numbers = isinstance(betas, ListConfig) and len(betas) == 2
@@ -385,10 +381,23 @@ def build_optimizer(
         raise ConfigError([f"{key}: {e}"]) from None
 
 
-def _has_fused_kernel(factory: object) -> bool:
-    """Whether torch implements this optimizer (Adam, AdamW, SGD, Adagrad...) as fused kernels."""
+def _implementation(key: str, factory: object, node: DictConfig, fused: bool) -> dict[str, bool]:
+    """The keyword that picks the optimizer's implementation: fused, foreach, or none."""
+    if "fused" in node or "foreach" in node:
+        return {}
+    if fused:
+        if _accepts(factory, "fused"):
+            return {"fused": True}
+        name = getattr(factory, "func", factory).__name__
+        log.info("trainer.fused: %s has no fused kernel, so %s runs foreach kernels", name, key)
+    return {"foreach": True} if _accepts(factory, "foreach") else {}
+
+
+def _accepts(factory: object, keyword: str) -> bool:
+    """Whether the optimizer class takes ``keyword`` (torch's take ``foreach``; Adam, AdamW,
+    SGD and Adagrad also ``fused``)."""
     optimizer = getattr(factory, "func", factory)
-    return isinstance(optimizer, type) and "fused" in inspect.signature(optimizer).parameters
+    return isinstance(optimizer, type) and keyword in inspect.signature(optimizer).parameters
 
 
 def _regularizers(

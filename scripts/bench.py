@@ -5,7 +5,8 @@ For each configuration (toy: the default recipe, mlp on ring8; dcgan: DCGAN on d
 only when asked: toy without R1 and EMA, the plain recipe) it alternates
     A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
     B: a hand-written loop: the same networks, losses, regularizers, optimizers, learning-rate
-       schedule, EMA of G, batch size and data, without any logging,
+       schedule, EMA of G, batch size and data, without any logging, its optimizers in the
+       implementation torch picks when none is asked for (the Trainer asks for foreach),
     C: the Trainer logging every layer's gradient norm (and the losses, D's outputs, the
        gradient signal) at every step: log_every = 1,
     E: as C, plus the diagnostics that cost extra passes: the shadow losses' gradient norms
@@ -131,6 +132,8 @@ def run_bare(overrides: list[str], steps: int) -> float:
     schedule and EMA of G included: no logging at all."""
     p = components([*overrides, "trainer.progress=false"])
     G, D, loss, opt_G, opt_D, data = p.G, p.D, p.loss, p.opt_G, p.opt_D, p.data
+    for group in [*opt_G.param_groups, *opt_D.param_groups]:
+        group["foreach"] = None  # as constructed by hand: torch picks (on a CPU, per tensor)
     batch, d_steps, z_dim = p.settings.batch_size, p.settings.d_steps, G.z_dim
     ema = EMA(G, p.settings.ema_decay) if p.settings.ema_decay else None
     needs_grad = set().union(*(r.needs_input_grad for r in p.regularizers))

@@ -166,6 +166,7 @@ def test_trainer_fused_picks_the_fused_kernels_where_torch_has_them(optim, fused
     plain = build(compose_config([f"optim={optim}", *more]))
     fused = build(compose_config([f"optim={optim}", *more, "trainer.fused=true"]))
     assert not plain.opt_G.param_groups[0].get("fused")  # off by default: results reproduce
+    assert plain.opt_G.param_groups[0]["foreach"] is True  # the same bits in fewer calls
     assert fused.opt_G.param_groups[0].get("fused") == fused_g
     assert fused.opt_D.param_groups[0].get("fused") == fused_d
     assert type(fused.opt_G) is type(plain.opt_G)
@@ -182,6 +183,13 @@ def test_an_optimizers_own_fused_setting_wins_over_trainer_fused():
     parts = build(compose_config(["optim=adam", "trainer.fused=true", "+optim.d.fused=false"]))
     assert parts.opt_G.param_groups[0]["fused"] is True
     assert parts.opt_D.param_groups[0]["fused"] is False
+    assert parts.opt_D.param_groups[0]["foreach"] is None  # the config's choice is torch's
+
+
+def test_an_optimizers_own_foreach_setting_wins_and_rmsprop_runs_foreach_when_fused():
+    parts = build(compose_config(["optim=rmsprop", "trainer.fused=true", "+optim.d.foreach=false"]))
+    assert parts.opt_G.param_groups[0]["foreach"] is True  # no fused kernel: foreach instead
+    assert parts.opt_D.param_groups[0]["foreach"] is False
 
 
 @pytest.mark.parametrize(

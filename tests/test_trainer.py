@@ -96,6 +96,33 @@ def test_toy_results_do_not_depend_on_the_thread_count(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
 
 
+@pytest.mark.parametrize(
+    "preset",
+    ["adam_decay", "adam_ttur", "sgd_clip", "rmsprop_clip", "extra_adam", "optimistic_sgd"],
+)
+def test_foreach_optimizers_train_to_the_bits_of_torchs_per_tensor_loop(preset, tmp_path):
+    """README, "Performance": the optimizers run torch's foreach kernels, which a CPU does not
+    get by default, and which must not change a result published before they did."""
+    weights = []
+    for implementation in ("true", "false"):  # foreach=false: torch's CPU default
+        overrides = [
+            f"optim={preset}",
+            *(["loss=wgan"] if preset.endswith("clip") else []),
+            f"+optim.g.foreach={implementation}",
+            f"+optim.d.foreach={implementation}",
+            "trainer.steps=6",
+            "trainer.log_every=3",
+            "diagnostics.game_every=0",
+        ]
+        trainer, _ = make_trainer(overrides, tmp_path / implementation)
+        assert trainer.opt_D.param_groups[0]["foreach"] is (implementation == "true")
+        trainer.fit()
+        weights.append(
+            [p.detach().clone() for p in [*trainer.G.parameters(), *trainer.D.parameters()]]
+        )
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
 def test_d_steps_updates_d_n_times_per_g_update_each_on_fresh_data(run_dir):
     trainer, _ = make_trainer(["trainer.steps=4", "trainer.d_steps=3", *SMALL], run_dir)
     batches = []
