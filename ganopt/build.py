@@ -299,6 +299,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     if world.distributed:
         device, settings = _per_rank(device, settings, world)
     settings = _compiled_passes(settings, device)
+    settings = _flushed_subnormals(settings, device)
     seed_everything(settings.seed)  # the same initial weights on every rank
 
     data, G, D = _data_and_networks(cfg, settings, device, world)
@@ -466,6 +467,20 @@ def _compiled_passes(settings: TrainerConfig, device: torch.device) -> TrainerCo
             ]
         )
     return dataclasses.replace(settings, compile=compiled, cuda_graphs=cuda_graphs)
+
+
+def _flushed_subnormals(settings: TrainerConfig, device: torch.device) -> TrainerConfig:
+    """trainer.flush_denormal, where it can act: on a CPU that flushes subnormals (x86)."""
+    if not settings.flush_denormal:
+        return settings
+    if device.type != "cpu":
+        log.info("trainer.flush_denormal acts on a CPU only: ignored on %s", device)
+        return dataclasses.replace(settings, flush_denormal=False)
+    if not torch.set_flush_denormal(True):
+        log.info("trainer.flush_denormal: this CPU cannot flush subnormals, so it is ignored")
+        return dataclasses.replace(settings, flush_denormal=False)
+    torch.set_flush_denormal(False)  # on only within the optimizer steps
+    return settings
 
 
 def _same_g_objective(cls: type[GANLoss], loss: GANLoss) -> bool:

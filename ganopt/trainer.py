@@ -5,6 +5,7 @@ recorder writes what the run shows, the run state is what a checkpoint holds."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import signal
@@ -22,7 +23,7 @@ from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.objective import Objective, Phase, trainable
-from ganopt.optimizers import Extragradient
+from ganopt.optimizers import Extragradient, FlushedSubnormals
 from ganopt.recorder import RunRecorder, RunResult, failure_line
 from ganopt.state import RunState
 from ganopt.stopping import StopRequest
@@ -63,6 +64,9 @@ class Trainer:
         self.guard = guard
         self.phases = objective.phases(settings.d_steps, settings.update)
         self.extragradient = isinstance(opt_D, Extragradient)
+        self.step_arithmetic = (
+            FlushedSubnormals() if settings.flush_denormal else contextlib.nullcontext()
+        )
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
         # every other forward (no-grad, frozen D, diagnostics, penalties) uses the plain module.
         self.device = next(G.parameters()).device
@@ -273,7 +277,8 @@ class Trainer:
         if probe:
             self.diagnostics.before_step(network)
         optimizer = self.opt_D if network == "D" else self.opt_G
-        optimizer.extrapolate() if extrapolate else optimizer.step()
+        with self.step_arithmetic:
+            optimizer.extrapolate() if extrapolate else optimizer.step()
         if network == "D" and self.clipper is not None:
             self.clipper()
         if probe:

@@ -26,6 +26,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
     python scripts/bench.py --fused --compiled   # also trainer.fused=true, trainer.compile=true
+    python scripts/bench.py --configs toy --steps 2000 --flush-denormal   # a long run's subnormals
     python scripts/bench.py --scaling            # cost against batch size and network width
     python scripts/bench.py --threads            # steps/s at each CPU thread count
 
@@ -98,6 +99,8 @@ def sync(device: torch.device) -> None:
 COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
 #: the setting of --fused
 FUSED = "trainer.fused=true"
+#: the setting of --flush-denormal
+FLUSH_DENORMAL = "trainer.flush_denormal=true"
 
 
 def run_trainer(overrides: list[str], steps: int) -> float:
@@ -482,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also trainer.fused=true (torch's fused optimizer kernels) against bare",
     )
+    p.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="also trainer.flush_denormal=true (subnormals flushed in the optimizer steps) "
+        "against bare: it acts once the run is long enough for them (--steps 2000)",
+    )
     p.add_argument("--scaling", action="store_true", help="instead: cost against size (above)")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="--scaling's files")
     p.add_argument("--point", help=argparse.SUPPRESS)  # one --scaling measurement (a subprocess)
@@ -527,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)
         return 0
     opt_in = [FUSED] if args.fused else []
+    opt_in += [FLUSH_DENORMAL] if args.flush_denormal else []
     if args.compiled:  # CUDA graphs where the runs are on a GPU
         on_cuda = "cuda" in args.device or (args.device == "auto" and torch.cuda.is_available())
         opt_in += COMPILED if on_cuda else COMPILED[:1]

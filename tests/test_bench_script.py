@@ -34,11 +34,12 @@ def test_fused_and_compiled_add_their_trainer_runs_against_bare(bench, capsys, m
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend="eager"))
     torch.compiler.reset()
     argv = ["--configs", "plain", "--steps", "10", "--reps", "1", "--device", "cpu"]
-    assert bench.main([*argv, "--compiled", "--fused"]) == 0
+    assert bench.main([*argv, "--compiled", "--fused", "--flush-denormal"]) == 0
     table = capsys.readouterr().out
     fused = "| fused | fused / bare (range) | fastest / fastest |"
+    flushed = " flush_denormal | flush_denormal / bare (range) | fastest / fastest |"
     compiled = " compile | compile / bare (range) | fastest / fastest |"
-    assert f"| config | bare loop {fused}{compiled}" in table
+    assert f"| config | bare loop {fused}{flushed}{compiled}" in table
     assert "| plain |" in table
     assert "cuda_graphs" not in table  # a CPU has none
     torch.compiler.reset()  # later tests compile with the real backend

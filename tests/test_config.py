@@ -179,6 +179,14 @@ def test_auto_threads_is_one_for_small_models_and_torchs_default_for_large(width
     assert auto_threads(G, D) == threads  # the toy MLPs have 67 k parameters, width 1024 4.2 M
 
 
+def test_flush_denormal_is_ignored_with_a_line_where_the_cpu_cannot_flush(monkeypatch, caplog):
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda mode: False)
+    caplog.set_level("INFO", logger="ganopt")
+    parts = build(compose_config(["trainer.flush_denormal=true"]))
+    assert parts.settings.flush_denormal is False
+    assert "this CPU cannot flush subnormals, so it is ignored" in caplog.text
+
+
 def test_an_optimizers_own_fused_setting_wins_over_trainer_fused():
     parts = build(compose_config(["optim=adam", "trainer.fused=true", "+optim.d.fused=false"]))
     assert parts.opt_G.param_groups[0]["fused"] is True

@@ -123,6 +123,46 @@ def test_foreach_optimizers_train_to_the_bits_of_torchs_per_tensor_loop(preset, 
     assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
 
 
+def _subnormal_count(optimizer: torch.optim.Optimizer) -> int:
+    tiny = torch.finfo(torch.float32).tiny
+    moments = [t for s in optimizer.state.values() for k, t in s.items() if k.startswith("exp_")]
+    return sum(int(((t != 0) & (t.abs() < tiny)).sum()) for t in moments)
+
+
+def _arithmetic_is_ieee() -> bool:
+    return bool(torch.tensor([1e-39]) * 1.0 != 0)  # a subnormal survives a product
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush")
+def test_flush_denormal_flushes_the_optimizer_steps_alone_and_keeps_the_weights(tmp_path):
+    """README, "Performance": within the optimizer steps Adam's subnormal moments become 0,
+    the weights come out bit for bit as without, and the arithmetic is IEEE again after."""
+    runs = {}
+    for flush in ("false", "true"):
+        overrides = [
+            f"trainer.flush_denormal={flush}",
+            "trainer.steps=200",
+            "trainer.log_every=100",
+            "diagnostics.game_every=0",
+        ]
+        trainer, _ = make_trainer(overrides, tmp_path / flush)
+        inside = []
+
+        def spied(*args, step=trainer.opt_G.step, inside=inside, **kwargs):
+            inside.append(_arithmetic_is_ieee())
+            return step(*args, **kwargs)
+
+        trainer.opt_G.step = spied
+        trainer.fit()
+        assert _arithmetic_is_ieee()  # IEEE again after the steps
+        assert set(inside) == {flush == "false"}
+        runs[flush] = trainer
+    assert _subnormal_count(runs["false"].opt_G) > 0  # by step 200 Adam's first moments have some
+    assert _subnormal_count(runs["true"].opt_G) == 0
+    weights = [[p.detach() for p in [*t.G.parameters(), *t.D.parameters()]] for t in runs.values()]
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
 def test_d_steps_updates_d_n_times_per_g_update_each_on_fresh_data(run_dir):
     trainer, _ = make_trainer(["trainer.steps=4", "trainer.d_steps=3", *SMALL], run_dir)
     batches = []
