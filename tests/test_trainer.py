@@ -98,7 +98,7 @@ def test_toy_results_do_not_depend_on_the_thread_count(tmp_path):
 
 @pytest.mark.parametrize(
     "preset",
-    ["adam_decay", "adam_ttur", "sgd_clip", "rmsprop_clip", "extra_adam", "optimistic_sgd"],
+    ["adam_decay", "sgd_clip", "rmsprop_clip", "extra_adam", "optimistic_sgd"],
 )
 def test_foreach_optimizers_train_to_the_bits_of_torchs_per_tensor_loop(preset, tmp_path):
     """README, "Performance": the optimizers run torch's foreach kernels, which a CPU does not
