@@ -26,7 +26,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
     python scripts/bench.py --fused --compiled   # also trainer.fused=true, trainer.compile=true
-    python scripts/bench.py --configs toy --steps 2000 --flush-denormal   # a long run's subnormals
+    python scripts/bench.py --subnormals         # Adam's step at step 2000, IEEE or flushed
     python scripts/bench.py --scaling            # cost against batch size and network width
     python scripts/bench.py --threads            # steps/s at each CPU thread count
 
@@ -43,6 +43,8 @@ leaves out start-up, the final figure and the final evaluation).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import math
 import statistics
@@ -58,6 +60,7 @@ from ganopt.build import Components, build
 from ganopt.composition import compose_config
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
+from ganopt.optimizers import FlushedSubnormals
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
     "toy": [],
@@ -99,8 +102,8 @@ def sync(device: torch.device) -> None:
 COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
 #: the setting of --fused
 FUSED = "trainer.fused=true"
-#: the setting of --flush-denormal
-FLUSH_DENORMAL = "trainer.flush_denormal=true"
+#: --subnormals: the run's length, and timed optimizer steps per variant and repetition
+SUBNORMAL_STEPS, SUBNORMAL_TIMINGS = 2000, 20
 
 
 def run_trainer(overrides: list[str], steps: int) -> float:
@@ -457,6 +460,81 @@ def print_rules(rules: dict[str, dict[str, float]]) -> None:
         )
 
 
+def bench_subnormals(overrides: list[str], steps: int, reps: int) -> dict[str, object]:
+    """Each optimizer's step at the end of a run ``steps`` long, from that run's state and
+    gradients, with IEEE arithmetic and with subnormals flushed (trainer.flush_denormal), in
+    turns, ``reps`` x SUBNORMAL_TIMINGS times each: timings a millisecond long, side by side,
+    which the machine's drift cannot tell apart as it does whole runs. Also the share of the
+    optimizer's moments that are subnormal, and the run's own time per generator step."""
+    parts = components(
+        [
+            "diagnostics.game_every=0",
+            *overrides,
+            f"trainer.steps={steps}",
+            "trainer.progress=false",
+            "trainer.eval_every=0",
+            "trainer.ckpt_every=0",
+            "trainer.sample_every=0",
+        ]
+    )
+    parts.evaluator = None
+    with tempfile.TemporaryDirectory() as run_dir:
+        logger = TensorBoardLogger(run_dir)
+        try:
+            result = parts.make_trainer(Path(run_dir), logger).fit()
+        finally:
+            logger.close()
+    arithmetic = {"ieee": contextlib.nullcontext(), "flushed": FlushedSubnormals()}
+    networks = {}
+    for network, optimizer in (("G", parts.opt_G), ("D", parts.opt_D)):
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        weights, state = [p.detach().clone() for p in params], copy.deepcopy(optimizer.state_dict())
+        times: dict[str, list[float]] = {mode: [] for mode in arithmetic}
+        for rep in range(reps * SUBNORMAL_TIMINGS):
+            for mode in list(arithmetic) if rep % 2 == 0 else list(arithmetic)[::-1]:
+                with torch.no_grad():
+                    torch._foreach_copy_(params, weights)
+                optimizer.load_state_dict(copy.deepcopy(state))  # a step changes it in place
+                start = time.perf_counter()
+                with arithmetic[mode]:
+                    optimizer.step()
+                times[mode].append(time.perf_counter() - start)
+        moments = [t for s in state["state"].values() for t in s.values() if t.dim() > 0]
+        subnormal = sum(
+            int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum()) for t in moments
+        )
+        networks[network] = {
+            "subnormal_share": subnormal / max(1, sum(t.numel() for t in moments)),
+            "ms": {mode: 1e3 * statistics.median(v) for mode, v in times.items()},
+        }
+    return {
+        "steps": steps,
+        "ms_per_generator_step": 1e3 / result.metrics["steps_per_sec"],
+        "d_steps": parts.settings.d_steps,
+        "networks": networks,
+    }
+
+
+def print_subnormals(measured: dict[str, object]) -> None:
+    print(
+        "| optimizer | subnormal share of its state | step, IEEE (ms) | step, flushed (ms) | "
+        "flushed / IEEE |\n|---|---|---|---|---|"
+    )
+    saved = 0.0
+    for network, r in measured["networks"].items():
+        ieee, flushed = r["ms"]["ieee"], r["ms"]["flushed"]
+        saved += (ieee - flushed) * (measured["d_steps"] if network == "D" else 1)
+        print(
+            f"| {network} | {100 * r['subnormal_share']:.1f}% | {ieee:.3f} | {flushed:.3f} | "
+            f"{flushed / ieee:.2f} |"
+        )
+    step = measured["ms_per_generator_step"]
+    print(
+        f"\nafter {measured['steps']} steps; a generator step of that run took {step:.2f} ms "
+        f"on average: flushing saves {saved:.2f} ms of it ({100 * saved / step:.1f}%)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -486,10 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also trainer.fused=true (torch's fused optimizer kernels) against bare",
     )
     p.add_argument(
-        "--flush-denormal",
+        "--subnormals",
         action="store_true",
-        help="also trainer.flush_denormal=true (subnormals flushed in the optimizer steps) "
-        "against bare: it acts once the run is long enough for them (--steps 2000)",
+        help="instead: each optimizer step at the end of a toy run (--steps, default "
+        f"{SUBNORMAL_STEPS}), IEEE against trainer.flush_denormal",
     )
     p.add_argument("--scaling", action="store_true", help="instead: cost against size (above)")
     p.add_argument("--out", type=Path, default=Path("outputs/bench"), help="--scaling's files")
@@ -531,12 +609,18 @@ def main(argv: list[str] | None = None) -> int:
         rows = bench_threads(names, ["trainer.device=cpu", *args.extra], steps, reps)
         print(json.dumps(rows, indent=2)) if args.json else print_threads(rows)
         return 0
+    if args.subnormals:
+        cpu = ["trainer.device=cpu", *CONFIGS["toy"], *args.extra]
+        if args.device not in ("auto", "cpu"):
+            p.error("--subnormals measures the CPU: leave --device out")
+        measured = bench_subnormals(cpu, args.steps or SUBNORMAL_STEPS, reps)
+        print(json.dumps(measured, indent=2)) if args.json else print_subnormals(measured)
+        return 0
     if args.rules:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)
         print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)
         return 0
     opt_in = [FUSED] if args.fused else []
-    opt_in += [FLUSH_DENORMAL] if args.flush_denormal else []
     if args.compiled:  # CUDA graphs where the runs are on a GPU
         on_cuda = "cuda" in args.device or (args.device == "auto" and torch.cuda.is_available())
         opt_in += COMPILED if on_cuda else COMPILED[:1]

@@ -34,12 +34,11 @@ def test_fused_and_compiled_add_their_trainer_runs_against_bare(bench, capsys, m
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend="eager"))
     torch.compiler.reset()
     argv = ["--configs", "plain", "--steps", "10", "--reps", "1", "--device", "cpu"]
-    assert bench.main([*argv, "--compiled", "--fused", "--flush-denormal"]) == 0
+    assert bench.main([*argv, "--compiled", "--fused"]) == 0
     table = capsys.readouterr().out
     fused = "| fused | fused / bare (range) | fastest / fastest |"
-    flushed = " flush_denormal | flush_denormal / bare (range) | fastest / fastest |"
     compiled = " compile | compile / bare (range) | fastest / fastest |"
-    assert f"| config | bare loop {fused}{flushed}{compiled}" in table
+    assert f"| config | bare loop {fused}{compiled}" in table
     assert "| plain |" in table
     assert "cuda_graphs" not in table  # a CPU has none
     torch.compiler.reset()  # later tests compile with the real backend
@@ -86,6 +85,20 @@ def test_threads_measures_each_thread_count_beside_autos_pick(bench, capsys):
     assert toy["parameters"] < 1_000_000 and toy["auto"] == 1  # a small model: one thread
     with pytest.raises(SystemExit):
         bench.main(["--threads", "--device", "cuda"])
+
+
+def test_subnormals_times_each_optimizers_step_ieee_and_flushed(bench, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "SUBNORMAL_TIMINGS", 2)
+    assert bench.main(["--subnormals", "--steps", "10", "--reps", "1", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["steps"] == 10 and measured["ms_per_generator_step"] > 0
+    for network in ("G", "D"):
+        r = measured["networks"][network]
+        assert 0 <= r["subnormal_share"] < 1
+        assert set(r["ms"]) == {"ieee", "flushed"} and min(r["ms"].values()) > 0
+    assert torch.tensor([1e-39]) * 1.0 != 0  # IEEE again after the flushed steps
+    with pytest.raises(SystemExit):
+        bench.main(["--subnormals", "--device", "cuda"])
 
 
 def test_variants_take_turns_in_an_order_reversed_every_other_repetition(bench):
