@@ -61,6 +61,7 @@ from ganopt.composition import compose_config
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 from ganopt.optimizers import FlushedSubnormals
+from ganopt.trainer import RunResult
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
     "toy": [],
@@ -108,7 +109,16 @@ SUBNORMAL_STEPS, SUBNORMAL_TIMINGS = 2000, 20
 
 def run_trainer(overrides: list[str], steps: int) -> float:
     """Generator steps per second of a real run (its own measurement); NaN for a compiled one
-    that fell back to eager passes, which would measure something else. The game's spectrum
+    that fell back to eager passes, which would measure something else."""
+    _, result = trained(overrides, steps)
+    compiled = any(o in COMPILED for o in overrides)
+    if compiled and "compile_seconds" not in result.metrics:
+        return math.nan  # torch.compile failed on this model and the run fell back to eager
+    return float(result.metrics["steps_per_sec"])
+
+
+def trained(overrides: list[str], steps: int) -> tuple[Components, RunResult]:
+    """A real run in a temporary directory, and what it was built from. The game's spectrum
     at the end of a run is not training, and not timed: it is left out unless asked for."""
     parts = components(
         [
@@ -127,10 +137,7 @@ def run_trainer(overrides: list[str], steps: int) -> float:
             result = parts.make_trainer(Path(run_dir), logger).fit()
         finally:
             logger.close()
-    compiled = any(o in COMPILED for o in overrides)
-    if compiled and "compile_seconds" not in result.metrics:
-        return math.nan  # torch.compile failed on this model and the run fell back to eager
-    return float(result.metrics["steps_per_sec"])
+    return parts, result
 
 
 def run_bare(overrides: list[str], steps: int) -> float:
@@ -466,24 +473,7 @@ def bench_subnormals(overrides: list[str], steps: int, reps: int) -> dict[str, o
     turns, ``reps`` x SUBNORMAL_TIMINGS times each: timings a millisecond long, side by side,
     which the machine's drift cannot tell apart as it does whole runs. Also the share of the
     optimizer's moments that are subnormal, and the run's own time per generator step."""
-    parts = components(
-        [
-            "diagnostics.game_every=0",
-            *overrides,
-            f"trainer.steps={steps}",
-            "trainer.progress=false",
-            "trainer.eval_every=0",
-            "trainer.ckpt_every=0",
-            "trainer.sample_every=0",
-        ]
-    )
-    parts.evaluator = None
-    with tempfile.TemporaryDirectory() as run_dir:
-        logger = TensorBoardLogger(run_dir)
-        try:
-            result = parts.make_trainer(Path(run_dir), logger).fit()
-        finally:
-            logger.close()
+    parts, result = trained([*overrides, "trainer.sample_every=0"], steps)
     arithmetic = {"ieee": contextlib.nullcontext(), "flushed": FlushedSubnormals()}
     networks = {}
     for network, optimizer in (("G", parts.opt_G), ("D", parts.opt_D)):
