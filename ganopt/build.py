@@ -369,6 +369,7 @@ def build_optimizer(
     picks by itself on CUDA but not on a CPU, and which computes what the per-tensor loop does,
     bit for bit, in fewer calls. An ``optim.g.fused`` or ``optim.g.foreach`` of the config wins."""
     factory = _build(key, node)
+    _check_switches(key, factory, node)
     extra = _implementation(key, factory, node, fused)
     if "betas" in node:
         betas = node.betas
@@ -392,6 +393,25 @@ def _implementation(key: str, factory: object, node: DictConfig, fused: bool) ->
         name = getattr(factory, "func", factory).__name__
         log.info("trainer.fused: %s has no fused kernel, so %s runs foreach kernels", name, key)
     return {"foreach": True} if _accepts(factory, "foreach") else {}
+
+
+def _check_switches(key: str, factory: object, node: DictConfig) -> None:
+    """torch's optimizers take their switches (amsgrad, nesterov, foreach, fused...) unchecked,
+    so ``+optim.d.foreach=maybe`` would run as true: each must be true or false (foreach and
+    fused, whose default is torch's choice, may also be null)."""
+    optimizer = getattr(factory, "func", factory)
+    if not isinstance(optimizer, type):
+        return
+    parameters = inspect.signature(optimizer).parameters
+    for name in node:
+        default = parameters[name].default if name in parameters else inspect.Parameter.empty
+        optional = name in ("foreach", "fused")
+        if not (isinstance(default, bool) or optional):
+            continue
+        value = node[name]
+        if not isinstance(value, bool) and not (optional and value is None):
+            choices = "true, false or null" if optional else "true or false"
+            raise ConfigError([f"{key}.{name}: must be {choices}, got {value!r}"])
 
 
 def _accepts(factory: object, keyword: str) -> bool:

@@ -89,6 +89,8 @@ BAD = [
     (["model=dcgan", "data=digits", "model.d.norm=foo"], "model.d: norm must be one of"),
     (["model.d.spectral_norm=abc"], "model.d: spectral_norm must be true or false"),
     (["optim.g._target_=builtins.print"], "optim.g._target_: 'builtins.print' refused"),
+    (["+optim.d.foreach=maybe"], "optim.d.foreach: must be true, false or null, got 'maybe'"),
+    (["optim=sgd", "+optim.g.nesterov=1"], "optim.g.nesterov: must be true or false, got 1"),
     (["+model.g.x._target_=os.system"], "model.g.x._target_: only loss, reg"),
     (["loss._target_=shutil.copyfile"], "loss._target_: 'shutil.copyfile' refused"),
     (["loss=minimax"], "loss=minimax: no such option; choose from hinge, lsgan"),
