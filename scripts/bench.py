@@ -105,6 +105,7 @@ COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
 FUSED = "trainer.fused=true"
 #: --subnormals: the run's length, and timed optimizer steps per variant and repetition
 SUBNORMAL_STEPS, SUBNORMAL_TIMINGS = 2000, 20
+FLUSH_DENORMAL = "trainer.flush_denormal=true"
 
 
 def run_trainer(overrides: list[str], steps: int) -> float:
@@ -472,8 +473,13 @@ def bench_subnormals(overrides: list[str], steps: int, reps: int) -> dict[str, o
     gradients, with IEEE arithmetic and with subnormals flushed (trainer.flush_denormal), in
     turns, ``reps`` x SUBNORMAL_TIMINGS times each: timings a millisecond long, side by side,
     which the machine's drift cannot tell apart as it does whole runs. Also the share of the
-    optimizer's moments that are subnormal, and the run's own time per generator step."""
+    optimizer's moments that are subnormal, the run's own time per generator step, and
+    whether the same run trained with trainer.flush_denormal=true ends with the same weights."""
     parts, result = trained([*overrides, "trainer.sample_every=0"], steps)
+    flushed_run, _ = trained([*overrides, "trainer.sample_every=0", FLUSH_DENORMAL], steps)
+    same_weights = all(
+        torch.equal(a, b) for a, b in zip(_weights(parts), _weights(flushed_run), strict=True)
+    )
     arithmetic = {"ieee": contextlib.nullcontext(), "flushed": FlushedSubnormals()}
     networks = {}
     for network, optimizer in (("G", parts.opt_G), ("D", parts.opt_D)):
@@ -502,7 +508,12 @@ def bench_subnormals(overrides: list[str], steps: int, reps: int) -> dict[str, o
         "ms_per_generator_step": 1e3 / result.metrics["steps_per_sec"],
         "d_steps": parts.settings.d_steps,
         "networks": networks,
+        "same_weights_when_flushed": same_weights,
     }
+
+
+def _weights(parts: Components) -> list[torch.Tensor]:
+    return [p.detach() for p in [*parts.G.parameters(), *parts.D.parameters()]]
 
 
 def print_subnormals(measured: dict[str, object]) -> None:
@@ -522,6 +533,11 @@ def print_subnormals(measured: dict[str, object]) -> None:
     print(
         f"\nafter {measured['steps']} steps; a generator step of that run took {step:.2f} ms "
         f"on average: flushing saves {saved:.2f} ms of it ({100 * saved / step:.1f}%)"
+    )
+    same = measured["same_weights_when_flushed"]
+    print(
+        "the same run with trainer.flush_denormal=true ends with "
+        + ("the same weights, bit for bit" if same else "different weights")
     )
 
 

@@ -92,6 +92,7 @@ def test_subnormals_times_each_optimizers_step_ieee_and_flushed(bench, capsys, m
     assert bench.main(["--subnormals", "--steps", "10", "--reps", "1", "--json"]) == 0
     measured = json.loads(capsys.readouterr().out)
     assert measured["steps"] == 10 and measured["ms_per_generator_step"] > 0
+    assert measured["same_weights_when_flushed"] is True
     for network in ("G", "D"):
         r = measured["networks"][network]
         assert 0 <= r["subnormal_share"] < 1
