@@ -617,8 +617,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.subnormals:
         cpu = ["trainer.device=cpu", *CONFIGS["toy"], *args.extra]
-        if args.device not in ("auto", "cpu"):
-            p.error("--subnormals measures the CPU: leave --device out")
+        if args.device not in ("auto", "cpu") or args.configs:
+            p.error(
+                "--subnormals measures the toy config on the CPU: leave --device, --configs out"
+            )
         measured = bench_subnormals(cpu, args.steps or SUBNORMAL_STEPS, reps)
         print(json.dumps(measured, indent=2)) if args.json else print_subnormals(measured)
         return 0

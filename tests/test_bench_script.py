@@ -98,8 +98,9 @@ def test_subnormals_times_each_optimizers_step_ieee_and_flushed(bench, capsys, m
         assert 0 <= r["subnormal_share"] < 1
         assert set(r["ms"]) == {"ieee", "flushed"} and min(r["ms"].values()) > 0
     assert torch.tensor([1e-39]) * 1.0 != 0  # IEEE again after the flushed steps
-    with pytest.raises(SystemExit):
-        bench.main(["--subnormals", "--device", "cuda"])
+    for other in (["--device", "cuda"], ["--configs", "dcgan"]):
+        with pytest.raises(SystemExit):
+            bench.main(["--subnormals", *other])
 
 
 def test_variants_take_turns_in_an_order_reversed_every_other_repetition(bench):
