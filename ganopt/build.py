@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -399,10 +399,7 @@ def _check_switches(key: str, factory: object, node: DictConfig) -> None:
     """torch's optimizers take their switches (amsgrad, nesterov, foreach, fused...) unchecked,
     so ``+optim.d.foreach=maybe`` would run as true: each must be true or false (foreach and
     fused, whose default is torch's choice, may also be null)."""
-    optimizer = getattr(factory, "func", factory)
-    if not isinstance(optimizer, type):
-        return
-    parameters = inspect.signature(optimizer).parameters
+    parameters = _parameters(factory)
     for name in node:
         default = parameters[name].default if name in parameters else inspect.Parameter.empty
         optional = name in ("foreach", "fused")
@@ -417,8 +414,13 @@ def _check_switches(key: str, factory: object, node: DictConfig) -> None:
 def _accepts(factory: object, keyword: str) -> bool:
     """Whether the optimizer class takes ``keyword`` (torch's take ``foreach``; Adam, AdamW,
     SGD and Adagrad also ``fused``)."""
+    return keyword in _parameters(factory)
+
+
+def _parameters(factory: object) -> Mapping[str, inspect.Parameter]:
+    """The constructor's parameters of an optimizer class given as a partial (none otherwise)."""
     optimizer = getattr(factory, "func", factory)
-    return isinstance(optimizer, type) and keyword in inspect.signature(optimizer).parameters
+    return inspect.signature(optimizer).parameters if isinstance(optimizer, type) else {}
 
 
 def _regularizers(
