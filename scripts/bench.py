@@ -5,8 +5,11 @@ For each configuration (toy: the default recipe, mlp on ring8; dcgan: DCGAN on d
 only when asked: toy without R1 and EMA, the plain recipe) it alternates
     A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
     B: a hand-written loop: the same networks, losses, regularizers, optimizers, learning-rate
-       schedule, EMA of G, batch size and data, without any logging, its optimizers in the
-       implementation torch picks when none is asked for (the Trainer asks for foreach),
+       schedule, EMA of G, batch size and data, without any logging, with PyTorch's defaults:
+       its optimizers in the implementation torch picks when none is asked for (the Trainer
+       asks for foreach), at torch's own intra-op thread count (the Trainer's is
+       trainer.threads); where the two counts differ, also B at the Trainer's count, like
+       for like,
     C: the Trainer logging every layer's gradient norm (and the losses, D's outputs, the
        gradient signal) at every step: log_every = 1,
     E: as C, plus the diagnostics that cost extra passes: the shadow losses' gradient norms
@@ -91,6 +94,9 @@ RULES = {
 
 
 def components(overrides: list[str]) -> Components:
+    """A run built as train.py builds it. Each starts from torch's own thread count, which
+    trainer.threads then sets or leaves (not from the count an earlier run in this process set)."""
+    torch.set_num_threads(TORCH_THREADS)
     return build(compose_config(overrides))
 
 
@@ -141,10 +147,21 @@ def trained(overrides: list[str], steps: int) -> tuple[Components, RunResult]:
     return parts, result
 
 
-def run_bare(overrides: list[str], steps: int) -> float:
+def run_bare(overrides: list[str], steps: int, same_threads: bool = False) -> float:
     """The loop a researcher would write by hand for the same run, regularizers, learning-rate
-    schedule and EMA of G included: no logging at all."""
+    schedule and EMA of G included: no logging at all. It runs at torch's own intra-op thread
+    count, as a loop written with PyTorch's defaults does, or with ``same_threads`` at the
+    count the Trainer runs this config at (trainer.threads), a like-for-like comparison."""
     p = components([*overrides, "trainer.progress=false"])
+    trainers = torch.get_num_threads()  # what building the run set (trainer.threads)
+    torch.set_num_threads(trainers if same_threads else TORCH_THREADS)
+    try:
+        return _bare_loop(p, steps)
+    finally:
+        torch.set_num_threads(trainers)
+
+
+def _bare_loop(p: Components, steps: int) -> float:
     G, D, loss, opt_G, opt_D, data = p.G, p.D, p.loss, p.opt_G, p.opt_D, p.data
     for group in [*opt_G.param_groups, *opt_D.param_groups]:
         group["foreach"] = None  # as constructed by hand: torch picks (on a CPU, per tensor)
@@ -221,30 +238,42 @@ def bench(
     }
     opt_in_runs = {_key(setting): [*overrides, setting] for setting in opt_in}
     runs |= opt_in_runs
+    components(overrides)
+    threads = {"bare": TORCH_THREADS, "trainer": torch.get_num_threads()}
     variants = {"bare": lambda n: run_bare(overrides, n)}
+    if threads["trainer"] != threads["bare"]:  # and like for like: what the rest costs
+        variants["bare_same_threads"] = lambda n: run_bare(overrides, n, same_threads=True)
     variants |= {key: lambda n, o=run: run_trainer(o, n) for key, run in runs.items()}
     speeds = interleaved(variants, steps, reps)
 
-    def over_bare(variant: str) -> list[float]:
-        return [t / b for t, b in zip(speeds[variant], speeds["bare"], strict=True)]
+    def over_bare(variant: str, bare: str = "bare") -> list[float]:
+        return [t / b for t, b in zip(speeds[variant], speeds[bare], strict=True)]
 
     def cost(variant: str) -> float:
         pairs = zip(speeds[variant], speeds["trainer"], strict=True)
         return statistics.median(1 - v / t for v, t in pairs)
 
-    def best(variant: str) -> float:
+    def best(variant: str, bare: str = "bare") -> float:
         """The fastest run's speed over the bare loop's fastest: other work on the machine
         only slows runs down, so the fastest are the least disturbed (why timeit reports a
         minimum)."""
-        return max(speeds[variant]) / max(speeds["bare"])
+        return max(speeds[variant]) / max(speeds[bare])
 
     ratios = over_bare("trainer")
+    same = over_bare("trainer", "bare_same_threads") if "bare_same_threads" in speeds else None
     return {
         "config": name,
+        "threads": threads,
         "steps_per_sec": {key: statistics.median(v) for key, v in speeds.items()},
         "trainer_over_bare": statistics.median(ratios),
         "trainer_over_bare_range": [min(ratios), max(ratios)],
         "trainer_over_bare_best": best("trainer"),
+        "trainer_over_bare_same_threads": same
+        and {
+            "median": statistics.median(same),
+            "range": [min(same), max(same)],
+            "best": best("trainer", "bare_same_threads"),
+        },
         "per_layer_cost": cost("per_layer_every_step"),
         "everything_cost": cost("everything_every_step"),
         "opt_in_over_bare": {key: statistics.median(over_bare(key)) for key in opt_in_runs},
@@ -290,7 +319,7 @@ def measure_point(variant: str, overrides: list[str], steps: int) -> dict[str, f
     every_step.append("diagnostics.input_gradients=false")
     run = {
         "trainer": lambda n: run_trainer(overrides, n),
-        "bare": lambda n: run_bare(overrides, n),
+        "bare": lambda n: run_bare(overrides, n, same_threads=True),  # the fixed cost's trend
         "per_layer_every_step": lambda n: run_trainer([*overrides, *every_step], n),
     }[variant]
     run(max(5, steps // 5))
@@ -541,6 +570,27 @@ def print_subnormals(measured: dict[str, object]) -> None:
     )
 
 
+def print_same_threads(results: list[dict[str, object]]) -> None:
+    """The Trainer against the bare loop at the Trainer's own thread count, where it differs
+    from torch's: what the framework costs apart from its thread policy."""
+    rows = [r for r in results if r["trainer_over_bare_same_threads"]]
+    if not rows:
+        return
+    print(
+        "\n| config | bare loop at the Trainer's threads | Trainer | Trainer / it (range) "
+        "| fastest / fastest |\n|---|---|---|---|---|"
+    )
+    for r in rows:
+        s, same = r["steps_per_sec"], r["trainer_over_bare_same_threads"]
+        low, high = same["range"]
+        print(
+            f"| {r['config']} ({r['threads']['trainer']} thread"
+            f"{'s' * (r['threads']['trainer'] > 1)}) | {s['bare_same_threads']:.1f} | "
+            f"{s['trainer']:.1f} | {same['median']:.3f} ({low:.2f}–{high:.2f}) | "
+            f"{same['best']:.3f} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -650,9 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"machine": machine, "minutes": minutes, "results": results}, indent=2))
         return 0
     lengths = ", ".join(f"{name} {n} steps" for name, n in steps.items())
+    trainer_threads = ", ".join(f"{r['config']} {r['threads']['trainer']}" for r in results)
     print(
-        f"\n{machine['device']}, torch {machine['torch']}, {machine['threads']} threads; "
-        f"{lengths} x {reps} interleaved repetitions (medians), {minutes:.1f} minutes\n"
+        f"\n{machine['device']}, torch {machine['torch']}; {lengths} x {reps} interleaved "
+        f"repetitions (medians), {minutes:.1f} minutes; threads: the bare loop torch's own "
+        f"{TORCH_THREADS}, the Trainer trainer.threads ({trainer_threads})\n"
     )
     print(
         "| config | bare loop | Trainer | Trainer / bare (range) | fastest / fastest "
@@ -669,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * r['per_layer_cost']:.1f}% | {s['everything_every_step']:.1f} | "
             f"{100 * r['everything_cost']:.1f}% |"
         )
+    print_same_threads(results)
     if opt_in:
         keys = [_key(setting) for setting in opt_in]
         print(

@@ -110,3 +110,27 @@ def test_variants_take_turns_in_an_order_reversed_every_other_repetition(bench):
     assert [key for key, n in calls if n == 10] == list("ABC")  # the warm-up: shorter runs
     assert [key for key, n in calls if n == 50] == list("ABCCBAABC")
     assert speeds == {key: [1.0] * 3 for key in "ABC"}
+
+
+def test_the_bare_loop_runs_at_torchs_thread_count_and_like_for_like_beside_it(
+    bench, capsys, monkeypatch
+):
+    """A loop written with PyTorch's defaults runs at torch's own thread count; where the
+    Trainer's differs (trainer.threads), the bare loop also runs at the Trainer's."""
+    seen = []
+    loop = bench._bare_loop
+    monkeypatch.setattr(
+        bench, "_bare_loop", lambda p, n: seen.append(torch.get_num_threads()) or loop(p, n)
+    )
+    monkeypatch.setattr(bench, "TORCH_THREADS", 2)
+    try:
+        assert bench.main(["--configs", "toy", "--steps", "10", "--reps", "1"]) == 0
+    finally:
+        torch.set_num_threads(1)
+    assert seen == [2, 1, 2, 1]  # the warm-up, then the measured runs
+    table = capsys.readouterr().out
+    assert "the bare loop torch's own 2, the Trainer trainer.threads (toy 1)" in table
+    assert (
+        "| config | bare loop at the Trainer's threads | Trainer | Trainer / it (range) |" in table
+    )
+    assert "| toy (1 thread) |" in table
