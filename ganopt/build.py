@@ -276,7 +276,6 @@ def _data_and_networks(
     G = build_generator(cfg, data.shape, device)
     D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
     dry_run(G, D, data, settings.batch_size, device)
-    set_threads(settings.threads, G, D, device)
     if world.distributed:
         if settings.sync_batchnorm:
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
@@ -300,6 +299,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         device, settings = _per_rank(device, settings, world)
     settings = _compiled_passes(settings, device)
     settings = _flushed_subnormals(settings, device)
+    set_threads(settings.threads, device)
     seed_everything(settings.seed)  # the same initial weights on every rank
 
     data, G, D = _data_and_networks(cfg, settings, device, world)
@@ -340,23 +340,12 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     )
 
 
-#: below this many parameters (G and D together) a step is a few small matrix products, which
-#: a second thread slows down more than it helps, and a busy machine much more
-SMALL_MODEL = 1_000_000
-
-
-def auto_threads(G: nn.Module, D: nn.Module) -> int | None:
-    """trainer.threads=auto: 1 for small models such as the toy MLPs, else None: torch's own
-    default, one thread per core (README, "Threads", has the measurement behind it)."""
-    size = sum(p.numel() for p in (*G.parameters(), *D.parameters()))
-    return 1 if size < SMALL_MODEL else None
-
-
-def set_threads(threads: int | str, G: nn.Module, D: nn.Module, device: torch.device) -> None:
-    """torch's intra-op threads on the CPU (trainer.threads)."""
-    count = auto_threads(G, D) if threads == "auto" else int(threads)
-    if device.type == "cpu" and count is not None:
-        torch.set_num_threads(count)
+def set_threads(threads: int | str, device: torch.device) -> None:
+    """torch's intra-op threads on the CPU: trainer.threads=N sets N; auto leaves torch's own
+    count, one per core, or OMP_NUM_THREADS, which torchrun and Hydra's joblib launcher set so
+    that the processes they start share the cores (README, "Threads", has the measurements)."""
+    if threads != "auto" and device.type == "cpu":
+        torch.set_num_threads(int(threads))
 
 
 def build_optimizer(

@@ -37,7 +37,7 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     progress: bool = True  # a progress bar on stderr
-    threads: Any = "auto"  # CPU threads for torch: auto (by model size) or a number
+    threads: Any = "auto"  # CPU threads for torch: auto (torch's own count) or a number
     ema_decay: float | None = 0.999  # an EMA of G's weights for samples and evaluation
     compile: bool = False  # torch.compile the passes between log steps (CPU or CUDA)
     fused: bool = False  # torch's fused optimizer kernels: faster, rounded differently

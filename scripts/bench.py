@@ -424,13 +424,12 @@ def bench_threads(
     names: list[str], base: list[str], steps: dict[str, int], reps: int
 ) -> list[dict[str, object]]:
     """The Trainer's steps/s for each config at each intra-op thread count, interleaved, beside
-    the count that trainer.threads=auto picks for it."""
-    from ganopt.build import auto_threads
-
+    the count that trainer.threads=auto runs it at."""
     rows = []
     for name in names:
         overrides = [*CONFIGS[name], *base]
         parts = components(overrides)
+        auto = torch.get_num_threads()
         counts = thread_counts()
         print(f"threads {counts} on {name} ({steps[name]} steps x {reps}) ...", file=sys.stderr)
         variants = {
@@ -448,7 +447,7 @@ def bench_threads(
                 "steps_per_sec": medians,
                 "runs": speeds,
                 "fastest": max(medians, key=medians.__getitem__),
-                "auto": auto_threads(parts.G, parts.D) or TORCH_THREADS,
+                "auto": auto,
             }
         )
     return rows
@@ -457,7 +456,7 @@ def bench_threads(
 def print_threads(rows: list[dict[str, object]]) -> None:
     counts = list(rows[0]["steps_per_sec"])
     cells = " | ".join(f"{n} thread{'s' * (n > 1)}" for n in counts)
-    print(f"| config | parameters | {cells} | fastest | `auto` picks |")
+    print(f"| config | parameters | {cells} | fastest | `auto` runs at |")
     print("|---|---|" + "---|" * len(counts) + "---|---|")
     for r in rows:
         speeds = " | ".join(f"{r['steps_per_sec'][n]:.1f}" for n in counts)

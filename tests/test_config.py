@@ -7,10 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganopt.build import auto_threads, build
+from ganopt.build import build
 from ganopt.composition import check_group_overrides, config_dir
 from ganopt.config import ConfigError
-from ganopt.models import MLPDiscriminator, MLPGenerator
 from tests.conftest import compose_config
 
 
@@ -172,11 +171,17 @@ def test_trainer_fused_picks_the_fused_kernels_where_torch_has_them(optim, fused
     assert type(fused.opt_G) is type(plain.opt_G)
 
 
-@pytest.mark.parametrize(("width", "threads"), [(128, 1), (1024, None)])
-def test_auto_threads_is_one_for_small_models_and_torchs_default_for_large(width, threads):
-    G = MLPGenerator(z_dim=2, data_shape=(2,), hidden=[width] * 3)
-    D = MLPDiscriminator(data_shape=(2,), hidden=[width] * 3)
-    assert auto_threads(G, D) == threads  # the toy MLPs have 67 k parameters, width 1024 4.2 M
+def test_threads_auto_keeps_torchs_own_count_and_a_number_sets_it():
+    """auto leaves torch's count (one per core, or OMP_NUM_THREADS, which torchrun and the
+    joblib launcher set); trainer.threads=N sets N."""
+    try:
+        torch.set_num_threads(3)
+        build(compose_config(["trainer.device=cpu"]))
+        assert torch.get_num_threads() == 3
+        build(compose_config(["trainer.device=cpu", "trainer.threads=2"]))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)  # the suite's one thread per process
 
 
 def test_flush_denormal_is_ignored_with_a_line_where_the_cpu_cannot_flush(monkeypatch, caplog):
