@@ -153,12 +153,12 @@ def run_bare(overrides: list[str], steps: int, same_threads: bool = False) -> fl
     count, as a loop written with PyTorch's defaults does, or with ``same_threads`` at the
     count the Trainer runs this config at (trainer.threads), a like-for-like comparison."""
     p = components([*overrides, "trainer.progress=false"])
-    trainers = torch.get_num_threads()  # what building the run set (trainer.threads)
-    torch.set_num_threads(trainers if same_threads else TORCH_THREADS)
+    trainer_threads = torch.get_num_threads()  # what building the run set (trainer.threads)
+    torch.set_num_threads(trainer_threads if same_threads else TORCH_THREADS)
     try:
         return _bare_loop(p, steps)
     finally:
-        torch.set_num_threads(trainers)
+        torch.set_num_threads(trainer_threads)
 
 
 def _bare_loop(p: Components, steps: int) -> float:
