@@ -33,9 +33,10 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --scaling            # cost against batch size and network width
     python scripts/bench.py --threads            # steps/s at each CPU thread count
 
---scaling measures the Trainer, the bare loop and the Trainer with per-layer diagnostics at
-every step, each in a process of its own (so that its peak memory is its own: RSS on a CPU, the
-CUDA allocator's peak on a GPU), along three axes: toy batch 64 to 4096, toy MLP width 128 to
+--scaling measures the Trainer, the bare loop (at the Trainer's thread count: what the
+framework adds) and the Trainer with per-layer diagnostics at every step, each in a process of
+its own (so that its peak memory is its own: RSS on a CPU, the CUDA allocator's peak on a GPU),
+along three axes: toy batch 64 to 4096, toy MLP width 128 to
 1024 (batch 256), DCGAN width 16 to 128 (batch 64); it writes OUT/bench_scaling.csv and a
 log-log plot OUT/bench_scaling.png.
 
