@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     machine = {
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "threads": TORCH_THREADS,  # torch's own; each result says what its runs used
         "device": torch.cuda.get_device_name()
         if "cuda" in str(args.device) or (args.device == "auto" and torch.cuda.is_available())
         else "cpu",
