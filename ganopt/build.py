@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from ganopt.diagnostics.game import GameProbe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator, evaluator_for
+from ganopt.flat import ELEMENTWISE, FlatOptimizerState, FlatParameters
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
@@ -51,6 +52,8 @@ class Components:
     objective: Objective
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
+    #: by network, the parameters an optimizer steps as one buffer (trainer.flat_params)
+    flat: dict[str, FlatParameters]
     data: object
     clipper: WeightClipper | None
     diagnostics: Diagnostics
@@ -82,7 +85,12 @@ class Components:
         parts: dict[str, object] = {"G": self.G, "D": self.D}
         if self.ema is not None:
             parts["G_ema"] = self.ema.module
-        parts |= {"opt_G": self.opt_G, "opt_D": self.opt_D, "rng": GlobalRNG()}
+        for name, optimizer in (("G", self.opt_G), ("D", self.opt_D)):
+            flat = self.flat.get(name)
+            parts[f"opt_{name}"] = (
+                optimizer if flat is None else FlatOptimizerState(optimizer, flat)
+            )
+        parts["rng"] = GlobalRNG()
         parts["alarm"] = self.alarm
         if hasattr(self.data, "state_dict"):
             parts["data"] = self.data
@@ -115,6 +123,7 @@ class Components:
             objective=self.objective,
             opt_G=self.opt_G,
             opt_D=self.opt_D,
+            flat=self.flat,
             data=self.data,
             settings=self.settings,
             diagnostics=self.diagnostics,
@@ -304,13 +313,15 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
 
     data, G, D = _data_and_networks(cfg, settings, device, world)
     loss = _build("loss", cfg.loss)
-    # G and D each get their own optimizer instance: their moment estimates must not mix.
-    opt_G = build_optimizer("optim.g", cfg.optim.g, G.parameters(), settings.fused)
-    opt_D = build_optimizer("optim.d", cfg.optim.d, D.parameters(), settings.fused)
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
+    regularizers = _regularizers(cfg, loss, D, clipper)
+    lazy = _lazily_regularized(regularizers)
+    flat = {name: settings.flat_params and name not in lazy for name in "GD"}
+    # G and D each get their own optimizer instance: their moment estimates must not mix.
+    opt_G, flat_G = build_optimizer("optim.g", cfg.optim.g, G, settings.fused, flat["G"])
+    opt_D, flat_D = build_optimizer("optim.d", cfg.optim.d, D, settings.fused, flat["D"])
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
-    regularizers = _regularizers(cfg, loss, D, clipper)
     _check_update_rule(opt_G, opt_D, regularizers, world, settings.compile)
     diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
     evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
@@ -324,6 +335,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         objective=objective,
         opt_G=opt_G,
         opt_D=opt_D,
+        flat={name: f for name, f in (("G", flat_G), ("D", flat_D)) if f is not None},
         data=data,
         clipper=clipper,
         diagnostics=diagnostics,
@@ -340,6 +352,14 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     )
 
 
+def _lazily_regularized(regularizers: list[Regularizer]) -> set[str]:
+    """The networks a lazy regularizer steps on its own. Such a step leaves some weights
+    without a gradient (R1 does not reach D's last bias), which a per-tensor optimizer skips
+    and one buffer (trainer.flat_params) could not."""
+    lazy = [r.network for r in regularizers if r.every > 1]
+    return {name for network in lazy for name in ("GD" if network == "both" else network)}
+
+
 def set_threads(threads: int | str, device: torch.device) -> None:
     """torch's intra-op threads on the CPU: trainer.threads=N sets N; auto leaves torch's own
     count, one per core, or OMP_NUM_THREADS, which torchrun and Hydra's joblib launcher set so
@@ -349,17 +369,27 @@ def set_threads(threads: int | str, device: torch.device) -> None:
 
 
 def build_optimizer(
-    key: str, node: DictConfig, params: Iterable[nn.Parameter], fused: bool = False
-) -> torch.optim.Optimizer:
-    """``optim.g``/``optim.d`` over ``params``, built now so that a bad argument fails here,
-    naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats.
-    ``fused``: torch's one-kernel-per-tensor implementation where the optimizer has one
-    (trainer.fused, README "Performance"); otherwise its foreach implementation, which torch
-    picks by itself on CUDA but not on a CPU, and which computes what the per-tensor loop does,
-    bit for bit, in fewer calls. An ``optim.g.fused`` or ``optim.g.foreach`` of the config wins."""
+    key: str, node: DictConfig, network: nn.Module, fused: bool = False, flat: bool = False
+) -> tuple[torch.optim.Optimizer, FlatParameters | None]:
+    """``optim.g``/``optim.d`` over ``network``'s parameters, built now so that a bad argument
+    fails here, naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats.
+    ``flat`` (trainer.flat_params): an elementwise optimizer steps the parameters as one
+    buffer (ganopt/flat.py), returned beside it. ``fused``: torch's fused kernels where the
+    optimizer has them (README "Performance"); otherwise, over separate tensors, its foreach
+    implementation, which torch picks by itself on CUDA but not on a CPU, and which computes
+    what the per-tensor loop does, bit for bit, in fewer calls. An ``optim.g.fused`` or
+    ``optim.g.foreach`` of the config wins."""
     factory = _build(key, node)
     _check_switches(key, factory, node)
-    extra = _implementation(key, factory, node, fused)
+    params = list(network.parameters())
+    optimizer = getattr(factory, "func", factory)
+    elementwise = isinstance(optimizer, type) and issubclass(optimizer, ELEMENTWISE)
+    buffer = (
+        FlatParameters(params) if flat and elementwise and FlatParameters.fits(params) else None
+    )
+    if buffer is not None:
+        params = [buffer.flat]
+    extra = _implementation(key, factory, node, fused, single=buffer is not None)
     if "betas" in node:
         betas = node.betas
         numbers = isinstance(betas, ListConfig) and len(betas) == 2
@@ -367,21 +397,25 @@ def build_optimizer(
             raise ConfigError([f"{key}.betas: must be two numbers, got {betas!r}"])
         extra["betas"] = tuple(float(b) for b in betas)
     try:
-        return factory(params, **extra)
+        return factory(params, **extra), buffer
     except (TypeError, ValueError, RuntimeError, IndexError) as e:
         raise ConfigError([f"{key}: {e}"]) from None
 
 
-def _implementation(key: str, factory: object, node: DictConfig, fused: bool) -> dict[str, bool]:
-    """The keyword that picks the optimizer's implementation: fused, foreach, or none."""
+def _implementation(
+    key: str, factory: object, node: DictConfig, fused: bool, single: bool
+) -> dict[str, bool]:
+    """The keyword that picks the optimizer's implementation: fused, foreach, or none. On a
+    ``single`` tensor (trainer.flat_params) the per-tensor loop makes fewer calls than foreach."""
     if "fused" in node or "foreach" in node:
         return {}
     if fused:
         if _accepts(factory, "fused"):
             return {"fused": True}
         name = getattr(factory, "func", factory).__name__
-        log.info("trainer.fused: %s has no fused kernel, so %s runs foreach kernels", name, key)
-    return {"foreach": True} if _accepts(factory, "foreach") else {}
+        instead = "its loop over one buffer" if single else "foreach kernels"
+        log.info("trainer.fused: %s has no fused kernel, so %s runs %s", name, key, instead)
+    return {"foreach": not single} if _accepts(factory, "foreach") else {}
 
 
 def _check_switches(key: str, factory: object, node: DictConfig) -> None:

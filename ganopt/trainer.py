@@ -22,6 +22,7 @@ from ganopt.config import TrainerConfig
 from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
+from ganopt.flat import FlatParameters
 from ganopt.objective import Objective, Phase, trainable
 from ganopt.optimizers import Extragradient, FlushedSubnormals
 from ganopt.recorder import RunRecorder, RunResult, failure_line
@@ -46,6 +47,7 @@ class Trainer:
         objective: Objective,
         opt_G: torch.optim.Optimizer,
         opt_D: torch.optim.Optimizer,
+        flat: dict[str, FlatParameters],
         data: Iterator[Tensor],
         settings: TrainerConfig,
         diagnostics: Diagnostics,
@@ -59,6 +61,7 @@ class Trainer:
         self.G, self.D, self.objective, self.data = G, D, objective, data
         self.loss = objective.loss
         self.opt_G, self.opt_D, self.clipper, self.ema = opt_G, opt_D, clipper, ema
+        self.flat = flat  # the networks whose optimizer steps one buffer (trainer.flat_params)
         self.settings, self.diagnostics, self.world = settings, diagnostics, world
         self.recorder, self.state = recorder, state
         self.guard = guard
@@ -192,7 +195,7 @@ class Trainer:
         part of D's objective: one backward."""
         passes = self.passes
         d = self.objective.d_pass(passes.G, passes.D_train, real, z, self.step + 1, self.D)
-        self.opt_D.zero_grad(set_to_none=True)
+        self._zero_grad(self.d_params)
         d.objective.backward(inputs=self.d_params)
         if probe:  # gradients are read after backward, before clipping or the step
             self.diagnostics.on_d_backward(
@@ -209,7 +212,7 @@ class Trainer:
         g = self.objective.g_pass(self.passes.G_train, self.passes.D, z, self.step + 1, real)
         if probe:  # the shadow losses need the graph that backward frees
             self.diagnostics.on_g_forward(probe, g.out_fake, g.out_real)
-        self.opt_G.zero_grad(set_to_none=True)
+        self._zero_grad(self.g_params)
         g.objective.backward(inputs=self.g_params)
         self._freeze_d(False)
         if probe:
@@ -227,7 +230,7 @@ class Trainer:
         penalty = self.objective.lazy_penalty(
             phase.regularizer, self.G_train, D, real, z, self.step + 1
         )
-        (self.opt_G if on_g else self.opt_D).zero_grad(set_to_none=True)
+        self._zero_grad(self.g_params if on_g else self.d_params)
         penalty.backward()
         self._freeze_d(False)
         self._update(network, None, extrapolate)
@@ -277,6 +280,8 @@ class Trainer:
         if probe:
             self.diagnostics.before_step(network)
         optimizer = self.opt_D if network == "D" else self.opt_G
+        if network in self.flat:
+            self.flat[network].gather_grads()
         with self.step_arithmetic:
             optimizer.extrapolate() if extrapolate else optimizer.step()
         if network == "D" and self.clipper is not None:
@@ -289,6 +294,13 @@ class Trainer:
     def _average_g(self) -> None:
         if self.ema is not None:
             self.ema.update(self.step + 1)  # the step in progress
+
+    @staticmethod
+    def _zero_grad(params: list[nn.Parameter]) -> None:
+        """The parameters' gradients, not the optimizer's: under trainer.flat_params its
+        buffer's gradient is a copy, rewritten before each step."""
+        for p in params:
+            p.grad = None
 
     def _freeze_d(self, frozen: bool) -> None:
         """D's weights need no gradient during the G step; only its input does."""

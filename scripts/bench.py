@@ -152,8 +152,9 @@ def run_bare(overrides: list[str], steps: int, same_threads: bool = False) -> fl
     """The loop a researcher would write by hand for the same run, regularizers, learning-rate
     schedule and EMA of G included: no logging at all. It runs at torch's own intra-op thread
     count, as a loop written with PyTorch's defaults does, or with ``same_threads`` at the
-    count the Trainer runs this config at (trainer.threads), a like-for-like comparison."""
-    p = components([*overrides, "trainer.progress=false"])
+    count the Trainer runs this config at (trainer.threads), a like-for-like comparison. Its
+    optimizers step each tensor, as torch's do when given a network's parameters."""
+    p = components([*overrides, "trainer.progress=false", "trainer.flat_params=false"])
     trainer_threads = torch.get_num_threads()  # what building the run set (trainer.threads)
     torch.set_num_threads(trainer_threads if same_threads else TORCH_THREADS)
     try:

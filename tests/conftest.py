@@ -77,6 +77,12 @@ class MemoryLogger:
         pass
 
 
+def first_state(optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's state of the first tensor it steps (a network's one buffer under
+    trainer.flat_params, else its first parameter)."""
+    return optimizer.state[optimizer.param_groups[0]["params"][0]]
+
+
 def make_trainer(overrides: list[str], run_dir: Path) -> tuple[Trainer, MemoryLogger]:
     """Compose, build and wire a Trainer exactly as train.py does, with an in-memory logger."""
     logger = MemoryLogger()

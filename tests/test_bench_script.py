@@ -115,12 +115,15 @@ def test_variants_take_turns_in_an_order_reversed_every_other_repetition(bench):
 def test_the_bare_loop_runs_at_torchs_thread_count_and_like_for_like_beside_it(
     bench, capsys, monkeypatch
 ):
-    """A loop written with PyTorch's defaults runs at torch's own thread count; where the
-    Trainer's differs (trainer.threads=1 here), the bare loop also runs at the Trainer's."""
+    """A loop written with PyTorch's defaults runs at torch's own thread count, its optimizers
+    stepping each tensor (no trainer.flat_params); where the Trainer's thread count differs
+    (trainer.threads=1 here), the bare loop also runs at the Trainer's."""
     seen = []
     loop = bench._bare_loop
     monkeypatch.setattr(
-        bench, "_bare_loop", lambda p, n: seen.append(torch.get_num_threads()) or loop(p, n)
+        bench,
+        "_bare_loop",
+        lambda p, n: seen.append((torch.get_num_threads(), p.flat)) or loop(p, n),
     )
     monkeypatch.setattr(bench, "TORCH_THREADS", 2)
     try:
@@ -128,7 +131,7 @@ def test_the_bare_loop_runs_at_torchs_thread_count_and_like_for_like_beside_it(
         assert bench.main([*argv, "--extra", "trainer.threads=1"]) == 0
     finally:
         torch.set_num_threads(1)
-    assert seen == [2, 1, 2, 1]  # the warm-up, then the measured runs
+    assert seen == [(2, {}), (1, {}), (2, {}), (1, {})]  # the warm-up, then the measured runs
     table = capsys.readouterr().out
     assert "the bare loop torch's own 2, the Trainer trainer.threads (toy 1)" in table
     assert (

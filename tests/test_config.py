@@ -133,15 +133,35 @@ def test_wgan_losses_bring_n_critic_5_and_no_other_regularizer():
     assert cfg.reg._target_.endswith("r2")
 
 
-def test_each_network_gets_its_own_optimizer_and_lr():
-    parts = build(compose_config(["optim.d.lr=0.002"]))
+@pytest.mark.parametrize("flat", ["true", "false"])
+def test_each_network_gets_its_own_optimizer_and_lr(flat):
+    parts = build(compose_config(["optim.d.lr=0.002", f"trainer.flat_params={flat}"]))
     assert parts.opt_G is not parts.opt_D
     assert parts.opt_G.param_groups[0]["lr"] == 1e-3
     assert parts.opt_D.param_groups[0]["lr"] == 0.002
-    g_ids = {id(p) for group in parts.opt_G.param_groups for p in group["params"]}
-    d_ids = {id(p) for group in parts.opt_D.param_groups for p in group["params"]}
-    assert g_ids == {id(p) for p in parts.G.parameters()}
-    assert d_ids == {id(p) for p in parts.D.parameters()}
+    for optimizer, network, name in ((parts.opt_G, parts.G, "G"), (parts.opt_D, parts.D, "D")):
+        stepped = [p for group in optimizer.param_groups for p in group["params"]]
+        if flat == "true":  # one buffer, whose views the network's parameters are
+            assert stepped == [parts.flat[name].flat]
+            assert parts.flat[name].params == list(network.parameters())
+            assert all(
+                p.untyped_storage().data_ptr() == parts.flat[name].flat.data_ptr()
+                for p in network.parameters()
+            )
+        else:
+            assert parts.flat == {}
+            assert [id(p) for p in stepped] == [id(p) for p in network.parameters()]
+
+
+def test_a_lazy_regularizers_network_keeps_its_tensors_and_other_optimizers_too():
+    """A lazy R1 step leaves D's last bias without a gradient, which a per-tensor optimizer
+    skips and one buffer could not; Adagrad is not on the list of elementwise updates."""
+    assert set(build(compose_config(["reg.every=4"])).flat) == {"G"}
+    assert set(
+        build(
+            compose_config(["optim=adam", "optim.g._target_=torch.optim.Adagrad", "~optim.g.betas"])
+        ).flat
+    ) == {"D"}
 
 
 def test_optimizers_can_be_mixed_per_network():
@@ -165,7 +185,9 @@ def test_trainer_fused_picks_the_fused_kernels_where_torch_has_them(optim, fused
     plain = build(compose_config([f"optim={optim}", *more]))
     fused = build(compose_config([f"optim={optim}", *more, "trainer.fused=true"]))
     assert not plain.opt_G.param_groups[0].get("fused")  # off by default: results reproduce
-    assert plain.opt_G.param_groups[0]["foreach"] is True  # the same bits in fewer calls
+    assert plain.opt_G.param_groups[0]["foreach"] is False  # over one buffer: the plain loop
+    separate = build(compose_config([f"optim={optim}", *more, "trainer.flat_params=false"]))
+    assert separate.opt_G.param_groups[0]["foreach"] is True  # the same bits in fewer calls
     assert fused.opt_G.param_groups[0].get("fused") == fused_g
     assert fused.opt_D.param_groups[0].get("fused") == fused_d
     assert type(fused.opt_G) is type(plain.opt_G)
@@ -200,9 +222,12 @@ def test_an_optimizers_own_fused_setting_wins_over_trainer_fused():
 
 
 def test_an_optimizers_own_foreach_setting_wins_and_rmsprop_runs_foreach_when_fused():
-    parts = build(compose_config(["optim=rmsprop", "trainer.fused=true", "+optim.d.foreach=false"]))
-    assert parts.opt_G.param_groups[0]["foreach"] is True  # no fused kernel: foreach instead
-    assert parts.opt_D.param_groups[0]["foreach"] is False
+    overrides = ["optim=rmsprop", "trainer.fused=true", "+optim.d.foreach=true"]
+    parts = build(compose_config(overrides))
+    assert parts.opt_G.param_groups[0]["foreach"] is False  # no fused kernel: one buffer's loop
+    assert parts.opt_D.param_groups[0]["foreach"] is True
+    separate = build(compose_config([*overrides, "trainer.flat_params=false"]))
+    assert separate.opt_G.param_groups[0]["foreach"] is True  # no fused kernel: foreach instead
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import torch
 
 from ganopt.resume import resume
 from ganopt.state import non_finite_network
-from tests.conftest import as_run_dir, make_trainer
+from tests.conftest import as_run_dir, first_state, make_trainer
 
 pytestmark = [
     pytest.mark.cuda,
@@ -111,5 +111,5 @@ def test_a_cuda_run_resumed_with_trainer_fused_steps_fused(tmp_path):
         ["trainer.device=cuda", "trainer.steps=4", "trainer.fused=true"], tmp_path
     )
     resume(fused, as_run_dir(tmp_path))
-    assert fused.opt_G.state[fused.g_params[0]]["step"].device.type == "cuda"
+    assert first_state(fused.opt_G)["step"].device.type == "cuda"
     assert fused.fit().status == "ok"

@@ -77,6 +77,24 @@ def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("first", "then"), [("true", "false"), ("false", "true")])
+def test_a_resume_may_switch_flat_params_and_continues_the_same_run(first, then, tmp_path):
+    """Checkpoints keep one optimizer state per parameter, with or without one buffer, and
+    both step to the same bits: a resume that switches trainer.flat_params is the same run."""
+    straight_dir = tmp_path / "straight"
+    straight, _ = _run(
+        [*MLP, "trainer.steps=12", "trainer.ckpt_every=6", f"trainer.flat_params={first}"],
+        straight_dir,
+    )
+    resumed, _ = _run(
+        [*MLP, "trainer.steps=12", f"trainer.flat_params={then}"],
+        tmp_path / "split",
+        resume_from=straight_dir / "checkpoints" / "step_0000006.pt",
+    )
+    assert all(torch.equal(a, b) for a, b in zip(straight, resumed, strict=True))
+
+
+@pytest.mark.slow
 def test_raising_trainer_steps_of_a_constant_rate_run_continues_it_exactly(tmp_path):
     """Without a schedule, a run extended by resume= with a larger trainer.steps is the same run
     as one trained to that total at once."""

@@ -14,7 +14,7 @@ import torch
 from ganopt.checkpoint import load
 from ganopt.diagnostics import Probe
 from ganopt.objective import Phase
-from tests.conftest import make_trainer
+from tests.conftest import first_state, make_trainer
 
 LOSSES = ["standard", "nonsaturating", "wgan"]
 OPTIMS = ["sgd", "sgd_clip", "adam", "rmsprop", "rmsprop_clip"]
@@ -98,29 +98,47 @@ def test_toy_results_do_not_depend_on_the_thread_count(tmp_path):
 
 @pytest.mark.parametrize(
     "preset",
-    ["adam_decay", "sgd_clip", "rmsprop_clip", "extra_adam", "optimistic_sgd"],
+    ["adam_decay", "sgd_clip", "rmsprop_clip", "extra_adam", "optimistic_sgd", "dcgan"],
 )
-def test_foreach_optimizers_train_to_the_bits_of_torchs_per_tensor_loop(preset, tmp_path):
-    """README, "Performance": the optimizers run torch's foreach kernels, which a CPU does not
-    get by default, and which must not change a result published before they did."""
+def test_one_buffer_and_foreach_train_to_the_bits_of_torchs_per_tensor_loop(preset, tmp_path):
+    """README, "Performance": by default each network's optimizer steps one buffer
+    (trainer.flat_params), and with separate tensors it runs torch's foreach kernels, which a
+    CPU does not get by default: neither may change a result published before them."""
+    implementations = {
+        "one buffer": [],
+        "foreach": ["trainer.flat_params=false"],
+        "per tensor": [  # torch's CPU default
+            "trainer.flat_params=false",
+            "+optim.g.foreach=false",
+            "+optim.d.foreach=false",
+        ],
+    }
+    model = ["model=dcgan", "data=digits", "model.g.width=8", "model.d.width=8"]
     weights = []
-    for implementation in ("true", "false"):  # foreach=false: torch's CPU default
-        overrides = [
-            f"optim={preset}",
-            *(["loss=wgan"] if preset.endswith("clip") else []),
-            f"+optim.g.foreach={implementation}",
-            f"+optim.d.foreach={implementation}",
-            "trainer.steps=6",
-            "trainer.log_every=3",
-            "diagnostics.game_every=0",
-        ]
-        trainer, _ = make_trainer(overrides, tmp_path / implementation)
-        assert trainer.opt_D.param_groups[0]["foreach"] is (implementation == "true")
+    for name, overrides in implementations.items():
+        trainer, _ = make_trainer(
+            [
+                *(model if preset == "dcgan" else [f"optim={preset}"]),
+                *(["loss=wgan"] if preset.endswith("clip") else []),
+                *overrides,
+                "trainer.steps=6",
+                "trainer.log_every=3",
+                "trainer.batch_size=32",
+                "diagnostics.game_every=0",
+            ],
+            tmp_path / name.replace(" ", "_"),
+        )
+        assert set(trainer.flat) == ({"G", "D"} if name == "one buffer" else set())
+        assert trainer.opt_D.param_groups[0]["foreach"] is (name == "foreach")
         trainer.fit()
         weights.append(
-            [p.detach().clone() for p in [*trainer.G.parameters(), *trainer.D.parameters()]]
+            [
+                t.detach().clone()
+                for t in [*trainer.G.state_dict().values(), *trainer.D.state_dict().values()]
+            ]
         )
-    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    for other in weights[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(weights[0], other, strict=True))
 
 
 def _subnormal_count(optimizer: torch.optim.Optimizer) -> int:
@@ -177,8 +195,8 @@ def test_d_steps_updates_d_n_times_per_g_update_each_on_fresh_data(run_dir):
     trainer.fit()
     assert len(batches) == 12
     assert len({b.sum().item() for b in batches}) == 12
-    assert trainer.opt_D.state[next(trainer.D.parameters())]["step"].item() == 12
-    assert trainer.opt_G.state[next(trainer.G.parameters())]["step"].item() == 4
+    assert first_state(trainer.opt_D)["step"].item() == 12
+    assert first_state(trainer.opt_G)["step"].item() == 4
 
 
 @pytest.mark.parametrize("probe", [None, Probe(histograms=True)], ids=["plain", "log step"])
@@ -527,10 +545,9 @@ def test_d_is_measured_once_per_log_step_on_its_last_critic_step(run_dir, monkey
     )
     calls = []
     measure = trainer.diagnostics.on_d_backward
-    d_updates = trainer.opt_D.state  # Adam's step count tells which critic step this is
 
-    def counting(probe, *args, **kwargs):
-        step_tensor = d_updates[next(trainer.D.parameters())].get("step")
+    def counting(probe, *args, **kwargs):  # Adam's step count tells which critic step it is
+        step_tensor = first_state(trainer.opt_D).get("step")
         calls.append(0 if step_tensor is None else int(step_tensor.item()))
         return measure(probe, *args, **kwargs)
 
