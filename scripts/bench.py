@@ -6,8 +6,9 @@ only when asked: toy without R1 and EMA, the plain recipe) it alternates
     A: the Trainer with its default logging (TensorBoard, diagnostics every log_every),
     B: a hand-written loop: the same networks, losses, regularizers, optimizers, learning-rate
        schedule, EMA of G, batch size and data, without any logging, with PyTorch's defaults:
-       its optimizers in the implementation torch picks when none is asked for (the Trainer
-       asks for foreach), at torch's own intra-op thread count (the Trainer's is
+       its optimizers over each network's tensors in the implementation torch picks when none
+       is asked for (the Trainer steps one buffer per network: trainer.flat_params), at
+       torch's own intra-op thread count (the Trainer's is
        trainer.threads); where the two counts differ, also B at the Trainer's count, like
        for like,
     C: the Trainer logging every layer's gradient norm (and the losses, D's outputs, the
@@ -29,6 +30,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --json --reps 5 --steps 1000
     python scripts/bench.py --device cuda --configs dcgan
     python scripts/bench.py --fused --compiled   # also trainer.fused=true, trainer.compile=true
+    python scripts/bench.py --separate           # also trainer.flat_params=false
     python scripts/bench.py --subnormals         # Adam's step at step 2000, IEEE or flushed
     python scripts/bench.py --scaling            # cost against batch size and network width
     python scripts/bench.py --threads            # steps/s at each CPU thread count
@@ -110,6 +112,8 @@ def sync(device: torch.device) -> None:
 COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
 #: the setting of --fused
 FUSED = "trainer.fused=true"
+#: the setting of --separate: each optimizer over its network's separate tensors
+SEPARATE = "trainer.flat_params=false"
 #: --subnormals: the run's length, and timed optimizer steps per variant and repetition
 SUBNORMAL_STEPS, SUBNORMAL_TIMINGS = 2000, 20
 FLUSH_DENORMAL = "trainer.flush_denormal=true"
@@ -288,8 +292,8 @@ def bench(
 
 
 def _key(setting: str) -> str:
-    """trainer.compile=true -> compile"""
-    return setting.split("=")[0].split(".")[-1]
+    """trainer.compile=true -> compile; trainer.flat_params=false -> separate"""
+    return "separate" if setting == SEPARATE else setting.split("=")[0].split(".")[-1]
 
 
 def _widths(v: int) -> list[str]:
@@ -621,6 +625,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also trainer.fused=true (torch's fused optimizer kernels) against bare",
     )
     p.add_argument(
+        "--separate",
+        action="store_true",
+        help="also trainer.flat_params=false (optimizers over separate tensors) against bare",
+    )
+    p.add_argument(
         "--subnormals",
         action="store_true",
         help="instead: each optimizer step at the end of a toy run (--steps, default "
@@ -679,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)
         print(json.dumps(rules, indent=2)) if args.json else print_rules(rules)
         return 0
-    opt_in = [FUSED] if args.fused else []
+    opt_in = [SEPARATE] if args.separate else []
+    opt_in += [FUSED] if args.fused else []
     if args.compiled:  # CUDA graphs where the runs are on a GPU
         on_cuda = "cuda" in args.device or (args.device == "auto" and torch.cuda.is_available())
         opt_in += COMPILED if on_cuda else COMPILED[:1]

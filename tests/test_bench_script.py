@@ -29,16 +29,23 @@ def test_reports_medians_the_ratio_range_and_its_duration(bench, capsys):
     assert report["minutes"] > 0
 
 
-def test_fused_and_compiled_add_their_trainer_runs_against_bare(bench, capsys, monkeypatch):
+def test_separate_fused_and_compiled_add_their_trainer_runs_against_bare(
+    bench, capsys, monkeypatch
+):
     compile_ = torch.compile  # dynamo's capture without a compiler: quick, and the same math
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend="eager"))
     torch.compiler.reset()
+    built = []
+    run = bench.run_trainer
+    monkeypatch.setattr(bench, "run_trainer", lambda o, n: built.append(o) or run(o, n))
     argv = ["--configs", "plain", "--steps", "10", "--reps", "1", "--device", "cpu"]
-    assert bench.main([*argv, "--compiled", "--fused"]) == 0
+    assert bench.main([*argv, "--compiled", "--fused", "--separate"]) == 0
     table = capsys.readouterr().out
+    separate = "| separate | separate / bare (range) | fastest / fastest "
     fused = "| fused | fused / bare (range) | fastest / fastest |"
     compiled = " compile | compile / bare (range) | fastest / fastest |"
-    assert f"| config | bare loop {fused}{compiled}" in table
+    assert f"| config | bare loop {separate}{fused}{compiled}" in table
+    assert sum("trainer.flat_params=false" in o for o in built) == 2  # warm-up, measured
     assert "| plain |" in table
     assert "cuda_graphs" not in table  # a CPU has none
     torch.compiler.reset()  # later tests compile with the real backend
