@@ -24,6 +24,10 @@ from torch import Tensor, nn
 ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop)
 
 
+#: what a checkpoint one buffer cannot hold asks for
+SEPARATE = "resume with trainer.flat_params=false"
+
+
 class MissingGradient(RuntimeError):
     """A flattened parameter that got no gradient: its optimizer would have skipped it."""
 
@@ -110,7 +114,10 @@ class FlatParameters:
         merged: dict[str, Any] = {}
         if any(e is not None for e in entries):
             if any(not isinstance(e, dict) or set(e) != set(entries[0]) for e in entries):
-                raise ValueError("the parameters' optimizer states differ in what they hold")
+                raise ValueError(
+                    "the parameters' optimizer states differ in what they hold (one skipped "
+                    f"steps), so they cannot be one buffer's; {SEPARATE}"
+                )
             for key in entries[0]:
                 merged[key] = self._merge(key, [e[key] for e in entries])
         return {"state": {0: merged} if merged else {}, "param_groups": [group | {"params": [0]}]}
@@ -135,7 +142,10 @@ class FlatParameters:
             for v in values
         )
         if not same:
-            raise ValueError(f"the parameters' {key} differ, so they cannot share one state")
+            raise ValueError(
+                f"the parameters' {key} differ (one skipped steps), so they cannot be one "
+                f"buffer's; {SEPARATE}"
+            )
         return first
 
 

@@ -94,6 +94,19 @@ def test_a_resume_may_switch_flat_params_and_continues_the_same_run(first, then,
     assert all(torch.equal(a, b) for a, b in zip(straight, resumed, strict=True))
 
 
+def test_a_checkpoint_whose_parameters_skipped_steps_resumes_with_separate_tensors(tmp_path):
+    """A lazy R1 step skips D's last bias, so D's step counts differ: one buffer cannot hold
+    them, and the resume says what to do instead."""
+    _run([*MLP, "reg.every=4", "trainer.steps=8"], tmp_path / "lazy")
+    saved = tmp_path / "lazy" / "checkpoints" / "last.pt"
+    flat, _ = make_trainer([*MLP, "trainer.steps=10"], tmp_path / "flat")
+    with pytest.raises(ValueError, match=r"opt_D does not fit .* trainer\.flat_params=false"):
+        flat.state.load_state_dict(load(saved))
+    separate, _ = make_trainer([*MLP, "trainer.steps=10", "trainer.flat_params=false"], tmp_path)
+    separate.state.load_state_dict(load(saved))
+    assert separate.fit().status == "ok"
+
+
 @pytest.mark.slow
 def test_raising_trainer_steps_of_a_constant_rate_run_continues_it_exactly(tmp_path):
     """Without a schedule, a run extended by resume= with a larger trainer.steps is the same run
