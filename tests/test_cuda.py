@@ -55,6 +55,35 @@ def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
     assert trainer.guard.check() is None
 
 
+@pytest.mark.parametrize("model", [[], ["model=dcgan", "data=digits"]], ids=["toy", "dcgan"])
+def test_one_buffer_and_separate_tensors_train_to_the_same_bits_on_cuda(model, tmp_path):
+    """README, "Performance": on CUDA separate tensors run torch's foreach kernels and one
+    buffer its per-tensor kernels (DCGAN's convolutions channels-last, views of the buffer
+    with their own strides); the weights must come out the same."""
+    weights = []
+    for flat in ("true", "false"):
+        trainer, _ = make_trainer(
+            [
+                "trainer.device=cuda",
+                "trainer.batch_size=64",
+                "trainer.steps=6",
+                *model,
+                f"trainer.flat_params={flat}",
+                "diagnostics.game_every=0",
+            ],
+            tmp_path / flat,
+        )
+        assert bool(trainer.flat) is (flat == "true")
+        trainer.fit()
+        weights.append(
+            [
+                t.clone()
+                for t in [*trainer.G.state_dict().values(), *trainer.D.state_dict().values()]
+            ]
+        )
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
 def test_a_cuda_run_with_compile_and_bf16_trains(run_dir):
     trainer, logger = make_trainer(
         [
