@@ -316,10 +316,10 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
     regularizers = _regularizers(cfg, loss, D, clipper)
     lazy = _lazily_regularized(regularizers)
-    flat = {name: settings.flat_params and name not in lazy for name in "GD"}
+    one_buffer = {name: settings.flat_params and name not in lazy for name in "GD"}
     # G and D each get their own optimizer instance: their moment estimates must not mix.
-    opt_G, flat_G = build_optimizer("optim.g", cfg.optim.g, G, settings.fused, flat["G"])
-    opt_D, flat_D = build_optimizer("optim.d", cfg.optim.d, D, settings.fused, flat["D"])
+    opt_G, flat_G = build_optimizer("optim.g", cfg.optim.g, G, settings.fused, one_buffer["G"])
+    opt_D, flat_D = build_optimizer("optim.d", cfg.optim.d, D, settings.fused, one_buffer["D"])
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
     _check_update_rule(opt_G, opt_D, regularizers, world, settings.compile)

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 #: built on Adam and SGD); any other keeps its parameters as they are
 ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop)
 
-
 #: what a checkpoint one buffer cannot hold asks for
 SEPARATE = "resume with trainer.flat_params=false"
 
@@ -74,8 +73,7 @@ class FlatParameters:
     def gather_grads(self) -> None:
         """Copy each parameter's gradient into ``flat.grad``, for the optimizer's step."""
         grads = [p.grad for p in self.params]
-        if any(g is None for g in grads):
-            missing = sum(g is None for g in grads)
+        if missing := sum(g is None for g in grads):
             raise MissingGradient(
                 f"{missing} parameter(s) got no gradient, which trainer.flat_params cannot "
                 "skip as a per-tensor optimizer would: run with trainer.flat_params=false"

@@ -158,7 +158,7 @@ def run_bare(overrides: list[str], steps: int, same_threads: bool = False) -> fl
     count, as a loop written with PyTorch's defaults does, or with ``same_threads`` at the
     count the Trainer runs this config at (trainer.threads), a like-for-like comparison. Its
     optimizers step each tensor, as torch's do when given a network's parameters."""
-    p = components([*overrides, "trainer.progress=false", "trainer.flat_params=false"])
+    p = components([*overrides, "trainer.progress=false", SEPARATE])
     trainer_threads = torch.get_num_threads()  # what building the run set (trainer.threads)
     torch.set_num_threads(trainer_threads if same_threads else TORCH_THREADS)
     try:
