@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 from dataclasses import dataclass
@@ -123,11 +124,16 @@ def init(world: World) -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group together: a barrier first, so no rank tears its group down
-    while another still has a collective in flight (gloo then aborts the process with
-    'terminate called without an active exception')."""
+    """Leave the process group together, so that no rank aborts at exit with gloo's
+    'terminate called without an active exception'. First the DistributedDataParallel
+    wrappers no one holds any more are freed: a Trainer's sit in reference cycles, which
+    Python may not free before the interpreter shuts down, and each holds the group alive
+    past destroy_process_group, its worker threads into the interpreter's finalization. Then
+    a barrier, so that no rank tears its group down while another still has a collective in
+    flight."""
     if not dist.is_initialized():
         return
+    gc.collect()
     try:
         dist.barrier()
     finally:

@@ -1,18 +1,22 @@
 """torchrun + DistributedDataParallel on CPU (gloo, 2 processes), and cluster launchers."""
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
+from torch import nn
 
 from ganopt.cli import preflight, with_distributed_overrides
 from ganopt.config import ConfigError
 from ganopt.data import ImageBatches
-from ganopt.distributed import World
+from ganopt.distributed import World, shutdown
 from tests.conftest import REPO
 from tests.test_train_cli import events
 
@@ -117,6 +121,34 @@ def test_two_ranks_with_half_batches_give_the_gradients_of_one_full_batch(tmp_pa
             torch.testing.assert_close(
                 ddp[case][name], one[case][name], rtol=1e-5, atol=1e-7, msg=f"{case}: {name}"
             )
+
+
+def test_shutdown_frees_unreferenced_ddp_wrappers_before_it_destroys_the_group(
+    tmp_path, monkeypatch
+):
+    """A DDP wrapper that outlives destroy_process_group keeps the gloo group's threads into
+    the interpreter's finalization, where a rank can abort after a good run (the torchrun
+    tests above did, now and then). A Trainer's wrappers sit in reference cycles."""
+    store = f"file://{tmp_path / 'store'}"
+    dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    freed_at_destroy = []
+    destroy = dist.destroy_process_group
+    monkeypatch.setattr(
+        dist, "destroy_process_group", lambda: (freed_at_destroy.append(alive() is None), destroy())
+    )
+    gc.disable()  # only shutdown() may collect the cycle
+    try:
+        cycle = {"wrapper": World(rank=0, size=2).wrap(nn.Linear(2, 1), torch.device("cpu"))}
+        cycle["itself"] = cycle
+        alive = weakref.ref(cycle["wrapper"])
+        del cycle
+        shutdown()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            destroy()
+    assert freed_at_destroy == [True]
+    assert not dist.is_initialized()
 
 
 def test_image_shards_are_disjoint_and_cover_every_image_each_epoch():

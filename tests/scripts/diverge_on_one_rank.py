@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ganopt.build import build
 from ganopt.composition import compose_config
-from ganopt.distributed import init, shutdown, world_from_env
+from ganopt.distributed import World, init, shutdown, world_from_env
 from ganopt.logger import NullLogger, TensorBoardLogger
 
 POISON_AT = 7
@@ -28,28 +28,32 @@ class PoisonedData:
         return batch * math.nan if self.n >= self.at else batch
 
 
-out = Path(sys.argv[1])
+def main(out: Path, world: World) -> None:
+    """A function, so that the Trainer and its DDP wrappers are gone before shutdown()."""
+    cfg = compose_config(
+        [
+            "trainer.steps=50",
+            "trainer.log_every=5",
+            "trainer.ckpt_every=5",
+            "trainer.batch_size=64",
+            "trainer.progress=false",
+            "trainer.sample_every=0",
+        ]
+    )
+    parts = build(cfg, world)
+    run_dir = out / "run"
+    logger = TensorBoardLogger(run_dir) if world.is_main else NullLogger()
+    trainer = parts.make_trainer(run_dir, logger)
+    if world.rank == 1:
+        trainer.data = PoisonedData(trainer.data, at=POISON_AT)
+    result = trainer.fit()
+    logger.close()
+    (out / f"rank{world.rank}.json").write_text(
+        json.dumps({"status": result.status, "step": result.step, **result.metrics})
+    )
+
+
 world = world_from_env()
 init(world)
-cfg = compose_config(
-    [
-        "trainer.steps=50",
-        "trainer.log_every=5",
-        "trainer.ckpt_every=5",
-        "trainer.batch_size=64",
-        "trainer.progress=false",
-        "trainer.sample_every=0",
-    ]
-)
-parts = build(cfg, world)
-run_dir = out / "run"
-logger = TensorBoardLogger(run_dir) if world.is_main else NullLogger()
-trainer = parts.make_trainer(run_dir, logger)
-if world.rank == 1:
-    trainer.data = PoisonedData(trainer.data, at=POISON_AT)
-result = trainer.fit()
-logger.close()
-(out / f"rank{world.rank}.json").write_text(
-    json.dumps({"status": result.status, "step": result.step, **result.metrics})
-)
+main(Path(sys.argv[1]), world)
 shutdown()
