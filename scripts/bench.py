@@ -34,6 +34,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --subnormals         # Adam's step at step 2000, IEEE or flushed
     python scripts/bench.py --scaling            # cost against batch size and network width
     python scripts/bench.py --threads            # steps/s at each CPU thread count
+    python scripts/bench.py --breakdown          # where a default run's training time goes
 
 --scaling measures the Trainer, the bare loop (at the Trainer's thread count: what the
 framework adds) and the Trainer with per-layer diagnostics at every step, each in a process of
@@ -41,6 +42,11 @@ its own (so that its peak memory is its own: RSS on a CPU, the CUDA allocator's 
 along three axes: toy batch 64 to 4096, toy MLP width 128 to
 1024 (batch 256), DCGAN width 16 to 128 (batch 64); it writes OUT/bench_scaling.csv and a
 log-log plot OUT/bench_scaling.png.
+
+--breakdown times one run as train.py makes it, at its own length (toy: 5000 steps), part by
+part: the steps (log steps apart), the TensorBoard writes, the sample and gradient-flow figures,
+evaluation, the game's spectrum and checkpoints on their default intervals (the other modes
+leave evaluation and the game out), and the rest, the loop's own bookkeeping.
 
 Steps/s are generator steps per second of training proper (the Trainer's own measurement, which
 leaves out start-up, the final figure and the final evaluation).
@@ -575,6 +581,106 @@ def print_subnormals(measured: dict[str, object]) -> None:
     )
 
 
+#: --breakdown: the recorder's work during training, timed call by call: (method, what it is)
+RECORDER_PARTS = {
+    "log": "scalars and histograms written (log steps)",
+    "log_samples": "sample and gradient-flow figures (trainer.sample_every)",
+    "evaluate": "evaluation (trainer.eval_every)",
+    "measure_game": "the game's spectrum (diagnostics.game_every)",
+    "save_checkpoint": "checkpoints (trainer.ckpt_every)",
+}
+
+
+def bench_breakdown(overrides: list[str]) -> dict[str, object]:
+    """Where the training time of one run goes, the run as ``python train.py`` makes it (its
+    figures, evaluation, game spectrum and checkpoints on their default intervals): the
+    training steps, timed one by one (log steps apart, with their extra measurements), and
+    each part of the recorder's work, timed call by call; what the final step's figures and
+    evaluation take after training is not training time and is left out, as steps_per_sec
+    leaves it out. The rest is the loop's own bookkeeping. On CUDA each timed call ends with
+    a synchronization, which the run does not otherwise make."""
+    parts = components([*overrides, "trainer.progress=false"])
+    spent: dict[str, list[float]] = {key: [] for key in ("step", "log_step", *RECORDER_PARTS)}
+    trained = [False]
+
+    def timed(key: str, call: Callable) -> Callable:
+        def measured(*args, **kwargs):
+            if trained[0]:
+                return call(*args, **kwargs)
+            sync(parts.device)
+            start = time.perf_counter()
+            result = call(*args, **kwargs)
+            sync(parts.device)
+            spent[key if key != "train_step" else "log_step" if args[1] else "step"].append(
+                time.perf_counter() - start
+            )
+            return result
+
+        return measured
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        logger = TensorBoardLogger(run_dir)
+        try:
+            trainer = parts.make_trainer(Path(run_dir), logger)
+            trainer.train_step = timed("train_step", trainer.train_step)
+            recorder = trainer.recorder
+            for method in RECORDER_PARTS:
+                setattr(recorder, method, timed(method, getattr(recorder, method)))
+            final = recorder.final
+
+            def after_training(step: int) -> None:
+                trained[0] = True
+                final(step)
+
+            recorder.final = after_training
+            result = trainer.fit()
+        finally:
+            logger.close()
+    steps = parts.settings.steps
+    seconds = steps / result.metrics["steps_per_sec"]
+    plain_step = statistics.median(spent["step"])
+    logged = spent["log_step"]
+    rows = {
+        "steps between log steps": spent["step"],
+        "log steps at a plain step's cost": [plain_step] * len(logged),
+        "log steps' measurements beyond it": [t - plain_step for t in logged],
+        **{RECORDER_PARTS[m]: spent[m] for m in RECORDER_PARTS},
+    }
+    table = {part: {"calls": len(v), "seconds": sum(v)} for part, v in rows.items()}
+    rest = seconds - sum(row["seconds"] for row in table.values())
+    table["the loop's own bookkeeping (the rest)"] = {"calls": steps, "seconds": rest}
+    return {
+        "steps": steps,
+        "training_seconds": seconds,
+        "steps_per_sec": result.metrics["steps_per_sec"],
+        "ms_per_plain_step": 1e3 * plain_step,
+        "parts": table,
+    }
+
+
+def print_breakdown(name: str, measured: dict[str, object]) -> None:
+    total = measured["training_seconds"]
+    print(
+        f"\n{name}: {measured['steps']} steps, {total:.1f} s of training "
+        f"({measured['steps_per_sec']:.1f} steps/s; a plain step "
+        f"{measured['ms_per_plain_step']:.2f} ms)\n"
+    )
+    print("| part of the training time | calls | seconds | share |\n|---|---|---|---|")
+    for part, row in measured["parts"].items():
+        print(
+            f"| {part} | {row['calls']} | {row['seconds']:.2f} | "
+            f"{100 * row['seconds'] / total:.1f}% |"
+        )
+    steps = measured["parts"]
+    plain = sum(
+        steps[k]["seconds"] for k in ("steps between log steps", "log steps at a plain step's cost")
+    )
+    print(
+        f"\nevery step at a plain step's cost: {100 * plain / total:.1f}% of the training time; "
+        f"logging, figures, evaluation, the game and checkpoints: {100 * (1 - plain / total):.1f}%"
+    )
+
+
 def print_same_threads(results: list[dict[str, object]]) -> None:
     """The Trainer against the bare loop at the Trainer's own thread count, where it differs
     from torch's: what the framework costs apart from its thread policy."""
@@ -645,6 +751,13 @@ def main(argv: list[str] | None = None) -> int:
         "trainer.threads=auto picks",
     )
     p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="instead: where one run's training time goes (steps, log steps, figures, "
+        "evaluation, the game's spectrum, checkpoints) at the config's own trainer.steps "
+        "(default: toy, 5000 steps)",
+    )
+    p.add_argument(
         "--rules",
         action="store_true",
         help="instead: each update rule's steps/s on the toy config against the default's",
@@ -683,6 +796,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         measured = bench_subnormals(cpu, args.steps or SUBNORMAL_STEPS, reps)
         print(json.dumps(measured, indent=2)) if args.json else print_subnormals(measured)
+        return 0
+    if args.breakdown:
+        length = [f"trainer.steps={args.steps}"] if args.steps else []  # else the config's own
+        breakdowns = {}
+        for name in names if args.configs else ["toy"]:
+            print(f"one {name} run, timed part by part ...", file=sys.stderr)
+            breakdowns[name] = bench_breakdown([*CONFIGS[name], *device, *args.extra, *length])
+        if args.json:
+            print(json.dumps(breakdowns, indent=2))
+        else:
+            for name, measured in breakdowns.items():
+                print_breakdown(name, measured)
         return 0
     if args.rules:
         rules = bench_rules([*device, *args.extra], args.steps or STEPS["toy"][args.quick], reps)

@@ -67,6 +67,35 @@ def test_rules_reports_each_update_rule_against_the_default(bench, capsys):
     assert all(r["steps_per_sec"] > 0 for r in rules.values())
 
 
+def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_figures(
+    bench, capsys
+):
+    every = ["trainer.log_every=4", "trainer.sample_every=5", "trainer.eval_every=6"]
+    every += ["diagnostics.game_every=6", "trainer.ckpt_every=6"]
+    argv = ["--breakdown", "--steps", "12", "--device", "cpu", "--extra", *every]
+    assert bench.main([*argv, "--json"]) == 0
+    (measured,) = json.loads(capsys.readouterr().out).values()
+    parts = {part: row["calls"] for part, row in measured["parts"].items()}
+    # log steps 1, 4, 8 and 12 (the last); figures at 5 and 10, evaluation and the game at 6,
+    # not at 12: those come after training; checkpoints at 6 and 12 (the last, in training)
+    assert parts == {
+        "steps between log steps": 8,
+        "log steps at a plain step's cost": 4,
+        "log steps' measurements beyond it": 4,
+        "scalars and histograms written (log steps)": 4,
+        "sample and gradient-flow figures (trainer.sample_every)": 2,
+        "evaluation (trainer.eval_every)": 1,
+        "the game's spectrum (diagnostics.game_every)": 1,
+        "checkpoints (trainer.ckpt_every)": 2,
+        "the loop's own bookkeeping (the rest)": 12,
+    }
+    seconds = {part: row["seconds"] for part, row in measured["parts"].items()}
+    # each part ran; the rest is what the timed parts leave of the training time: not negative
+    assert all(s > 0 for part, s in seconds.items() if "beyond" not in part)
+    bench.print_breakdown("toy", measured)
+    assert "| the game's spectrum (diagnostics.game_every) | 1 |" in capsys.readouterr().out
+
+
 def test_scaling_writes_a_row_per_point_with_memory_and_a_plot(
     bench, tmp_path, monkeypatch, capsys
 ):
