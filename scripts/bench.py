@@ -70,6 +70,7 @@ import torch
 
 from ganopt.build import Components, build
 from ganopt.composition import compose_config
+from ganopt.config import ConfigError
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 from ganopt.optimizers import FlushedSubnormals
@@ -777,6 +778,12 @@ def main(argv: list[str] | None = None) -> int:
         point = json.loads(args.point)
         print(json.dumps(measure_point(point["variant"], point["overrides"], point["steps"])))
         return 0
+    try:  # a bad --extra or --device fails here, in one line, before anything is measured
+        for name in names:
+            components([*CONFIGS[name], *device, *args.extra])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.scaling:
         rows = bench_scaling(device, args.extra, args.steps, args.out)
         print(json.dumps(rows, indent=2)) if args.json else print_scaling(rows)

@@ -51,6 +51,14 @@ def test_separate_fused_and_compiled_add_their_trainer_runs_against_bare(
     torch.compiler.reset()  # later tests compile with the real backend
 
 
+@pytest.mark.parametrize("mode", [[], ["--breakdown"], ["--scaling"], ["--rules"]])
+def test_a_bad_override_is_refused_in_one_line_before_anything_runs(bench, capsys, mode):
+    assert bench.main([*mode, "--quick", "--extra", "trainer.steps=abc"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().startswith("error: ") and "trainer.steps" in err
+    assert len(err.strip().splitlines()) == 1 and not out
+
+
 def test_quick_and_per_config_lengths(bench):
     assert bench.STEPS["dcgan"][0] < bench.STEPS["toy"][0]  # a DCGAN step costs more
     assert all(quick < default for default, quick in bench.STEPS.values())
