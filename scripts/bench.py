@@ -778,6 +778,11 @@ def main(argv: list[str] | None = None) -> int:
         point = json.loads(args.point)
         print(json.dumps(measure_point(point["variant"], point["overrides"], point["steps"])))
         return 0
+    on_cpu = args.device in ("auto", "cpu")
+    if args.threads and not on_cpu:
+        p.error("--threads measures the CPU: leave --device out")
+    if args.subnormals and (not on_cpu or args.configs):
+        p.error("--subnormals measures the toy config on the CPU: leave --device, --configs out")
     try:  # a bad --extra or --device fails here, in one line, before anything is measured
         for name in names:
             components([*CONFIGS[name], *device, *args.extra])
@@ -790,17 +795,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwrote {args.out / 'bench_scaling.csv'} and {args.out / 'bench_scaling.png'}")
         return 0
     if args.threads:
-        if args.device not in ("auto", "cpu"):
-            p.error("--threads measures the CPU: leave --device out")
         rows = bench_threads(names, ["trainer.device=cpu", *args.extra], steps, reps)
         print(json.dumps(rows, indent=2)) if args.json else print_threads(rows)
         return 0
     if args.subnormals:
         cpu = ["trainer.device=cpu", *CONFIGS["toy"], *args.extra]
-        if args.device not in ("auto", "cpu") or args.configs:
-            p.error(
-                "--subnormals measures the toy config on the CPU: leave --device, --configs out"
-            )
         measured = bench_subnormals(cpu, args.steps or SUBNORMAL_STEPS, reps)
         print(json.dumps(measured, indent=2)) if args.json else print_subnormals(measured)
         return 0
