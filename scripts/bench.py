@@ -637,7 +637,7 @@ def bench_breakdown(overrides: list[str]) -> dict[str, object]:
             result = trainer.fit()
         finally:
             logger.close()
-    steps = parts.settings.steps
+    steps = result.step  # a run that diverged stopped early
     seconds = steps / result.metrics["steps_per_sec"]
     plain_step = statistics.median(spent["step"])
     logged = spent["log_step"]
@@ -651,6 +651,7 @@ def bench_breakdown(overrides: list[str]) -> dict[str, object]:
     rest = seconds - sum(row["seconds"] for row in table.values())
     table["the loop's own bookkeeping (the rest)"] = {"calls": steps, "seconds": rest}
     return {
+        "status": result.status,
         "steps": steps,
         "training_seconds": seconds,
         "steps_per_sec": result.metrics["steps_per_sec"],
@@ -661,8 +662,9 @@ def bench_breakdown(overrides: list[str]) -> dict[str, object]:
 
 def print_breakdown(name: str, measured: dict[str, object]) -> None:
     total = measured["training_seconds"]
+    ended = "" if measured["status"] == "ok" else f" (the run ended {measured['status']})"
     print(
-        f"\n{name}: {measured['steps']} steps, {total:.1f} s of training "
+        f"\n{name}: {measured['steps']} steps{ended}, {total:.1f} s of training "
         f"({measured['steps_per_sec']:.1f} steps/s; a plain step "
         f"{measured['ms_per_plain_step']:.2f} ms)\n"
     )
@@ -672,9 +674,9 @@ def print_breakdown(name: str, measured: dict[str, object]) -> None:
             f"| {part} | {row['calls']} | {row['seconds']:.2f} | "
             f"{100 * row['seconds'] / total:.1f}% |"
         )
-    steps = measured["parts"]
+    parts = measured["parts"]
     plain = sum(
-        steps[k]["seconds"] for k in ("steps between log steps", "log steps at a plain step's cost")
+        parts[k]["seconds"] for k in ("steps between log steps", "log steps at a plain step's cost")
     )
     print(
         f"\nevery step at a plain step's cost: {100 * plain / total:.1f}% of the training time; "

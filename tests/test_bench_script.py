@@ -83,6 +83,7 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
     argv = ["--breakdown", "--steps", "12", "--device", "cpu", "--extra", *every]
     assert bench.main([*argv, "--json"]) == 0
     (measured,) = json.loads(capsys.readouterr().out).values()
+    assert (measured["status"], measured["steps"]) == ("ok", 12)
     parts = {part: row["calls"] for part, row in measured["parts"].items()}
     # log steps 1, 4, 8 and 12 (the last); figures at 5 and 10, evaluation and the game at 6,
     # not at 12: those come after training; checkpoints at 6 and 12 (the last, in training)
