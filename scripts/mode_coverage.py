@@ -271,6 +271,14 @@ def side_by_side(args: argparse.Namespace, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def integers(text: str) -> list[int]:
+    """--seeds 0,1,2 -> [0, 1, 2]; anything else is argparse's usage error."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("outputs/mode_coverage"))
@@ -279,7 +287,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--game", action="store_true", help="the update rules (methods: " + ", ".join(GAME) + ")"
     )
     p.add_argument("--data", default="ring8,grid25")
-    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--seeds", type=integers, default="0,1,2,3,4", help="comma-separated")
     p.add_argument("--steps", type=int, default=None, help="generator steps (5000)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     p.add_argument("--rerun", action="store_true", help="train runs that already finished again")
@@ -298,7 +306,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.methods = (args.methods or ",".join(GAME if args.game else MAIN)).split(",")
     args.data = args.data.split(",")
-    args.seeds = [int(s) for s in args.seeds.split(",")]
     if unknown := [m for m in args.methods if m not in METHODS]:
         p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     if unknown := [d for d in args.data if d not in DATA]:

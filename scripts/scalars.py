@@ -1,4 +1,4 @@
-"""Print scalar tags of a run (or of every run under a directory) from its TensorBoard events.
+"""Print scalar tags of a run from the TensorBoard events in its directory.
 
     python scripts/scalars.py RUN_DIR wasserstein/estimate                 # every logged step
     python scripts/scalars.py RUN_DIR metrics/fd_digits loss/G --steps 1000,2000,3000
@@ -34,11 +34,19 @@ def series(accumulator: EventAccumulator, tags: list[str]) -> dict[int, dict[str
     return dict(sorted(rows.items()))
 
 
+def integers(text: str) -> list[int]:
+    """--steps 1000,2000 -> [1000, 2000]; anything else is argparse's usage error."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a run directory (its events.out.tfevents.*)")
     p.add_argument("tags", nargs="*", help="scalar tags, e.g. loss/G grad_norm/G/total")
-    p.add_argument("--steps", default=None, help="only these steps, comma-separated")
+    p.add_argument("--steps", type=integers, help="only these steps, comma-separated")
     p.add_argument("--list", action="store_true", help="list the run's scalar tags")
     p.add_argument("--csv", action="store_true", help="CSV instead of markdown")
     args = p.parse_args(argv)
@@ -55,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = series(accumulator, args.tags)
     if args.steps:
-        wanted = {int(s) for s in args.steps.split(",")}
-        rows = {step: values for step, values in rows.items() if step in wanted}
+        rows = {step: values for step, values in rows.items() if step in set(args.steps)}
     header = ["step", *args.tags]
     cells = [
         [str(step), *(f"{v[t]:.4g}" if t in v else "" for t in args.tags)]

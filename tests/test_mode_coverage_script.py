@@ -24,3 +24,12 @@ def test_game_tables_hold_coverage_steps_to_all_modes_and_the_game(tmp_path, cap
     assert coverage.main([*argv, "--steps", "20", "--out", str(tmp_path), "--at", "20"]) == 0
     assert "| alternating Adam (the default) |" in capsys.readouterr().out
     assert coverage.main([*argv, "--steps", "20", "--out", str(tmp_path), "--at", "7"]) == 1
+
+
+def test_seeds_that_are_not_integers_are_a_usage_error(capsys):
+    mode_coverage = load_script("mode_coverage")
+    with pytest.raises(SystemExit) as stopped:
+        mode_coverage.parse_args(["--seeds", "0,a"])
+    assert stopped.value.code == 2
+    assert "--seeds: comma-separated integers, got '0,a'" in capsys.readouterr().err
+    assert mode_coverage.parse_args(["--seeds", "3,4"]).seeds == [3, 4]
