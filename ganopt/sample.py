@@ -16,6 +16,7 @@ the run's final `modes`, `hq_ratio` and `kl`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -74,12 +75,26 @@ def load_generator(run: Path, device: str | None) -> tuple[torch.nn.Module, int]
     return G.eval().requires_grad_(False), int(cfg.trainer.seed)
 
 
+def check_writable(out: Path) -> None:
+    """Refuse an --out whose directory cannot be made or written, before generating."""
+    existing = out.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SampleError(f"cannot write {out}: {existing} is not a writable directory")
+    if out.is_dir():
+        raise SampleError(f"cannot write {out}: it is a directory")
+
+
 def write(samples: torch.Tensor, out: Path, grid: bool) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if grid:
-        Image.fromarray(image_grid(samples)).save(out)
-    else:
-        np.save(out, samples.float().cpu().numpy())
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if grid:
+            Image.fromarray(image_grid(samples)).save(out)
+        else:
+            np.save(out, samples.float().cpu().numpy())
+    except OSError as e:  # what check_writable cannot see: a full disk, a special file system
+        raise SampleError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SampleError(f"--grid writes a PNG: give --out a .png name, not {args.out}")
         if not args.grid and args.out.suffix.lower() != ".npy":
             raise SampleError(f"--out must end in .npy (or use --grid with a .png): {args.out}")
+        check_writable(args.out)
         G, run_seed = load_generator(args.run, args.device)
         if args.grid and len(G.data_shape) != 3:
             raise SampleError("--grid is for image data; this run's samples are vectors")

@@ -89,8 +89,11 @@ def _sample(run_dir, out, *args):
         (["{run}", "--out", "{tmp}/x.png", "--grid"], "--grid is for image data"),
         (["{run}", "--out", "{tmp}/x.txt"], "--out must end in .npy"),
         (["{junk}", "--out", "{tmp}/x.npy"], "not a readable checkpoint"),
+        (["{run}", "--out", "{file}/sub/x.npy"], "a_file is not a writable directory"),
+        (["{run}", "--out", "{tmp}/dir.npy"], "dir.npy: it is a directory"),
+        (["{run}", "--out", "/proc/x.npy"], "cannot write /proc/x.npy"),
     ],
-    ids=["missing", "grid-npy", "grid-toy", "suffix", "corrupt"],
+    ids=["missing", "grid-npy", "grid-toy", "suffix", "corrupt", "under-a-file", "a-dir", "proc"],
 )
 def test_bad_input_is_one_line_and_exit_2(toy_run, tmp_path, capsys, args, message):
     junk_run = tmp_path / "junk"
@@ -99,7 +102,10 @@ def test_bad_input_is_one_line_and_exit_2(toy_run, tmp_path, capsys, args, messa
     (junk_run / ".hydra" / "config.yaml").write_text((toy_run / ".hydra/config.yaml").read_text())
     (junk_run / ".hydra" / "overrides.yaml").write_text("[]")
     (junk_run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "dir.npy").mkdir()
     fill = {"missing": tmp_path / "nope", "tmp": tmp_path, "run": toy_run, "junk": junk_run}
+    fill["file"] = tmp_path / "a_file"
     assert main([a.format(**fill) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err
