@@ -74,6 +74,7 @@ from ganopt.config import ConfigError
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 from ganopt.optimizers import FlushedSubnormals
+from ganopt.rundir import WriteError, output_dir
 from ganopt.trainer import RunResult
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
@@ -785,10 +786,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--threads measures the CPU: leave --device out")
     if args.subnormals and (not on_cpu or args.configs):
         p.error("--subnormals measures the toy config on the CPU: leave --device, --configs out")
-    try:  # a bad --extra or --device fails here, in one line, before anything is measured
+    try:  # a bad --extra, --device or --out fails here, in one line, before anything is measured
         for name in names:
             components([*CONFIGS[name], *device, *args.extra])
-    except ConfigError as e:
+        if args.scaling:
+            output_dir(args.out)
+    except (ConfigError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.scaling:

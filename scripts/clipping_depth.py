@@ -32,6 +32,7 @@ from ganopt.losses import WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
 from ganopt.objective import Objective
 from ganopt.regularizers import wgan_gp
+from ganopt.rundir import WriteError, output_dir
 
 CLIP_BOUNDS = (0.1, 0.01, 0.001)
 
@@ -110,7 +111,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir(args.out)
+    except WriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     seed_everything(args.seed)
     G = MLPGenerator(2, (2,), [128, 128, 128]).requires_grad_(False)  # fixed, untrained
     data = SwissRoll(args.batch_size)

@@ -56,6 +56,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
+from ganopt.rundir import WriteError, output_dir
 
 METHODS = (
     "standard",
@@ -250,7 +251,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir(args.out)
+    except WriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     paths = {
         (method, update): run(
             method,

@@ -33,6 +33,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ganopt.rundir import WriteError, output_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: name: (row label, overrides)
@@ -317,6 +319,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        output_dir(args.out)
+    except WriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     # method by method, in the order given: list the costly ones first to keep every job busy
     runs = [(m, d, s) for m in args.methods for d in args.data for s in args.seeds]
     started = time.perf_counter()

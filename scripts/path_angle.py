@@ -40,6 +40,7 @@ from ganopt.diagnostics.game import GameProbe
 from ganopt.logger import TensorBoardLogger
 from ganopt.objective import player_gradients, trainable
 from ganopt.resume import locate, recorded_overrides
+from ganopt.rundir import WriteError, output_dir
 
 
 def parameters(*modules: nn.Module) -> torch.Tensor:
@@ -137,11 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         probe, start, end, run_dir = probe_for(args.run, args.batch)
-    except (ConfigError, CheckpointError) as e:
+        out = output_dir(args.out or run_dir / "path_angle")
+    except (ConfigError, CheckpointError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.out or run_dir / "path_angle"
-    out.mkdir(parents=True, exist_ok=True)
     rows = walk(probe, start, end, np.linspace(0.0, args.end, args.points))
     with open(out / "path_angle.csv", "w", newline="") as f:
         writer = csv.writer(f)

@@ -34,6 +34,7 @@ from ganopt.config import ConfigError
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
+from ganopt.rundir import WriteError, output_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -199,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         parts = build_parts(args)
-    except ConfigError as e:
+        output_dir(args.out)
+    except (ConfigError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
     D0 = copy.deepcopy(parts.D)  # the from-scratch D, before any pretraining touches it
     if args.g_steps:
         print(f"training G for {args.g_steps} steps ...", file=sys.stderr)

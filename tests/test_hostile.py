@@ -26,8 +26,8 @@ from ganopt.checkpoint import CheckpointError, load, save_atomic
 from ganopt.config import ConfigError
 from ganopt.data import DataError, folder
 from ganopt.resume import recorded_overrides, resume
-from ganopt.rundir import WriteError, lock, release, write_atomic
-from tests.conftest import REPO, as_run_dir, make_trainer
+from ganopt.rundir import WriteError, lock, output_dir, release, write_atomic
+from tests.conftest import REPO, as_run_dir, load_script, make_trainer
 
 SMALL = ["model.g.hidden=[16,16]", "model.d.hidden=[16,16]", "trainer.batch_size=32"]
 QUICK = [*SMALL, "trainer.progress=false", "trainer.eval_every=0", "trainer.sample_every=0"]
@@ -438,6 +438,36 @@ def test_write_errors_name_the_file(tmp_path):
 
 
 # ---------------------------------------------------------------- resume edges
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("dirac_gan", ["--steps", "2"]),
+        ("clipping_depth", ["--iters", "1"]),
+        ("vanishing_gradients", ["--d-iters", "1"]),
+        (
+            "mode_coverage",
+            ["--steps", "1", "--methods", "default", "--data", "ring8", "--seeds", "0"],
+        ),
+        ("bench", ["--scaling", "--configs", "toy"]),
+    ],
+)
+def test_a_scripts_output_directory_that_cannot_be_made_is_one_line_and_exit_2(
+    script, args, tmp_path, capsys
+):
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("")
+    assert load_script(script).main([*args, "--out", str(in_the_way / "out")]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"error: cannot create {in_the_way / 'out'}: Not a directory"
+    assert not out and sorted(tmp_path.iterdir()) == [in_the_way]
+
+
+def test_an_output_directory_without_write_permission_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a non-root user sees it
+    with pytest.raises(WriteError, match=r"cannot write into .*: permission denied"):
+        output_dir(tmp_path / "out")
+
+
 def test_a_changed_optimizer_setting_on_resume_applies_and_is_said(tmp_path, caplog):
     trainer, _ = make_trainer([*SMALL, "optim=adam", "trainer.steps=2"], tmp_path)
     trainer.fit()
