@@ -55,8 +55,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_generator(run: Path, device: str | None) -> tuple[torch.nn.Module, int]:
-    """The run's final generator (EMA weights when kept) in eval mode, and the run's seed."""
+def device_for(spec: str) -> torch.device:
+    """--device as a torch device this machine has."""
+    try:
+        return resolve_device(spec)
+    except ConfigError as e:
+        raise SampleError("--device: " + e.problems[0].removeprefix("trainer.device: ")) from None
+
+
+def load_generator(run: Path, device: torch.device | None) -> tuple[torch.nn.Module, int]:
+    """The run's final generator (EMA weights when kept) in eval mode on ``device`` (default:
+    the run's own), and the run's seed."""
     try:
         run_dir, checkpoint = locate(run)
     except ConfigError as e:
@@ -67,7 +76,7 @@ def load_generator(run: Path, device: str | None) -> tuple[torch.nn.Module, int]
     try:
         cfg = OmegaConf.load(config_file)
         state = load(checkpoint)
-        target = torch.device(device) if device else resolve_device(cfg.trainer.device)
+        target = device or _run_device(str(cfg.trainer.device))
         G = build_generator(cfg, tuple(state["data_shape"]), target)
         G.load_state_dict(state["G_ema"] if "G_ema" in state else state["G"])
     except (CheckpointError, ConfigError, KeyError, RuntimeError, ValueError) as e:
@@ -84,6 +93,15 @@ def check_writable(out: Path) -> None:
         raise SampleError(f"cannot write {out}: {existing} is not a writable directory")
     if out.is_dir():
         raise SampleError(f"cannot write {out}: it is a directory")
+
+
+def _run_device(spec: str) -> torch.device:
+    try:
+        return resolve_device(spec)
+    except ConfigError:
+        raise SampleError(
+            f"the run trained on {spec!r}, which this machine does not have: pass --device cpu"
+        ) from None
 
 
 def write(samples: torch.Tensor, out: Path, grid: bool) -> None:
@@ -105,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.grid and args.out.suffix.lower() != ".npy":
             raise SampleError(f"--out must end in .npy (or use --grid with a .png): {args.out}")
         check_writable(args.out)
-        G, run_seed = load_generator(args.run, args.device)
+        device = device_for(args.device) if args.device else None
+        G, run_seed = load_generator(args.run, device)
         if args.grid and len(G.data_shape) != 3:
             raise SampleError("--grid is for image data; this run's samples are vectors")
         samples = generate(G, args.n, seed=run_seed if args.seed is None else args.seed)

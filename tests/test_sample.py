@@ -1,6 +1,7 @@
 """ganopt-sample: samples of a run's final generator, the very ones its evaluation saw."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -92,8 +93,14 @@ def _sample(run_dir, out, *args):
         (["{run}", "--out", "{file}/sub/x.npy"], "a_file is not a writable directory"),
         (["{run}", "--out", "{tmp}/dir.npy"], "dir.npy: it is a directory"),
         (["{run}", "--out", "/proc/x.npy"], "cannot write /proc/x.npy"),
+        (["{run}", "--out", "{tmp}/x.npy", "--device", "banana"], "--device: unknown device"),
+        (["{run}", "--out", "{tmp}/x.npy", "--device", "cuda:7"], "--device: 'cuda:7' requested"),
+        (["{gpu_run}", "--out", "{tmp}/x.npy"], "trained on 'cuda:7', which this machine"),
     ],
-    ids=["missing", "grid-npy", "grid-toy", "suffix", "corrupt", "under-a-file", "a-dir", "proc"],
+    ids=[
+        *("missing", "grid-npy", "grid-toy", "suffix", "corrupt", "under-a-file", "a-dir"),
+        *("proc", "bad-device", "absent-device", "run-device"),
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(toy_run, tmp_path, capsys, args, message):
     junk_run = tmp_path / "junk"
@@ -106,6 +113,9 @@ def test_bad_input_is_one_line_and_exit_2(toy_run, tmp_path, capsys, args, messa
     (tmp_path / "dir.npy").mkdir()
     fill = {"missing": tmp_path / "nope", "tmp": tmp_path, "run": toy_run, "junk": junk_run}
     fill["file"] = tmp_path / "a_file"
+    fill["gpu_run"] = shutil.copytree(toy_run, tmp_path / "gpu_run")  # as if trained on a GPU
+    config = fill["gpu_run"] / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("device: auto", "device: cuda:7"))
     assert main([a.format(**fill) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err
