@@ -79,15 +79,28 @@ def _job_number(path: Path) -> tuple[int, str]:
 
 
 def read_job(job_dir: Path) -> Job:
-    overrides_file = job_dir / ".hydra" / "overrides.yaml"
-    items = yaml.safe_load(overrides_file.read_text()) or []
+    """A job's overrides and metrics.json. A file that cannot be read (edited or truncated by
+    hand: ganopt writes both whole) is the job's status, and the summary goes on."""
+    try:
+        items = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return Job(job_dir.name, {}, f"unreadable {job_dir.name}/.hydra/overrides.yaml", {})
     overrides = {}
     for item in items:
         key, _, value = str(item).lstrip("+~").partition("=")
         overrides[key] = value
     metrics_file = job_dir / "metrics.json"
-    if metrics_file.exists():
+    try:
         raw: dict[str, Any] = json.loads(metrics_file.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("not an object")
+    except FileNotFoundError:  # killed before it could write (a rejected job records its status)
+        raw = None
+    except (OSError, UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
+        return Job(job_dir.name, overrides, "unreadable metrics.json", {})
+    if raw is not None:
         status = str(raw.get("status", "unknown"))
         metrics = {
             k: float(v)
@@ -97,7 +110,7 @@ def read_job(job_dir: Path) -> Job:
             and k not in SKIPPED
             and v is not None
         }
-    else:  # killed before it could write anything (a rejected job records its status)
+    else:
         status, metrics, raw = "no metrics.json", {}, {}
     return Job(job_dir.name, overrides, status, metrics, frozenset(raw))
 

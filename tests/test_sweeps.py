@@ -86,6 +86,29 @@ def summarize_script():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("file", "content", "status"),
+    [
+        ("metrics.json", "{not json", "unreadable metrics.json"),
+        ("metrics.json", "[1, 2]", "unreadable metrics.json"),
+        ("metrics.json", b"\xff\xfe", "unreadable metrics.json"),
+        (".hydra/overrides.yaml", "[unclosed", "unreadable 1_loss=wgan/.hydra/overrides.yaml"),
+        (".hydra/overrides.yaml", "key: value", "unreadable 1_loss=wgan/.hydra/overrides.yaml"),
+    ],
+)
+def test_a_job_file_that_cannot_be_read_is_its_status_and_the_rest_is_summarized(
+    tmp_path, file, content, status
+):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["loss=standard"], {"status": "ok", "kl": 0.5})
+    make_job(sweep, 1, ["loss=wgan"], {"status": "ok", "kl": 0.25})
+    broken = next(sweep.glob("1_*")) / file
+    broken.write_bytes(content if isinstance(content, bytes) else content.encode())
+    table, _ = summarize_sweep(sweep)
+    assert "| standard | 1 | ok | 0.5 |" in table
+    assert f"| {status} |" in table
+
+
 def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     make_job(sweep, 0, ["loss=standard"], {"status": "ok", "kl": 0.5})
