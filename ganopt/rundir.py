@@ -27,18 +27,6 @@ class WriteError(OSError):
     """A file of the run could not be written (disk full, permissions); one line says which."""
 
 
-def output_dir(path: Path) -> Path:
-    """A script's output directory, made with its parents. Raises WriteError (one line) where
-    it cannot be made or written: a file in the way, no permission."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise WriteError(f"cannot create {path}: {e.strerror or e}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise WriteError(f"cannot write into {path}: permission denied")
-    return path
-
-
 def lock(run_dir: Path) -> None:
     """Hold ``run_dir`` for this process until :func:`release` (or exit): a second run or a
     ``resume=`` of a run still in progress is refused, naming the holder's PID."""

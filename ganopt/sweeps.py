@@ -97,22 +97,15 @@ def read_job(job_dir: Path) -> Job:
         if not isinstance(raw, dict):
             raise ValueError("not an object")
     except FileNotFoundError:  # killed before it could write (a rejected job records its status)
-        raw = None
+        return Job(job_dir.name, overrides, "no metrics.json", {})
     except (OSError, UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
         return Job(job_dir.name, overrides, "unreadable metrics.json", {})
-    if raw is not None:
-        status = str(raw.get("status", "unknown"))
-        metrics = {
-            k: float(v)
-            for k, v in raw.items()
-            if isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and k not in SKIPPED
-            and v is not None
-        }
-    else:
-        status, metrics, raw = "no metrics.json", {}, {}
-    return Job(job_dir.name, overrides, status, metrics, frozenset(raw))
+    metrics = {
+        k: float(v)
+        for k, v in raw.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in SKIPPED
+    }
+    return Job(job_dir.name, overrides, str(raw.get("status", "unknown")), metrics, frozenset(raw))
 
 
 def read_sweep(sweep_dir: Path) -> list[Job]:

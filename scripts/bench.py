@@ -68,13 +68,14 @@ from pathlib import Path
 
 import torch
 
+from ganopt.arguments import output_dir
 from ganopt.build import Components, build
 from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 from ganopt.optimizers import FlushedSubnormals
-from ganopt.rundir import WriteError, output_dir
+from ganopt.rundir import WriteError
 from ganopt.trainer import RunResult
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
@@ -613,9 +614,8 @@ def bench_breakdown(overrides: list[str]) -> dict[str, object]:
             start = time.perf_counter()
             result = call(*args, **kwargs)
             sync(parts.device)
-            spent[key if key != "train_step" else "log_step" if args[1] else "step"].append(
-                time.perf_counter() - start
-            )
+            part = ("log_step" if args[1] else "step") if key == "train_step" else key
+            spent[part].append(time.perf_counter() - start)
             return result
 
         return measured

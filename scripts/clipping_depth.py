@@ -25,6 +25,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from ganopt.arguments import output_dir
 from ganopt.build import seed_everything
 from ganopt.clipping import WeightClipper
 from ganopt.data import SwissRoll
@@ -32,7 +33,7 @@ from ganopt.losses import WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
 from ganopt.objective import Objective
 from ganopt.regularizers import wgan_gp
-from ganopt.rundir import WriteError, output_dir
+from ganopt.rundir import WriteError
 
 CLIP_BOUNDS = (0.1, 0.01, 0.001)
 

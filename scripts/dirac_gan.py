@@ -55,8 +55,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from ganopt.arguments import output_dir
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
-from ganopt.rundir import WriteError, output_dir
+from ganopt.rundir import WriteError
 
 METHODS = (
     "standard",

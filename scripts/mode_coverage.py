@@ -33,7 +33,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ganopt.rundir import WriteError, output_dir
+from ganopt.arguments import integers, output_dir
+from ganopt.rundir import WriteError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -271,14 +272,6 @@ def side_by_side(args: argparse.Namespace, path: Path) -> None:
         ax.axis("off")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-
-
-def integers(text: str) -> list[int]:
-    """--seeds 0,1,2 -> [0, 1, 2]; anything else is argparse's usage error."""
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -32,6 +32,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ganopt.arguments import output_dir
 from ganopt.build import build
 from ganopt.checkpoint import CheckpointError, load
 from ganopt.composition import compose_config
@@ -40,7 +41,7 @@ from ganopt.diagnostics.game import GameProbe
 from ganopt.logger import TensorBoardLogger
 from ganopt.objective import player_gradients, trainable
 from ganopt.resume import locate, recorded_overrides
-from ganopt.rundir import WriteError, output_dir
+from ganopt.rundir import WriteError
 
 
 def parameters(*modules: nn.Module) -> torch.Tensor:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ganopt.arguments import integers
+
 
 def read(run_dir: Path) -> EventAccumulator:
     accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
@@ -32,14 +34,6 @@ def series(accumulator: EventAccumulator, tags: list[str]) -> dict[int, dict[str
         for event in accumulator.Scalars(tag):
             rows.setdefault(event.step, {})[tag] = event.value
     return dict(sorted(rows.items()))
-
-
-def integers(text: str) -> list[int]:
-    """--steps 1000,2000 -> [1000, 2000]; anything else is argparse's usage error."""
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = series(accumulator, args.tags)
     if args.steps:
-        rows = {step: values for step, values in rows.items() if step in set(args.steps)}
+        wanted = set(args.steps)
+        rows = {step: values for step, values in rows.items() if step in wanted}
     header = ["step", *args.tags]
     cells = [
         [str(step), *(f"{v[t]:.4g}" if t in v else "" for t in args.tags)]

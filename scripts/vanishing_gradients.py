@@ -27,6 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ganopt.arguments import output_dir
 from ganopt.build import Components, build, seed_everything
 from ganopt.clipping import WeightClipper
 from ganopt.composition import compose_config
@@ -34,7 +35,7 @@ from ganopt.config import ConfigError
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
-from ganopt.rundir import WriteError, output_dir
+from ganopt.rundir import WriteError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

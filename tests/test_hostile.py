@@ -22,11 +22,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import ganopt.cli
+from ganopt.arguments import output_dir
 from ganopt.checkpoint import CheckpointError, load, save_atomic
 from ganopt.config import ConfigError
 from ganopt.data import DataError, folder
 from ganopt.resume import recorded_overrides, resume
-from ganopt.rundir import WriteError, lock, output_dir, release, write_atomic
+from ganopt.rundir import WriteError, lock, release, write_atomic
 from tests.conftest import REPO, as_run_dir, load_script, make_trainer
 
 SMALL = ["model.g.hidden=[16,16]", "model.d.hidden=[16,16]", "trainer.batch_size=32"]
