@@ -77,23 +77,24 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert not torch.equal(first[0], other[0])
 
 
-def test_toy_results_do_not_depend_on_the_thread_count(tmp_path):
-    """README, "Threads": the default toy MLPs train to the same bits on 1 and 2 threads
-    (DCGAN's convolutions do not, and README says so)."""
-    weights = []
+def test_toy_results_depend_on_the_thread_count_only_in_their_last_bits(tmp_path):
+    """docs, "Threads": a toy run repeats bit for bit at the thread count it ran with; at another
+    count a BLAS may split a matrix-vector product's sum differently (seen on AVX-512 Xeons), so
+    weights agree to float32 rounding, not bit for bit."""
+
+    def trained(threads: int, name: str) -> list[torch.Tensor]:
+        overrides = ["trainer.steps=5", f"trainer.threads={threads}", "diagnostics.game_every=0"]
+        trainer, _ = make_trainer(overrides, tmp_path / name)
+        trainer.fit()
+        return [p.detach().clone() for p in trainer.G.parameters()]
+
     try:
-        for threads in (1, 2):
-            overrides = [
-                "trainer.steps=5",
-                f"trainer.threads={threads}",
-                "diagnostics.game_every=0",
-            ]
-            trainer, _ = make_trainer(overrides, tmp_path / str(threads))
-            trainer.fit()
-            weights.append([p.detach().clone() for p in trainer.G.parameters()])
+        two, two_again, one = trained(2, "a"), trained(2, "b"), trained(1, "c")
     finally:
         torch.set_num_threads(1)  # the suite's one thread per process
-    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(two, two_again, strict=True))
+    for a, b in zip(one, two, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize(
