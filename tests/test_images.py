@@ -1,7 +1,10 @@
 """Image data (folder, digits, torchvision) and the DCGAN networks, on tiny data."""
 
 import importlib.util
+import os
+import re
 import sys
+import threading
 import types
 
 import numpy as np
@@ -62,6 +65,61 @@ def test_unreadable_image_names_the_file(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"cannot read image .*broken\.png"):
         folder(batch_size=2, path=str(tmp_path))
+
+
+def test_16_bit_png_spans_the_unit_range_and_8_bit_images_load_as_before(tmp_path):
+    levels = np.array([0, 8192, 16384, 24576, 32768, 40960, 49152, 65535])
+    Image.fromarray(np.tile(levels, (8, 1)).astype(np.uint16)).save(tmp_path / "a16.png")
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3))
+    write_png(tmp_path / "b8.png", rgb)
+    data = folder(batch_size=2, path=str(tmp_path), resolution=8)
+    gray = data.images[0]  # a 16-bit grayscale PNG, repeated in R, G and B
+    expected = torch.tensor(levels / 32767.5 - 1, dtype=torch.float32).expand(3, 8, 8)
+    assert torch.allclose(gray, expected, atol=1e-6)
+    assert gray[:, :, 4].abs().max() < 1e-4  # 32768: the middle, not saturated at 255
+    assert (gray == 1).float().mean() == 1 / 8  # only the 65535 column is white
+    # the 8-bit image: bit for bit what 0..255 / 127.5 - 1 gives, as before 16-bit support
+    old = torch.from_numpy(rgb.astype(np.uint8)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    assert torch.equal(data.images[1], old)
+    # resized (in float), the gradient keeps its mean and range
+    small = folder(batch_size=2, path=str(tmp_path), resolution=4, channels=1).images[0]
+    assert small.min() >= -1 and small.max() <= 1
+    assert small.mean().item() == pytest.approx(expected.mean().item(), abs=0.02)
+
+
+@pytest.mark.parametrize(("dtype", "kind"), [(np.float32, "float"), (np.int32, "integer")])
+def test_32_bit_images_without_a_fixed_range_are_refused(tmp_path, dtype, kind):
+    write_png(tmp_path / "a.png", np.zeros((8, 8, 3)))
+    Image.fromarray(np.full((8, 8), 1000, dtype=dtype)).save(tmp_path / "deep.tif")
+    with pytest.raises(DataError, match=rf"deep\.tif.* 32-bit {kind} .*convert it to 8- or 16-bit"):
+        folder(batch_size=2, path=str(tmp_path), resolution=8)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_without_opening_it_and_symlinks_load(tmp_path):
+    write_png(tmp_path / "a.png", np.zeros((8, 8, 3)))
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)  # opening it to read blocks until something writes to it
+    raised = []
+
+    def load():
+        try:
+            folder(batch_size=2, path=str(tmp_path), resolution=8)
+        except DataError as e:
+            raised.append(e)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # stuck in open(): a writer that closes at once releases it
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("folder() blocked opening the named pipe x.png")
+    assert len(raised) == 1
+    assert re.search(r"x\.png.* is not a regular file", str(raised[0]))
+    assert "\n" not in str(raised[0])
+    fifo.unlink()
+    assert len(folder(batch_size=2, path=str(tmp_path), resolution=8)) == 2
 
 
 def test_folder_without_path_is_rejected_before_training():

@@ -9,6 +9,8 @@ float tensor (N, C, R, R) in [-1, 1]; the order of batches comes from the global
 from __future__ import annotations
 
 import importlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 #: would become enormous (1 x 1 000 000 pixels at data.resolution=64: 64 x 64 000 000)
 MAX_IMAGE_PIXELS = 50_000_000
 MAX_ASPECT_RATIO = 16
+#: unsigned 16-bit grayscale, mapped by 65535 (not clipped at 255 as ``convert("L")`` does)
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
 class DataError(ValueError):
@@ -210,32 +214,77 @@ def folder(
     channels: int = 3,
 ) -> ImageBatches:
     """Every image file under ``path`` (recursively), resized so its short side is
-    ``resolution``, center-cropped to a square, as RGB (``channels=3``) or grayscale (1)."""
+    ``resolution``, center-cropped to a square, as RGB (``channels=3``) or grayscale (1).
+
+    8-bit images map 0..255 onto [-1, 1]; 16-bit grayscale (PNG, TIFF) maps 0..65535 likewise,
+    resized as float so it keeps its precision. Float (mode F) and 32-bit integer (mode I)
+    pixels are refused: they have no fixed range to map, and guessing one would shift every
+    value silently. The one mode I accepted is a PNG's: PNG holds at most 16 bits a channel,
+    and older Pillow opens 16-bit grayscale PNG as I (newer as I;16).
+    """
     if not path:
         raise DataError("data=folder needs data.path=<a folder of images>")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"data.path {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = _image_files(root)
     if not files:
         raise DataError(
             f"data.path {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     if channels not in (1, 3):
         raise DataError(f"data.channels must be 1 or 3, got {channels}")
-    arrays = []
-    for file in files:
+    if resolution < 1:
+        raise DataError(f"data.resolution must be >= 1, got {resolution}")
+    images = torch.empty(len(files), channels, resolution, resolution)
+    for i, file in enumerate(files):
         try:
             with Image.open(file) as img:  # reads the header only: the size before decoding
                 _check_size(file, img.size)
-                arrays.append(
-                    np.asarray(_square(img.convert("L" if channels == 1 else "RGB"), resolution))
-                )
+                images[i] = _load(file, img, channels, resolution)  # grayscale fills RGB
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot read image {str(file)!r}: {e}") from None
-    stacked = torch.from_numpy(np.stack(arrays))
-    images = stacked.unsqueeze(1) if channels == 1 else stacked.permute(0, 3, 1, 2)
-    return ImageBatches(_to_unit_range(images, 255.0), batch_size, device, name="folder")
+    return ImageBatches(images, batch_size, device, name="folder")
+
+
+def _image_files(root: Path) -> list[Path]:
+    """The files under ``root`` named like images, each checked by ``os.stat`` (which follows
+    a symlink without opening anything) to be a regular file: opening a named pipe blocks until
+    something writes to it, and a device may never end."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as e:  # a broken symlink
+            raise DataError(f"cannot read image {str(path)!r}: {e}") from None
+        if stat.S_ISDIR(mode):  # a folder named like an image: rglob lists what it holds
+            continue
+        if not stat.S_ISREG(mode):
+            raise DataError(
+                f"{str(path)!r} is not a regular file (a named pipe, socket or device); "
+                "data=folder reads only image files"
+            )
+        files.append(path)
+    return files
+
+
+def _load(file: Path, img: Image.Image, channels: int, resolution: int) -> Tensor:
+    """One image as a (C, R, R) tensor in [-1, 1]: C is 1 for grayscale, else ``channels``."""
+    if img.mode in SIXTEEN_BIT_MODES or (img.mode == "I" and img.format == "PNG"):
+        # bicubic overshoots in float; clipped to the range as an 8-bit resize clips to 0..255
+        pixels = np.asarray(_square(img.convert("F"), resolution)).clip(0, 65535)
+        return _to_unit_range(torch.from_numpy(pixels).unsqueeze(0), 65535.0)
+    if img.mode in ("I", "F"):
+        kind = "float" if img.mode == "F" else "integer"
+        raise DataError(
+            f"image {str(file)!r} has 32-bit {kind} pixels (mode {img.mode}) with no fixed "
+            "range; convert it to 8- or 16-bit"
+        )
+    pixels = np.array(_square(img.convert("L" if channels == 1 else "RGB"), resolution))
+    tensor = torch.from_numpy(pixels)
+    return _to_unit_range(tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1), 255.0)
 
 
 def _check_size(file: Path, size: tuple[int, int]) -> None:
