@@ -1,9 +1,8 @@
-"""Config → objects. The only module that calls ``hydra.utils.instantiate``."""
+"""Config → objects: each component built from its registered name (ganopt/setup/registry.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import math
 import os
@@ -14,15 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra._internal.utils import _locate
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from ganopt.clipping import WeightClipper
 from ganopt.compiled import cpu_compiler
-from ganopt.config import ConfigError, TrainerConfig, is_number, validate
+from ganopt.config import ConfigError, TrainerConfig, is_number
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm, NonFiniteGuard
 from ganopt.diagnostics.game import GameProbe
@@ -37,6 +33,8 @@ from ganopt.optimizers import Extragradient
 from ganopt.recorder import Figures, RunRecorder
 from ganopt.regularizers import Consensus, GradientPenalty, Regularizer
 from ganopt.schedule import LinearDecay
+from ganopt.setup.checks import check
+from ganopt.setup.registry import NAME, REGULARIZER_SLOTS, SLOTS, arguments, component
 from ganopt.state import GlobalRNG, RunState
 from ganopt.trainer import Trainer
 
@@ -65,6 +63,8 @@ class Components:
     ema: EMA | None = None
     world: World = SINGLE_PROCESS
     game: GameProbe | None = None
+    #: the registered name chosen at each component slot ("loss": "wgan", "reg": "r1", ...)
+    names: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def loss(self) -> GANLoss:
@@ -112,10 +112,10 @@ class Components:
             device=self.device,
             game=self.game,
         )
-        kind = {
-            "loss": self.loss.name,
-            "opt_G": type(self.opt_G).__name__,
-            "opt_D": type(self.opt_D).__name__,
+        identity = {
+            "components": self.names,
+            "G": _shapes(self.G),
+            "D": _shapes(self.D),
         }
         return Trainer(
             G=self.G,
@@ -128,12 +128,16 @@ class Components:
             settings=self.settings,
             diagnostics=self.diagnostics,
             recorder=recorder,
-            state=RunState(self.stateful(), kind, self.G.data_shape),
+            state=RunState(self.stateful(), identity, self.G.data_shape),
             guard=NonFiniteGuard(["D", "G"], self.device),
             clipper=self.clipper,
             ema=self.ema,
             world=self.world,
         )
+
+
+def _shapes(network: nn.Module) -> dict[str, list[int]]:
+    return {name: list(p.shape) for name, p in network.named_parameters()}
 
 
 def seed_everything(seed: int) -> None:
@@ -142,87 +146,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-#: the only config nodes that may name something to instantiate, the package it must come
-#: from, and what it must be: a run directory or a config file can choose among ganopt's own
-#: losses, regularizers, networks, data sources and torch's optimizers, never other code
-#: the config nodes a regularizer can be chosen in: reg=r1 +reg@reg2=instance_noise
-REGULARIZER_KEYS = ("reg", "reg2", "reg3")
-OPTIMIZER_PACKAGES = ("torch.optim", "ganopt.optimizers")
-INSTANTIABLE: dict[str, tuple[tuple[str, ...], type]] = {
-    "loss": (("ganopt.losses",), GANLoss),
-    **{key: (("ganopt.regularizers",), Regularizer) for key in REGULARIZER_KEYS},
-    "model.g": (("ganopt.models",), nn.Module),
-    "model.d": (("ganopt.models",), nn.Module),
-    "data": (("ganopt.data",), object),
-    "optim.g": (OPTIMIZER_PACKAGES, torch.optim.Optimizer),
-    "optim.d": (OPTIMIZER_PACKAGES, torch.optim.Optimizer),
-}
-
-
-def check_targets(cfg: DictConfig) -> None:
-    """Refuse, before anything is imported or built, any ``_target_`` outside INSTANTIABLE."""
-    problems = []
-    for key, target in _targets(OmegaConf.to_container(cfg, resolve=True)):
-        if key not in INSTANTIABLE:
-            problems.append(
-                f"{key}._target_: only {', '.join(INSTANTIABLE)} may name something to build"
-            )
-        elif not (target is None and key in REGULARIZER_KEYS) and not _allowed(
-            target, *INSTANTIABLE[key]
-        ):
-            packages, kind = INSTANTIABLE[key]
-            what = "" if kind is object else f"{kind.__name__} "
-            problems.append(
-                f"{key}._target_: {target!r} refused: only a public {what}class or function "
-                f"of {' or '.join(packages)} may be built there"
-            )
-    if problems:
-        raise ConfigError(problems)
-
-
-def _targets(tree: object, prefix: str = "") -> list[tuple[str, object]]:
-    if not isinstance(tree, dict):
-        return []
-    found = [(prefix.rstrip("."), tree["_target_"])] if "_target_" in tree else []
-    return found + [t for k, v in tree.items() for t in _targets(v, f"{prefix}{k}.")]
-
-
-def _allowed(target: object, packages: tuple[str, ...], kind: type) -> bool:
-    """A public class (a subclass of ``kind``) or function defined in one of ``packages``. The
-    name is checked before anything is imported, and only those packages' own modules can be."""
-    if not isinstance(target, str):
-        return False
-    package = next((p for p in packages if target.startswith(p + ".")), None)
-    if package is None:
-        return False
-    if any(part.startswith("_") for part in target.split(".")):
-        return False
-    try:
-        obj = _locate(target)
-    except (ImportError, AttributeError, ValueError):
-        return False
-    if not getattr(obj, "__module__", "").startswith(package):
-        return False  # imported there from elsewhere: ganopt.data.images.Path is pathlib's
-    if isinstance(obj, type):
-        return issubclass(obj, kind)
-    return inspect.isfunction(obj)
-
-
-def _build(key: str, node: DictConfig, **kwargs: object) -> object:
-    """instantiate, turning any failure into a ConfigError that names the config key."""
-    try:
-        return instantiate(node, **kwargs)
-    except (InstantiationException, TypeError, ValueError) as e:
-        # Hydra wraps the target's own error; its message is the one that says what is wrong
-        cause = e.__cause__ if isinstance(e, InstantiationException) and e.__cause__ else e
-        raise ConfigError([f"{key}: {cause}".replace("\n", " ")]) from e
+def _plain(node: object) -> object:
+    """A config node as plain Python values, interpolations resolved."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def build_generator(
     cfg: DictConfig, data_shape: tuple[int, ...], device: torch.device
 ) -> nn.Module:
     """The generator of ``cfg`` (freshly initialized) for data of ``data_shape``."""
-    G = _build("model.g", cfg.model.g, z_dim=cfg.model.z_dim, data_shape=tuple(data_shape))
+    G = component("model.g", _plain(cfg.model.g)).build(
+        z_dim=cfg.model.z_dim, data_shape=tuple(data_shape)
+    )
     return G.to(device)
 
 
@@ -281,9 +218,9 @@ def _data_and_networks(
 ) -> tuple[object, nn.Module, nn.Module]:
     """The data source, G and D, tried on a tiny batch, on the device, prepared for the
     world (SyncBatchNorm, data shards) and the device (cuDNN, channels-last)."""
-    data = _build("data", cfg.data, batch_size=settings.batch_size, device=device)
+    data = component("data", _plain(cfg.data)).build(batch_size=settings.batch_size, device=device)
     G = build_generator(cfg, data.shape, device)
-    D = _build("model.d", cfg.model.d, data_shape=data.shape).to(device)
+    D = component("model.d", _plain(cfg.model.d)).build(data_shape=data.shape).to(device)
     dry_run(G, D, data, settings.batch_size, device)
     if world.distributed:
         if settings.sync_batchnorm:
@@ -301,8 +238,7 @@ def _data_and_networks(
 def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     """Validate ``cfg`` and build the components of a run (of this rank, under torchrun).
     Writes nothing to disk; a config that cannot train raises ConfigError naming its key."""
-    device = validate(cfg)
-    check_targets(cfg)
+    device = check(cfg)
     settings: TrainerConfig = OmegaConf.to_object(cfg.trainer)
     if world.distributed:
         device, settings = _per_rank(device, settings, world)
@@ -312,7 +248,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     seed_everything(settings.seed)  # the same initial weights on every rank
 
     data, G, D = _data_and_networks(cfg, settings, device, world)
-    loss = _build("loss", cfg.loss)
+    loss = component("loss", _plain(cfg.loss)).build()
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
     regularizers = _regularizers(cfg, loss, D, clipper)
     lazy = _lazily_regularized(regularizers)
@@ -346,10 +282,20 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         schedule=schedule,
         ema=EMA(G, settings.ema_decay) if settings.ema_decay else None,
         world=world,
+        names=_chosen_names(cfg),
         game=_game_probe(cfg.diagnostics, objective, G, D, data, settings)
         if world.is_main
         else None,
     )
+
+
+def _chosen_names(cfg: DictConfig) -> dict[str, str]:
+    """Each component slot's registered name (an empty reg2/reg3 is "none")."""
+    names = {}
+    for key in SLOTS:
+        node = _plain(OmegaConf.select(cfg, key))
+        names[key] = node[NAME] if isinstance(node, dict) else "none"
+    return names
 
 
 def _lazily_regularized(regularizers: list[Regularizer]) -> set[str]:
@@ -369,7 +315,7 @@ def set_threads(threads: int | str, device: torch.device) -> None:
 
 
 def build_optimizer(
-    key: str, node: DictConfig, network: nn.Module, fused: bool = False, flat: bool = False
+    key: str, node: object, network: nn.Module, fused: bool = False, flat: bool = False
 ) -> tuple[torch.optim.Optimizer, FlatParameters | None]:
     """``optim.g``/``optim.d`` over ``network``'s parameters, built now so that a bad argument
     fails here, naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats.
@@ -379,71 +325,59 @@ def build_optimizer(
     implementation, which torch picks by itself on CUDA but not on a CPU, and which computes
     what the per-tensor loop does, bit for bit, in fewer calls. An ``optim.g.fused`` or
     ``optim.g.foreach`` of the config wins."""
-    factory = _build(key, node)
-    _check_switches(key, factory, node)
+    chosen = component(key, _plain(node))
+    optimizer, settings = chosen.factory, dict(chosen.kwargs)
+    _check_switches(key, optimizer, settings)
     params = list(network.parameters())
-    optimizer = getattr(factory, "func", factory)
     elementwise = isinstance(optimizer, type) and issubclass(optimizer, ELEMENTWISE)
     buffer = (
         FlatParameters(params) if flat and elementwise and FlatParameters.fits(params) else None
     )
     if buffer is not None:
         params = [buffer.flat]
-    extra = _implementation(key, factory, node, fused, single=buffer is not None)
-    if "betas" in node:
-        betas = node.betas
-        numbers = isinstance(betas, ListConfig) and len(betas) == 2
+    settings |= _implementation(key, optimizer, settings, fused, single=buffer is not None)
+    if "betas" in settings:
+        betas = settings["betas"]
+        numbers = isinstance(betas, (list, tuple)) and len(betas) == 2
         if not numbers or not all(is_number(b) for b in betas):
             raise ConfigError([f"{key}.betas: must be two numbers, got {betas!r}"])
-        extra["betas"] = tuple(float(b) for b in betas)
+        settings["betas"] = tuple(float(b) for b in betas)
     try:
-        return factory(params, **extra), buffer
+        return optimizer(params, **settings), buffer
     except (TypeError, ValueError, RuntimeError, IndexError) as e:
         raise ConfigError([f"{key}: {e}"]) from None
 
 
 def _implementation(
-    key: str, factory: object, node: DictConfig, fused: bool, single: bool
+    key: str, optimizer: type, settings: Mapping[str, object], fused: bool, single: bool
 ) -> dict[str, bool]:
     """The keyword that picks the optimizer's implementation: fused, foreach, or none. On a
     ``single`` tensor (trainer.flat_params) the per-tensor loop makes fewer calls than foreach."""
-    if "fused" in node or "foreach" in node:
+    if "fused" in settings or "foreach" in settings:
         return {}
+    parameters = arguments(optimizer)
     if fused:
-        if _accepts(factory, "fused"):
+        if "fused" in parameters:
             return {"fused": True}
-        name = getattr(factory, "func", factory).__name__
         instead = "its loop over one buffer" if single else "foreach kernels"
-        log.info("trainer.fused: %s has no fused kernel, so %s runs %s", name, key, instead)
-    return {"foreach": not single} if _accepts(factory, "foreach") else {}
+        log.info(
+            "trainer.fused: %s has no fused kernel, so %s runs %s", optimizer.__name__, key, instead
+        )
+    return {"foreach": not single} if "foreach" in parameters else {}
 
 
-def _check_switches(key: str, factory: object, node: DictConfig) -> None:
+def _check_switches(key: str, optimizer: type, settings: Mapping[str, object]) -> None:
     """torch's optimizers take their switches (amsgrad, nesterov, foreach, fused...) unchecked,
     so ``+optim.d.foreach=maybe`` would run as true: each must be true or false (foreach and
     fused, whose default is torch's choice, may also be null)."""
-    parameters = _parameters(factory)
-    for name in node:
-        default = parameters[name].default if name in parameters else inspect.Parameter.empty
+    parameters = arguments(optimizer)
+    for name, value in settings.items():
         optional = name in ("foreach", "fused")
-        if not (isinstance(default, bool) or optional):
+        if not (isinstance(parameters[name].default, bool) or optional):
             continue
-        value = node[name]
         if not isinstance(value, bool) and not (optional and value is None):
             choices = "true, false or null" if optional else "true or false"
             raise ConfigError([f"{key}.{name}: must be {choices}, got {value!r}"])
-
-
-def _accepts(factory: object, keyword: str) -> bool:
-    """Whether the optimizer class takes ``keyword`` (torch's take ``foreach``; Adam, AdamW,
-    SGD and Adagrad also ``fused``)."""
-    return keyword in _parameters(factory)
-
-
-def _parameters(factory: object) -> Mapping[str, inspect.Parameter]:
-    """The constructor's parameters of an optimizer class given as a partial (none otherwise)."""
-    optimizer = getattr(factory, "func", factory)
-    return inspect.signature(optimizer).parameters if isinstance(optimizer, type) else {}
 
 
 def _regularizers(
@@ -453,10 +387,11 @@ def _regularizers(
     ``+reg@reg2=instance_noise``); refuses a penalty under
     BatchNorm and warns about an unconstrained WGAN critic."""
     sources = {f"loss={loss.name}": loss.regularizer}
-    for key in REGULARIZER_KEYS:
-        node = cfg.get(key)
-        if node is not None and node.get("_target_"):
-            sources[f"{key}={node._target_.rsplit('.', 1)[-1]}"] = _build(key, node)
+    for key in REGULARIZER_SLOTS:
+        node = _plain(cfg.get(key))
+        if node is not None:
+            chosen = component(key, node)
+            sources[f"{key}={chosen.name}"] = chosen.build()
     regularizers = [r for r in sources.values() if r is not None]
     _refuse_batchnorm_under_penalty(D, sources)
     constrained = (

@@ -1,37 +1,110 @@
-"""Checkpoints written atomically: a reader (or a crash) never sees a half-written file."""
+"""Checkpoints written atomically and verified before they are loaded.
+
+Each checkpoint ``X.pt`` has a digest beside it, ``X.pt.sha256``, in ``sha256sum``'s format
+(``sha256sum -c last.pt.sha256`` checks it by hand). torch does not check the CRCs of its zip
+files, so a flipped bit in a stored tensor would otherwise load silently; a checkpoint whose
+bytes do not match its digest, or that has none, is refused.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
 import pickle
 import random
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ganopt.rundir import write_atomic
+from ganopt.rundir import WriteError, staged, write_atomic, write_failure
 
 LAST = "last.pt"
+DIGEST_SUFFIX = ".sha256"
 _PERIODIC = re.compile(r"step_(\d+)\.pt")
+_DIGEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+
+
+def digest_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + DIGEST_SUFFIX)
+
+
+def _write_digests(path: Path, digests: list[str]) -> None:
+    text = "".join(f"{d}  {Path(path).name}\n" for d in dict.fromkeys(digests))
+    write_atomic(digest_path(path), lambda f: f.write(text.encode()))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _recorded_digests(path: Path) -> list[str]:
+    try:
+        lines = digest_path(path).read_text(encoding="ascii").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    matches = [_DIGEST_LINE.fullmatch(line.strip()) for line in lines]
+    return [m.group(1) for m in matches if m and m.group(2) == Path(path).name]
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """torch.save through :func:`ganopt.rundir.write_atomic`: whole or not at all."""
-    write_atomic(path, lambda f: torch.save(state, f))
+    """torch.save, whole or not at all, with its digest: the new file is written beside
+    ``path`` and hashed, the digest file lists both the new and the current digest, the file
+    is renamed into place, then the digest file lists the new one only. A crash at any point
+    leaves a file that matches its digest file."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    try:
+        torch.save(state, buffer)
+    except (OSError, RuntimeError) as e:
+        raise WriteError(write_failure(e, path)) from None
+    data = buffer.getvalue()
+    digest = _sha256(data)
+    current = _recorded_digests(path) if path.exists() else []
+    with staged(path, lambda f: f.write(data)) as tmp:
+        _write_digests(path, [digest, *current])
+        os.replace(tmp, path)
+    _write_digests(path, [digest])
 
 
 class CheckpointError(ValueError):
     """A file that is not a loadable ganopt checkpoint; the message says why, in one line."""
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint without unpickling arbitrary objects (``weights_only``): a file that
-    would run code, is truncated, empty or not a checkpoint at all raises CheckpointError."""
+def verified_bytes(path: str | Path) -> bytes:
+    """A checkpoint's bytes, read once, after checking them against its digest file. Raises
+    CheckpointError for a file without a digest or whose bytes do not match it."""
+    path = Path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
+    recorded = _recorded_digests(path)
+    if not recorded:
+        raise CheckpointError(
+            f"{path}: no digest ({digest_path(path).name}) to verify it against, so it is not "
+            f"loaded; ganopt writes one beside every checkpoint"
+        )
+    if _sha256(data) not in recorded:
+        raise CheckpointError(
+            f"{path}: its bytes do not match its digest ({digest_path(path).name}): the file is "
+            f"corrupt or was altered; refused"
+        )
+    return data
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint, verified against its digest, without unpickling arbitrary objects
+    (``weights_only``): a file that fails its digest, would run code, is truncated, empty or
+    not a checkpoint at all raises CheckpointError."""
+    data = verified_bytes(path)
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         code = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line), None)
         if code:  # a pickle that imports something: it would run code when loaded
@@ -80,7 +153,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 class CheckpointDir:
-    """``checkpoints/last.pt`` plus the newest ``keep`` periodic ``step_NNNNNNN.pt`` files."""
+    """``checkpoints/last.pt`` plus the newest ``keep`` periodic ``step_NNNNNNN.pt`` files, each
+    with its digest. The folder must be the run directory's own (not a symlink); pruning
+    removes only the regular files of those names in it."""
 
     def __init__(self, path: Path, keep: int) -> None:
         self.path = Path(path)
@@ -91,12 +166,14 @@ class CheckpointDir:
         return self.path / LAST
 
     def save(self, state: dict[str, Any], step: int, periodic: bool) -> None:
+        if self.path.is_symlink():
+            raise WriteError(f"{self.path} is a symlink; checkpoints stay in the run directory")
         self.path.mkdir(parents=True, exist_ok=True)
         save_atomic(state, self.last)
         if periodic and self.keep > 0:
             target = self.path / f"step_{step:07d}.pt"
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.unlink(missing_ok=True)
+            _write_digests(target, _recorded_digests(self.last))
+            tmp = Path(tempfile.mktemp(dir=self.path, prefix=f".{target.name}.", suffix=".tmp"))
             try:  # a hard link: no second copy; last.pt is later replaced, never rewritten
                 os.link(self.last, tmp)
             except OSError:  # file systems without hard links
@@ -106,6 +183,13 @@ class CheckpointDir:
             self._prune()
 
     def _prune(self) -> None:
-        periodic = sorted(p for p in self.path.iterdir() if _PERIODIC.fullmatch(p.name))
-        for old in periodic[: -self.keep]:
-            old.unlink()
+        periodic = sorted(
+            entry.name
+            for entry in os.scandir(self.path)
+            if _PERIODIC.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+        )
+        for name in periodic[: -self.keep]:
+            for old in (self.path / name, digest_path(self.path / name)):
+                with contextlib.suppress(FileNotFoundError):
+                    if old.is_file() and not old.is_symlink():
+                        old.unlink()

@@ -20,22 +20,34 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganopt.build import Components, build, check_targets
+from ganopt.build import Components, build
 from ganopt.composition import (
     check_group_overrides,
+    check_overrides,
     compose_config,
     config_dir,
     name_suffix,
     register,
 )
-from ganopt.config import ConfigError, validate
+from ganopt.config import ConfigError
 from ganopt.distributed import World, world_from_env
 from ganopt.distributed import init as init_distributed
 from ganopt.distributed import shutdown as shutdown_distributed
 from ganopt.hparams import run_hparams
 from ganopt.logger import NullLogger, TensorBoardLogger
-from ganopt.resume import locate, path_value, resume, with_recorded_overrides
-from ganopt.rundir import lock, release, remove_rejected, write_atomic
+from ganopt.resume import path_value, resume, with_recorded_overrides
+from ganopt.run_record import locate
+from ganopt.rundir import (
+    LOCK_FILE,
+    check_run_dir,
+    holds_a_run,
+    lock,
+    new_run_dir,
+    release,
+    remove_rejected,
+    write_atomic,
+)
+from ganopt.setup.checks import check
 from ganopt.trainer import RunResult
 
 log = logging.getLogger("ganopt")
@@ -45,6 +57,9 @@ NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "
 #: Hydra flags that take the next argument as their value
 VALUED_FLAGS = ("-p", "--package", "-cp", "--config-path", "-cn", "--config-name")
 VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun")
+#: Hydra flags that read configs from elsewhere, or unpickle a config
+REFUSED_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
+REFUSED_FLAGS += ("--experimental-rerun",)
 #: overrides a run directory's name leaves out, as configs/config.yaml's override_dirname does
 NOT_IN_RUN_NAME = ("hydra", "resume=", "trainer.progress=")
 #: overrides whose value is a path, which may hold the '=' and ',' of a run directory's name
@@ -89,35 +104,135 @@ def quote_paths(argv: list[str]) -> list[str]:
 
 
 def preflight(argv: list[str], world: World) -> list[str]:
-    """Everything that can be refused before Hydra creates a run directory: a ``resume=`` that
-    names no run or replays code, a config that does not compose or validate, a run directory
-    that cannot be written or is in use. Returns the argv to run (a resume's recorded
-    overrides first). Raises ConfigError."""
+    """Everything that can be refused before Hydra creates or writes a run directory: a flag
+    that loads configs or a pickle from elsewhere, an override that sets code, a ``resume=``
+    whose record is not plain data or whose directory holds a symlink, a config that does not
+    compose or check, a run directory that holds another run, cannot be written or is in use.
+    Returns the argv for Hydra: the checked overrides and the run (or sweep) directory, which
+    ganopt chooses itself. Raises ConfigError."""
+    check_flags(argv)
+    overrides = _overrides(argv)
+    check_overrides(overrides)
     if any(a in NO_RUN_FLAGS or a.startswith(("--cfg=", "--info=")) for a in argv[1:]):
         return argv
-    argv = with_recorded_overrides(argv)
-    overrides = _overrides(argv)
     if any(a in ("-m", "--multirun") for a in argv):
-        if world.distributed:
+        return _sweep(argv, overrides, world)
+    run_dir, overrides = _run_dir_and_overrides(overrides, world)
+    return [argv[0], *overrides, *run_dir_overrides(run_dir, overrides, world)]
+
+
+def check_flags(argv: list[str]) -> None:
+    """ganopt composes its own configs/ (no --config-path, --config-dir, --config-name) and
+    continues a run with resume=, never by unpickling a config (--experimental-rerun)."""
+    for arg in argv[1:]:
+        flag = arg.split("=", 1)[0]
+        if flag in REFUSED_FLAGS:
             raise ConfigError(
                 [
-                    "a sweep (-m) cannot run under torchrun; use hydra/launcher=slurm to run each "
-                    "job with its own GPUs"
+                    f"{flag}: refused; ganopt reads its own configs/ only (add a preset under "
+                    f"configs/experiment/), and resume=RUN continues a run"
                 ]
             )
-        check_group_overrides(overrides)  # each job is checked when it runs
-        return argv
-    cfg = compose_config(overrides)
-    validate(cfg)
-    check_targets(cfg)
-    run_dir = _known_run_dir(overrides, cfg)
-    if run_dir is not None and world.is_main:
-        check_writable(run_dir)
+
+
+def _sweep(argv: list[str], overrides: list[str], world: World) -> list[str]:
+    """A sweep writes into a new sweep directory: one given that already holds files is
+    refused, and the default (multirun/DATE/TIME) is made new. Each job is checked when it
+    runs."""
     if world.distributed:
-        named = ",".join(sorted(o for o in overrides if not o.startswith(NOT_IN_RUN_NAME)))
-        run_dir = world.broadcast(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}{name_suffix(named)}")
-        argv = with_distributed_overrides(argv, world, run_dir)
-    return argv
+        raise ConfigError(
+            [
+                "a sweep (-m) cannot run under torchrun; use hydra/launcher=slurm to run each "
+                "job with its own GPUs"
+            ]
+        )
+    if any(o.startswith("resume=") for o in overrides):
+        raise ConfigError(["resume: continues one run; give it without -m, once per run"])
+    check_group_overrides(overrides)
+    given = [path_value(o) for o in overrides if o.startswith("hydra.sweep.dir=")]
+    if given:
+        sweep_dir = _given_dir("hydra.sweep.dir", given[-1])
+        if holds_a_run(sweep_dir):
+            raise ConfigError(
+                [
+                    f"hydra.sweep.dir: {sweep_dir} already holds files of another sweep; choose "
+                    f"a new directory (resume= continues one run at a time)"
+                ]
+            )
+        return argv
+    sweep_dir = new_run_dir(Path(f"multirun/{datetime.now():%Y-%m-%d/%H-%M-%S}"))
+    return [*argv, *quote_paths([f"hydra.sweep.dir={sweep_dir}"])]
+
+
+def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, list[str]]:
+    """The run directory and the overrides of a single run, checked: a resumed run's directory
+    and recorded overrides, a given hydra.run.dir that holds no other run, or a new directory
+    named by the clock and the overrides (rank 0's choice under torchrun)."""
+    given = [o for o in overrides if not o.startswith("hydra.run.dir=")]
+    resumed = [path_value(o) for o in overrides if o.startswith("resume=")]
+    run_dir = None
+    if resumed and len(given) < len(overrides):
+        raise ConfigError(["hydra.run.dir: resume= continues in the run's own directory; drop it"])
+    if resumed:
+        run_dir = locate(resumed[-1])[0]
+        check_run_dir(run_dir)
+        given = with_recorded_overrides(run_dir, given)
+    cfg = compose_config(given)
+    check(cfg)
+    if run_dir is None:
+        named = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
+        if named:
+            run_dir = _given_dir("hydra.run.dir", named[-1])
+            if world.is_main and holds_a_run(run_dir):
+                raise ConfigError(
+                    [
+                        f"hydra.run.dir: {run_dir} holds another run; resume={run_dir} continues "
+                        f"it, or choose a new directory"
+                    ]
+                )
+        elif world.is_main:
+            suffix = name_suffix(
+                ",".join(sorted(o for o in given if not o.startswith(NOT_IN_RUN_NAME)))
+            )
+            run_dir = new_run_dir(Path(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}{suffix}"))
+        if world.distributed:
+            run_dir = Path(world.broadcast(str(run_dir) if world.is_main else ""))
+    assert run_dir is not None
+    if world.is_main:
+        check_writable(run_dir)
+    return run_dir, given
+
+
+def _given_dir(key: str, value: str) -> Path:
+    if value.strip() == "":
+        raise ConfigError([f"{key}: must not be empty (it would write into .)"])
+    path = Path(value).expanduser()
+    for part in path.parts:
+        if len(part.encode()) > MAX_NAME_BYTES:
+            raise ConfigError(
+                [
+                    f"{key}: a path component is {len(part.encode())} bytes, over the "
+                    f"file system's {MAX_NAME_BYTES}: {part[:40]}..."
+                ]
+            )
+    return path
+
+
+def run_dir_overrides(run_dir: Path, overrides: list[str], world: World) -> list[str]:
+    """Where Hydra writes: the run directory ganopt chose; a resume's record goes into
+    .hydra/resumed_DATE_TIME beside the original's. Under torchrun rank 0 alone writes Hydra's
+    files and log."""
+    extra = quote_paths([f"hydra.run.dir={run_dir}"])
+    if any(o.startswith("resume=") for o in overrides):
+        extra.append(f"hydra.output_subdir=.hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    if world.distributed and not world.is_main:  # warnings and errors still reach the console
+        extra += [
+            "hydra.output_subdir=null",
+            f"hydra.job_logging.handlers.file.filename={os.devnull}",
+            "hydra.job_logging.root.level=WARNING",
+            "hydra.hydra_logging.root.level=WARNING",
+        ]
+    return extra
 
 
 def _overrides(argv: list[str]) -> list[str]:
@@ -132,49 +247,12 @@ def _overrides(argv: list[str]) -> list[str]:
     return overrides
 
 
-def _known_run_dir(overrides: list[str], cfg: DictConfig) -> Path | None:
-    """The run directory, when it is known before Hydra picks it: a resumed run's, or one
-    given as hydra.run.dir= (else Hydra names it by the clock)."""
-    if cfg.resume is not None:
-        return locate(cfg.resume)[0]
-    given = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
-    if not given:
-        return None
-    if given[-1].strip() == "":
-        raise ConfigError(["hydra.run.dir: must not be empty (it would write into .)"])
-    return Path(given[-1]).expanduser()
-
-
 def check_writable(run_dir: Path) -> None:
     """Create and lock a run directory ganopt can write, or raise ConfigError."""
-    for part in run_dir.parts:
-        if len(part.encode()) > MAX_NAME_BYTES:
-            raise ConfigError(
-                [
-                    f"hydra.run.dir: a path component is {len(part.encode())} bytes, over the "
-                    f"file system's {MAX_NAME_BYTES}: {part[:40]}..."
-                ]
-            )
     try:
         lock(run_dir)  # creates it; held until the run ends, refused if another process has it
     except ConfigError as e:
         raise ConfigError([f"hydra.run.dir: {p}" for p in e.problems]) from None
-
-
-def with_distributed_overrides(argv: list[str], world: World, run_dir: str) -> list[str]:
-    """Under torchrun every rank composes the same run: ``run_dir`` is rank 0's choice (the
-    ranks' clocks may straddle a second), and rank 0 alone writes Hydra's files and log."""
-    argv = list(argv)
-    if not any(a.startswith(("hydra.run.dir=", "resume=")) for a in argv[1:]):
-        argv += quote_paths([f"hydra.run.dir={run_dir}"])
-    if not world.is_main:  # warnings and errors still reach the console
-        argv += [
-            "hydra.output_subdir=null",
-            f"hydra.job_logging.handlers.file.filename={os.devnull}",
-            "hydra.job_logging.root.level=WARNING",
-            "hydra.hydra_logging.root.level=WARNING",
-        ]
-    return argv
 
 
 def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
@@ -225,6 +303,13 @@ def reject(error: ConfigError, cfg: DictConfig, run_dir: Path, in_sweep: bool) -
     sys.exit(2)
 
 
+def _other_files(run_dir: Path) -> str:
+    """What a new run's directory holds beyond Hydra's record of this run and the lock (two
+    sweep jobs given one hydra.sweep.subdir would share one)."""
+    ours = {".hydra", f"{HydraConfig.get().job.name}.log", LOCK_FILE}
+    return ", ".join(sorted(p.name for p in run_dir.iterdir() if p.name not in ours))
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def train(cfg: DictConfig) -> float | None:
     """One training run. In a sweep, a job that is rejected or fails is recorded and the sweep
@@ -233,6 +318,11 @@ def train(cfg: DictConfig) -> float | None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
     world = world_from_env()
+    if world.is_main and cfg.resume is None and (other := _other_files(run_dir)):
+        log.error("%s holds files of another run (%s); refused, nothing written", run_dir, other)
+        if in_sweep:
+            return objective(cfg, None)
+        sys.exit(2)
     try:
         if world.is_main:
             lock(run_dir)

@@ -5,16 +5,17 @@ before Hydra creates a run directory). Instantiating lives in ganopt/build.py.""
 from __future__ import annotations
 
 import hashlib
+import typing
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Glob, Override
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganopt.config import ConfigError, register_schema
-from ganopt.resume import hydra_subdir_resolver, run_dir_resolver
+from ganopt.config import CODE_KEYS, SCHEMA_NODES, ConfigError, code_keys, register_schema
 
 #: longest directory name ganopt makes from overrides (file systems allow 255 bytes)
 MAX_DIRNAME = 200
@@ -45,16 +46,13 @@ def register() -> None:
     register_schema()
     OmegaConf.register_new_resolver("ganopt.safe_dirname", safe_dirname, replace=True)
     OmegaConf.register_new_resolver("ganopt.name_suffix", name_suffix, replace=True)
-    OmegaConf.register_new_resolver("ganopt.run_dir", run_dir_resolver, replace=True)
-    OmegaConf.register_new_resolver(
-        "ganopt.hydra_subdir", hydra_subdir_resolver, replace=True, use_cache=True
-    )
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """The config train.py would run with these overrides. Raises ConfigError, in one line, for
     anything Hydra cannot compose (an unknown option or key, a wrong type, bad syntax)."""
     register()
+    check_overrides(list(overrides))
     check_group_overrides(list(overrides))
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -111,3 +109,91 @@ def check_group_overrides(overrides: list[str]) -> None:
             ]
     if problems:
         raise ConfigError(problems)
+
+
+#: Hydra's settings where a config becomes objects (callbacks and logging handlers are built
+#: from their config) or where it looks for config files: chosen by ganopt's configs/ and by
+#: group names (``hydra/launcher=joblib``), never set from the command line
+HYDRA_CODE_NODES = ("hydra.callbacks", "hydra.job_logging", "hydra.hydra_logging")
+HYDRA_CODE_NODES += ("hydra.searchpath",)
+
+
+def parse_override(line: str) -> Override | None:
+    """One override parsed by Hydra's grammar, or None where the grammar rejects it."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([line])
+    except (OverrideParseException, ValueError):
+        return None
+    return override
+
+
+def override_values(override: Override) -> list[object]:
+    """The values an override sets: one, or each choice of a sweep (ranges and intervals are
+    numbers)."""
+    if override.is_delete():
+        return []
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        return list(value.list)
+    if isinstance(value, Glob):
+        return [*value.include, *value.exclude]
+    return [] if override.is_sweep_override() else [value]
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Overrides set values: refuse one that sets a code key (``_target_``...) at any depth of
+    its key or value, or that sets Hydra's callbacks, logging or search path, or a Hydra
+    setting to anything but plain values. Lines the grammar rejects are left to Hydra's own
+    message."""
+    problems = []
+    for line in overrides:
+        override = parse_override(line)
+        if override is None:
+            continue
+        key = override.key_or_group
+        problems += [p for v in override_values(override) if (p := _type_problem(key, v))]
+        parts = key.replace("@", ".").replace("/", ".").split(".")
+        values = override_values(override)
+        found = [key] if any(p in CODE_KEYS for p in parts) else []
+        found += [f"{key}.{path}" for v in values for path in code_keys(v)]
+        if found:
+            problems.append(f"{found[0]}: refused, a config sets values, never code")
+        elif key.startswith("hydra.") and not _plain_hydra_setting(key, values):
+            problems.append(
+                f"{_short(line)}: refused; Hydra's callbacks, logging and search path come from "
+                f"ganopt's configs, and its other settings take plain values"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
+def _type_problem(key: str, value: object) -> str | None:
+    """A schema setting given a value of another type. OmegaConf converts for us where it
+    should not: ``trainer.compile=2`` or ``=-1`` would be true, ``trainer.steps=true`` 1."""
+    node, _, name = key.partition(".")
+    schema = SCHEMA_NODES.get(node)
+    hint = typing.get_type_hints(schema).get(name) if schema and "." not in name else None
+    interpolated = isinstance(value, str) and "${" in value  # OmegaConf resolves and checks it
+    if hint is None or interpolated or (value is None and type(None) in typing.get_args(hint)):
+        return None
+    kinds = set(typing.get_args(hint)) - {type(None)} or {hint}
+    if bool in kinds and not isinstance(value, bool):
+        return f"{key}: must be true or false, got {value!r}"
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if int in kinds and float not in kinds and not (numeric and isinstance(value, int)):
+        return f"{key}: must be an integer, got {value!r}"
+    if float in kinds and not numeric:
+        return f"{key}: must be a number, got {value!r}"
+    return None
+
+
+def _plain_hydra_setting(key: str, values: list[object]) -> bool:
+    """A Hydra setting outside HYDRA_CODE_NODES set to numbers, strings, booleans or lists
+    of them, without interpolations (which could build a node: ``${oc.create:...}``)."""
+    if any(key == node or key.startswith(node + ".") for node in HYDRA_CODE_NODES):
+        return False
+    scalars = [x for v in values for x in (v if isinstance(v, list) else [v])]
+    return all(
+        x is None or isinstance(x, (bool, int, float)) or (isinstance(x, str) and "${" not in x)
+        for x in scalars
+    )

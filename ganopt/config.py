@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -121,6 +122,10 @@ SCHEMA_NODES = {
     "diagnostics": DiagnosticsConfig,
     "objective": ObjectiveConfig,
 }
+#: the keys with which Hydra's ``instantiate`` turns a config node into code; ganopt builds its
+#: components by registered name (ganopt/setup/registry.py), and refuses these at any depth so
+#: that a config, command line or run directory never names code, even for a library
+CODE_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_", "_self_")
 #: torch.manual_seed takes 64-bit seeds; ganopt derives a few more from the one given
 MAX_SEED = 2**63 - 2**16
 #: learning rates and other optimizer numbers end up in float32 kernels
@@ -137,7 +142,7 @@ def check_structure(cfg: DictConfig) -> None:
         key = getattr(e, "full_key", None) or "config"
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError([f"{key}: {message}"]) from None
-    problems = []
+    problems = [f"{key}: refused, a config sets values, never code" for key in code_keys(plain)]
     for dotted in REQUIRED_NODES:
         node = _lookup(plain, dotted)
         if not isinstance(node, dict):
@@ -152,6 +157,16 @@ def check_structure(cfg: DictConfig) -> None:
     problems += [f"{key}: must be finite, got {value}" for key, value in _non_finite(plain)]
     if problems:
         raise ConfigError(problems)
+
+
+def code_keys(tree: object, prefix: str = "") -> list[str]:
+    """The full path of every CODE_KEYS key in a plain container, in dicts and lists alike."""
+    if isinstance(tree, dict):
+        found = [f"{prefix}{k}" for k in tree if k in CODE_KEYS]
+        return found + [p for k, v in tree.items() for p in code_keys(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [p for i, v in enumerate(tree) for p in code_keys(v, f"{prefix}{i}.")]
+    return []
 
 
 def _lookup(tree: object, dotted: str) -> object:
@@ -269,11 +284,15 @@ def validate(cfg: DictConfig) -> torch.device:
     if not 0 <= t.seed <= MAX_SEED:
         problems.append(f"trainer.seed: must be in [0, {MAX_SEED}], got {t.seed}")
     _check_optim(problems, cfg.optim)
+    cpus = os.cpu_count() or 1
     threads_ok = t.threads == "auto" or (
-        isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 1
+        isinstance(t.threads, int) and not isinstance(t.threads, bool) and 1 <= t.threads <= cpus
     )
     if not threads_ok:
-        problems.append(f"trainer.threads: must be auto or an int >= 1, got {t.threads!r}")
+        problems.append(
+            f"trainer.threads: must be auto or an int from 1 to this machine's {cpus} CPUs, "
+            f"got {t.threads!r}"
+        )
     update = t["update"]  # not t.update: a DictConfig's update is the mapping method
     if update not in ("alternating", "simultaneous"):
         problems.append(f"trainer.update: must be alternating or simultaneous, got {update!r}")

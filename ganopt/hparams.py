@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import yaml
+from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams.api_pb2 import (
     DataType,
@@ -23,6 +23,8 @@ from tensorboard.plugins.hparams.api_pb2 import (
 from tensorboard.plugins.hparams.metadata import EXPERIMENT_TAG, PLUGIN_DATA_VERSION, PLUGIN_NAME
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from ganopt.config import ConfigError
+from ganopt.run_record import hydra_record, recorded_config
 from ganopt.tags import FINAL_SCALARS, METRICS, STEPS_PER_SEC
 
 #: the config groups every run records, in the order a reader looks for them
@@ -77,9 +79,13 @@ def run_hparams(
 
 def job_hparams(job_dir: Path, status: str) -> dict[str, bool | int | float | str]:
     """run_hparams of a finished job, from the files Hydra wrote into its .hydra/."""
-    cfg = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text())
-    hydra = yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
-    return run_hparams(cfg, hydra["runtime"]["choices"], hydra["overrides"]["task"], status)
+    cfg = OmegaConf.to_container(recorded_config(job_dir), resolve=True)
+    hydra = hydra_record(job_dir)
+    try:
+        choices, task = hydra["runtime"]["choices"], hydra["overrides"]["task"]
+    except (KeyError, TypeError):
+        raise ConfigError([f"{job_dir}/.hydra/hydra.yaml: no runtime choices or task"]) from None
+    return run_hparams(cfg, choices, task, status)
 
 
 def _data_type(values: Sequence[object]) -> int:

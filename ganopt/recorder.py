@@ -95,6 +95,11 @@ def peak_memory_mb(device: torch.device) -> float | None:
     return kilobytes / 1024 if sys.platform != "darwin" else kilobytes / 2**20  # macOS: bytes
 
 
+def save_png_atomic(rgb: np.ndarray, path: Path) -> None:
+    """A picture written as the run's other files are: whole, never through a symlink."""
+    write_atomic(path, lambda f: Image.fromarray(rgb).save(f, format="PNG"))
+
+
 @dataclass
 class Figures:
     """What the sample figures draw: the generator that samples (the EMA weights when kept),
@@ -217,10 +222,10 @@ class RunRecorder:
         for network, picture in flows.items():
             self.logger.image(f"gradient_flow/{network}", picture, step)
         if save_png:
-            Image.fromarray(rgb).save(self.run_dir / "samples.png")
+            save_png_atomic(rgb, self.run_dir / "samples.png")
         if save_png and flows:  # G above D; the figures share their width
-            Image.fromarray(np.concatenate(list(flows.values()))).save(
-                self.run_dir / "gradient_flow.png"
+            save_png_atomic(
+                np.concatenate(list(flows.values())), self.run_dir / "gradient_flow.png"
             )
 
     def _samples_picture(self, step: int) -> np.ndarray | None:

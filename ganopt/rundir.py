@@ -8,9 +8,11 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -23,25 +25,39 @@ LOCK_FILE = ".lock"
 _held: dict[Path, IO[str]] = {}
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: the process's umask, read once at import (reading it means setting it)
+_UMASK = _umask()
+
+
 class WriteError(OSError):
     """A file of the run could not be written (disk full, permissions); one line says which."""
 
 
 def lock(run_dir: Path) -> None:
     """Hold ``run_dir`` for this process until :func:`release` (or exit): a second run or a
-    ``resume=`` of a run still in progress is refused, naming the holder's PID."""
+    ``resume=`` of a run still in progress is refused, naming the holder's PID. The lock file is
+    opened without following a symlink; what this call created is removed if it fails (a full
+    disk leaves no empty folder behind). Leftover temporary files of a killed run go."""
     run_dir = Path(run_dir).resolve()
     if run_dir in _held:
         return
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 -- held open for the run's life
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as e:
-        raise ConfigError([f"cannot create or write {run_dir}: {e.strerror}"]) from None
+        _undo(run_dir, created)
+        raise ConfigError([f"cannot create or write {run_dir}: {_reason(e)}"]) from None
+    handle = os.fdopen(fd, "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
         raise ConfigError(
@@ -50,11 +66,90 @@ def lock(run_dir: Path) -> None:
                 f"end or choose another directory"
             ]
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    try:
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+    except OSError as e:
+        handle.close()
+        _undo(run_dir, created)
+        raise ConfigError([f"cannot create or write {run_dir}: {_reason(e)}"]) from None
     _held[run_dir] = handle
+    _remove_leftover_temporaries(run_dir)
+
+
+def _reason(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return f"{LOCK_FILE} is a symlink"
+    return error.strerror or str(error)
+
+
+def _undo(run_dir: Path, created: bool) -> None:
+    """Remove what a failed :func:`lock` made: the lock file and, if it made it, the folder."""
+    if created:
+        with contextlib.suppress(OSError):
+            (run_dir / LOCK_FILE).unlink()
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
+
+
+#: the temporary files write_atomic makes (".NAME.RANDOM.tmp"), which a kill -9 can leave
+_TEMPORARY = re.compile(r"\..+\.tmp")
+
+
+def _remove_leftover_temporaries(run_dir: Path) -> None:
+    """A run killed while writing leaves ``.last.pt.*.tmp`` and the like; the lock says no
+    writer is left, so the regular files of that pattern in the run directory and its
+    checkpoints/ go."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if _TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """A run directory ganopt may write into: every entry in it is a regular file or a folder,
+    none a symlink (which a write or a deletion would follow out of it) or a special file. Raises
+    ConfigError naming the first one found."""
+    run_dir = Path(run_dir)
+    for root, dirs, files in os.walk(run_dir):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise ConfigError(
+                    [f"{path} is a symlink; a run directory holds only its own files, refused"]
+                )
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise ConfigError(
+                    [f"{path} is not a regular file; a run directory holds only its own files"]
+                )
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` has anything in it beyond a lock: a run that another must not
+    overwrite."""
+    run_dir = Path(run_dir)
+    return run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir())
+
+
+def new_run_dir(base: Path) -> Path:
+    """``base``, or ``base-1``, ``base-2``... : the first that does not exist, made now, so that
+    two runs started in the same second never share one."""
+    base = Path(base)
+    for n in range(1000):
+        candidate = base if n == 0 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError([f"cannot create {candidate}: {e.strerror or e}"]) from None
+        return candidate
+    raise ConfigError([f"cannot create a new run directory beside {base}: 1000 exist"])
 
 
 def release(run_dir: Path) -> None:
@@ -67,21 +162,37 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write through a uniquely named temporary file beside ``path``, fsync, rename: a reader,
     a crash or a second writer never sees half a file. On failure the temporary file is gone,
     ``path`` is as it was, and WriteError says why in one line."""
+    with staged(path, write) as tmp:
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def staged(path: Path, write: Callable[[IO[bytes]], None]) -> Iterator[Path]:
+    """A temporary file beside ``path``, written whole and fsynced, for the caller to rename
+    into place (after what must come first: a checkpoint's digest). It never follows a symlink:
+    the folder must not be one, and the rename replaces a link rather than its target. On any
+    failure it is removed and WriteError names ``path``."""
     path = Path(path)
+    if path.parent.is_symlink():  # check_run_dir refuses these; one made since is refused too
+        raise WriteError(f"cannot write {path}: {path.parent} is a symlink")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise WriteError(_why(e, path)) from None
+        raise WriteError(write_failure(e, path)) from None
+    tmp = Path(name)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the run's files share one mode
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield tmp
     except (OSError, RuntimeError) as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise WriteError(_why(e, path)) from None
+        if isinstance(e, WriteError):
+            raise
+        raise WriteError(write_failure(e, path)) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -89,7 +200,7 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     _fsync_dir(path.parent)
 
 
-def _why(error: BaseException, path: Path) -> str:
+def write_failure(error: BaseException, path: Path) -> str:
     """torch.save reports a full disk as RuntimeError('unexpected pos'), the OSError behind it."""
     for e in (error, error.__context__, error.__cause__):
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:

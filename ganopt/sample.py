@@ -5,7 +5,8 @@
     ganopt-sample RUN_DIR --n 64 --out grid.png --grid     # images as one PNG grid
     python -m ganopt.sample ...                           # the same
 
-The generator is rebuilt from the run's recorded config (.hydra/config.yaml) and loaded from
+The generator is rebuilt from the run's recorded config (.hydra/config.yaml, checked as any
+config is: it names registered components and sets values, never code) and loaded from
 its newest checkpoint (checkpoints/last.pt, or a checkpoint file given instead of RUN_DIR),
 with its EMA weights when the run kept them. Latents come from a private generator seeded with
 --seed (default: the run's trainer.seed) in chunks of 500, exactly as the run's own evaluation
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from ganopt.build import build_generator
@@ -30,7 +30,7 @@ from ganopt.checkpoint import CheckpointError, load
 from ganopt.config import ConfigError, resolve_device
 from ganopt.evaluation import generate
 from ganopt.plots import image_grid
-from ganopt.resume import locate
+from ganopt.run_record import locate, recorded_config
 
 
 class SampleError(Exception):
@@ -70,11 +70,11 @@ def load_generator(run: Path, device: torch.device | None) -> tuple[torch.nn.Mod
         run_dir, checkpoint = locate(run)
     except ConfigError as e:
         raise SampleError(e.problems[0].removeprefix("resume: ")) from None
-    config_file = run_dir / ".hydra" / "config.yaml"
-    if not config_file.is_file():
-        raise SampleError(f"{checkpoint} is not inside a run directory: no {config_file}")
     try:
-        cfg = OmegaConf.load(config_file)
+        cfg = recorded_config(run_dir)
+    except ConfigError as e:
+        raise SampleError(f"cannot read the run's config: {e.problems[0]}") from None
+    try:
         state = load(checkpoint)
         target = device or _run_device(str(cfg.trainer.device))
         G = build_generator(cfg, tuple(state["data_shape"]), target)

@@ -36,12 +36,12 @@ class GlobalRNG:
 class RunState:
     """The parts of a run, by checkpoint key; ``step`` is the completed generator updates."""
 
-    REQUIRED = ("G", "D", "opt_G", "opt_D", "step", "rng", "alarm", "kind")
+    REQUIRED = ("G", "D", "opt_G", "opt_D", "step", "rng", "alarm", "identity")
 
     def __init__(
-        self, parts: dict[str, Stateful], kind: dict[str, str], data_shape: tuple[int, ...]
+        self, parts: dict[str, Stateful], identity: dict[str, object], data_shape: tuple[int, ...]
     ) -> None:
-        self.parts, self.kind, self.data_shape = parts, kind, list(data_shape)
+        self.parts, self.identity, self.data_shape = parts, identity, list(data_shape)
         self.step = 0
         self.configured = {  # the optimizers' settings as the config made them
             name: [_hyperparameters(group) for group in parts[name].param_groups]
@@ -52,7 +52,7 @@ class RunState:
         state: dict[str, object] = {name: part.state_dict() for name, part in self.parts.items()}
         return state | {
             "step": self.step,
-            "kind": self.kind,
+            "identity": self.identity,
             "optim_config": self.configured,
             "data_shape": self.data_shape,  # what ganopt-sample rebuilds G for
         }
@@ -64,14 +64,7 @@ class RunState:
         ...) are applied, and said so."""
         if missing := [key for key in self.REQUIRED if key not in state]:
             raise ValueError(f"the checkpoint has no {', '.join(missing)}")
-        saved_kind = state["kind"]
-        if not isinstance(saved_kind, dict) or set(saved_kind) - set(self.kind):
-            raise ValueError(f"the checkpoint's kind {saved_kind!r} is not one ganopt writes")
-        for key, saved in saved_kind.items():
-            if saved != self.kind[key]:
-                raise ValueError(
-                    f"the checkpoint's {key} is {saved}, this run's is {self.kind[key]}"
-                )
+        self._check_identity(state["identity"])
         if "G_ema" in self.parts and "G_ema" not in state:
             raise ValueError("the checkpoint has no EMA weights, and this run keeps them")
         for name, part in self.parts.items():
@@ -80,6 +73,34 @@ class RunState:
                 _load_part(name, lambda p=part, s=saved: p.load_state_dict(s))
         self._report_changed_settings(state.get("optim_config"))
         self.step = _load_part("step", lambda: _step(state["step"]))
+
+    def _check_identity(self, saved: object) -> None:
+        """The run that wrote the checkpoint is this one: the same components by name and the
+        same network shapes, compared whole. A missing or malformed identity is refused."""
+        if not isinstance(saved, dict) or set(saved) != set(self.identity):
+            raise ValueError(
+                "the checkpoint's identity (components and network shapes) is missing or "
+                "malformed, so it cannot be matched to this run; refused"
+            )
+        if saved == self.identity:
+            return
+        components, ours = saved.get("components"), self.identity["components"]
+        if isinstance(components, dict) and isinstance(ours, dict):
+            for key in sorted(set(components) | set(ours), key=str):
+                if components.get(key) != ours.get(key):
+                    raise ValueError(
+                        f"the checkpoint's {key} is {components.get(key)}, this run's is "
+                        f"{ours.get(key)}"
+                    )
+        for network in ("G", "D"):
+            theirs, mine = saved.get(network), self.identity[network]
+            if theirs != mine and isinstance(theirs, dict) and isinstance(mine, dict):
+                name = next(n for n in [*mine, *theirs] if theirs.get(n) != mine.get(n))
+                raise ValueError(
+                    f"the checkpoint's {network} does not fit this config: parameter {name} "
+                    f"has shape {theirs.get(name)} there, {mine.get(name)} here"
+                )
+        raise ValueError("the checkpoint's identity differs from this run's; refused")
 
     def _configured(self, name: str, saved: object) -> object:
         """An optimizer's saved state with the config's settings in place of the saved ones:

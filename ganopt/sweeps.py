@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
+from ganopt.config import ConfigError
 from ganopt.hparams import experiment_summary, job_hparams
+from ganopt.run_record import recorded_settings
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +83,9 @@ def read_job(job_dir: Path) -> Job:
     """A job's overrides and metrics.json. A file that cannot be read (edited or truncated by
     hand: ganopt writes both whole) is the job's status, and the summary goes on."""
     try:
-        items = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-        if not isinstance(items, list):
-            raise ValueError("not a list")
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        overrides = recorded_settings(job_dir)
+    except ConfigError:
         return Job(job_dir.name, {}, f"unreadable {job_dir.name}/.hydra/overrides.yaml", {})
-    overrides = {}
-    for item in items:
-        key, _, value = str(item).lstrip("+~").partition("=")
-        overrides[key] = value
     metrics_file = job_dir / "metrics.json"
     try:
         raw: dict[str, Any] = json.loads(metrics_file.read_text())
@@ -280,7 +275,12 @@ def write_hparams_experiment(sweep_dir: Path) -> None:
         for job_dir in sorted(sweep_dir.iterdir(), key=_job_number)
         if all((job_dir / ".hydra" / f).exists() for f in ("hydra.yaml", "config.yaml"))
     ]
-    runs = [job_hparams(job_dir, job.status) for job_dir, job in jobs]
+    runs = []
+    for job_dir, job in jobs:
+        try:
+            runs.append(job_hparams(job_dir, job.status))
+        except ConfigError:  # its record was edited by hand: the job is in the table, not here
+            continue
     metric_keys = set().union(*(job.reported for _, job in jobs))
     writer = SummaryWriter(log_dir=str(sweep_dir))
     try:

@@ -40,7 +40,7 @@ from ganopt.config import ConfigError
 from ganopt.diagnostics.game import GameProbe
 from ganopt.logger import TensorBoardLogger
 from ganopt.objective import player_gradients, trainable
-from ganopt.resume import locate, recorded_overrides
+from ganopt.run_record import locate, recorded_overrides
 from ganopt.rundir import WriteError
 
 

@@ -115,7 +115,7 @@ def test_recorded_losses_report_the_first_bad_step_across_buffer_refills(capacit
 def test_atomic_save_leaves_no_temporary_and_loads_with_weights_only(tmp_path):
     path = tmp_path / "last.pt"
     save_atomic({"G": {"w": torch.ones(2)}, "step": 3}, path)
-    assert os.listdir(tmp_path) == ["last.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["last.pt", "last.pt.sha256"]
     assert load(path)["step"] == 3
 
 
@@ -124,6 +124,7 @@ def test_checkpoint_dir_keeps_the_newest_periodic_files(tmp_path):
     for step in (10, 20, 30):
         ckpts.save({"step": step}, step, periodic=True)
     ckpts.save({"step": 35}, 35, periodic=False)
-    assert sorted(os.listdir(tmp_path)) == ["last.pt", "step_0000020.pt", "step_0000030.pt"]
+    kept = ["last.pt", "step_0000020.pt", "step_0000030.pt"]
+    assert sorted(os.listdir(tmp_path)) == sorted([*kept, *(f"{name}.sha256" for name in kept)])
     assert load(tmp_path / "last.pt")["step"] == 35
     assert load(tmp_path / "step_0000020.pt")["step"] == 20

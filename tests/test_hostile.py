@@ -28,7 +28,7 @@ from ganopt.config import ConfigError
 from ganopt.data import DataError, folder
 from ganopt.resume import recorded_overrides, resume
 from ganopt.rundir import WriteError, lock, release, write_atomic
-from tests.conftest import REPO, as_run_dir, load_script, make_trainer
+from tests.conftest import REPO, as_run_dir, load_script, make_trainer, write_digest
 
 SMALL = ["model.g.hidden=[16,16]", "model.d.hidden=[16,16]", "trainer.batch_size=32"]
 QUICK = [*SMALL, "trainer.progress=false", "trainer.eval_every=0", "trainer.sample_every=0"]
@@ -37,7 +37,8 @@ QUICK = [*SMALL, "trainer.progress=false", "trainer.eval_every=0", "trainer.samp
 def run_main(argv, run_dir, capfd):
     """train.py's entry point in this process: (exit code, stderr)."""
     old, handlers = sys.argv, logging.root.handlers[:]
-    sys.argv = ["train.py", *argv, f"hydra.run.dir={run_dir}"]
+    resumed = any(a.startswith("resume=") for a in argv)  # a resume writes in its own directory
+    sys.argv = ["train.py", *argv, *([] if resumed else [f"hydra.run.dir={run_dir}"])]
     try:
         ganopt.cli.main()
         code = 0
@@ -67,7 +68,7 @@ BAD = [
     (["+optim.g.weight_decay=-1"], "optim.g: Invalid weight_decay value: -1"),
     (["+optim.g.eps=-1"], "optim.g: Invalid epsilon value"),
     (["optim=sgd", "+optim.g.momentum=-1"], "optim.g: Invalid momentum value"),
-    (["+optim.g.foo=1"], "unexpected keyword argument 'foo'"),
+    (["+optim.g.foo=1"], "optim.g.foo: not an argument of optimizer 'adam' (it takes amsgrad"),
     (["model.g=null"], "model.g: must be a config node"),
     (["optim.g=null"], "optim.g: must be a config node"),
     (["~model"], "model"),
@@ -89,16 +90,24 @@ BAD = [
     (["+optim.lr=0.1"], "optim.lr: unknown key"),
     (["model=dcgan", "data=digits", "model.d.norm=foo"], "model.d: norm must be one of"),
     (["model.d.spectral_norm=abc"], "model.d: spectral_norm must be true or false"),
-    (["optim.g._target_=builtins.print"], "optim.g._target_: 'builtins.print' refused"),
+    (["optim.g._target_=builtins.print"], "optim.g._target_: refused, a config sets values"),
     (["+optim.d.foreach=maybe"], "optim.d.foreach: must be true, false or null, got 'maybe'"),
     (["optim=sgd", "+optim.g.nesterov=1"], "optim.g.nesterov: must be true or false, got 1"),
-    (["+model.g.x._target_=os.system"], "model.g.x._target_: only loss, reg"),
-    (["loss._target_=shutil.copyfile"], "loss._target_: 'shutil.copyfile' refused"),
+    (["+model.g.x._target_=os.system"], "model.g.x._target_: refused, a config sets values"),
+    (["loss._target_=shutil.copyfile"], "loss._target_: refused, a config sets values"),
+    (["+model.d.x=[[{a:{_partial_:true}}]]"], "model.d.x.0.0.a._partial_: refused"),
+    (["+data.x={_args_:[1]}"], "data.x._args_: refused, a config sets values"),
+    (["reg2=abc"], "reg2: must be a config node naming a regularizer, got 'abc'"),
+    (["reg2=-1"], "reg2: must be a config node naming a regularizer, got -1"),
+    (["reg3=[1]"], "reg3: must be a config node naming a regularizer, got [1]"),
+    (["trainer.compile=2"], "trainer.compile: must be true or false, got 2"),
+    (["trainer.threads=1000"], "trainer.threads: must be auto or an int from 1 to"),
+    (["loss.name=os.system"], "loss.name: no loss 'os.system'; choose from hinge, lsgan"),
     (["loss=minimax"], "loss=minimax: no such option; choose from hinge, lsgan"),
     (["trainer.steps=abc"], "trainer.steps"),
     (["trainer.update=sideways"], "trainer.update: must be alternating or simultaneous"),
-    (["optim=extra_adam", "optim.d._target_=torch.optim.Adam"], "extrapolates both players"),
-    (["optim.g._target_=ganopt.optimizers.Extragradient"], "optim.g: "),
+    (["optim=extra_adam", "optimizer@optim.d=adam"], "extrapolates both players"),
+    (["optim.g.name=Extragradient"], "optim.g.name: no optimizer 'Extragradient'; choose from"),
     (["reg=consensus", "reg.gamma=0"], "reg: gamma must be > 0"),
     (["diagnostics.game_every=-1"], "diagnostics.game_every: must be >= 0"),
     (["diagnostics.game_k=30"], "diagnostics.game_iters: must be >= 30"),
@@ -227,7 +236,7 @@ def test_a_run_directory_cannot_choose_code_on_resume(finished_run, tmp_path, ca
     before = sorted(str(p) for p in run_dir.rglob("*"))
     code, err = run_main([f"resume={run_dir}", "trainer.steps=8"], tmp_path / "unused", capfd)
     assert code == 2 and "Traceback" not in err
-    assert "sets loss._target_: a run directory may set values, not choose code" in err
+    assert "loss._target_: refused, a config sets values, never code" in err
     assert not copy.exists()
     assert sorted(str(p) for p in run_dir.rglob("*")) == before
 
@@ -239,7 +248,14 @@ def test_a_run_directory_cannot_choose_code_on_resume(finished_run, tmp_path, ca
         (b"loss: wgan", "must be a list of override strings"),
         (b"- [1, 2]", "must be a list of override strings"),
         (b"\x00\xff\xfe binary", "is not readable YAML"),
-        (b"- hydra.run.dir=/tmp/elsewhere", "not choose code or Hydra's settings"),
+        (b"- hydra.run.dir=/tmp/elsewhere", "may set ganopt's own settings .* nothing else"),
+        (b"- --experimental-rerun=x.pickle", "is not a key=value override; refused"),
+        (b"- ~loss", "is not a key=value override; refused"),
+        (b"- loss=wgan,standard", "is not a key=value override; refused"),
+        (b"- hydra/launcher=joblib", "may set ganopt's own settings"),
+        (b"- resume=elsewhere", "may set ganopt's own settings"),
+        (b"- nonsense.key=1", "may set ganopt's own settings"),
+        (b"- '+model.d.x=[{_target_: os.system}]'", "model.d.x.0._target_: refused"),
     ],
 )
 def test_a_corrupt_overrides_file_is_refused(content, message, tmp_path):
@@ -280,6 +296,9 @@ def hostile_checkpoints(good: bytes) -> dict[str, bytes | object]:
         return buffer.getvalue()
 
     state = torch.load(io.BytesIO(good), weights_only=True)
+    other_loss = state["identity"] | {
+        "components": state["identity"]["components"] | {"loss": "wgan"}
+    }
     return {
         "truncated": good[: len(good) // 2],
         "empty": b"",
@@ -288,8 +307,9 @@ def hostile_checkpoints(good: bytes) -> dict[str, bytes | object]:
         "pickled-code": pickle.dumps(Evil()),
         "list": saved([1, 2, 3]),
         "missing-opt": saved({k: v for k, v in state.items() if k != "opt_G"}),
-        "tampered-kind": saved(state | {"kind": {"loss": "wgan"}}),
-        "kind-not-a-dict": saved(state | {"kind": [1]}),
+        "empty-identity": saved(state | {"identity": {}}),
+        "identity-not-a-dict": saved(state | {"identity": [1]}),
+        "other-loss": saved(state | {"identity": other_loss}),
         "bad-step": saved(state | {"step": "ten"}),
         "bad-rng": saved(state | {"rng": {"torch": 5}}),
     }
@@ -304,6 +324,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(finished_run, tmp_path):
         (run_dir / ".hydra").mkdir()
         (run_dir / ".hydra" / "overrides.yaml").write_text("[]")
         (run_dir / "checkpoints" / "last.pt").write_bytes(content)
+        write_digest(run_dir / "checkpoints" / "last.pt")
         trainer, _ = make_trainer([*SMALL, "trainer.steps=8"], run_dir)
         with pytest.raises(ConfigError) as info:
             resume(trainer, str(run_dir))
@@ -315,6 +336,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(finished_run, tmp_path):
 def test_the_weights_only_loader_names_code_it_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"G": Evil()}, path)
+    write_digest(path)
     with pytest.raises(CheckpointError, match="refused, loading it would run code"):
         load(path)
 
@@ -331,7 +353,7 @@ def test_a_run_directory_in_use_is_refused_naming_its_holder(finished_run, tmp_p
         code, err = run_main([f"resume={finished_run}", "trainer.steps=8"], tmp_path / "x", capfd)
         assert code == 2 and f"is in use by process {holder.pid}" in err
         code, err = run_main([], finished_run, capfd)  # hydra.run.dir=<the same directory>
-        assert code == 2 and f"is in use by process {holder.pid}" in err
+        assert code == 2 and "holds another run; resume=" in err
     finally:
         holder.kill()
         holder.wait()
@@ -389,23 +411,21 @@ def test_an_optimizer_state_that_overflowed_is_divergence(tmp_path):
 def test_a_full_disk_fails_in_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     import errno
 
+    import ganopt.rundir
+
     trainer, _ = make_trainer([*SMALL, "trainer.steps=6", "trainer.ckpt_every=2"], tmp_path)
-    real_save = torch.save
+    real_fsync = os.fsync
     saves = []
 
-    def filling_save(obj, f):
-        saves.append(obj["step"])
-        if len(saves) > 1:  # the second checkpoint finds the disk full, the way torch says it
-            f.write(b"part of a checkpoint")
-            try:
+    def filling_fsync(fd):
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith(".last.pt.") and ".sha256" not in name:  # the checkpoint's own
+            saves.append(fd)
+            if len(saves) > 1:  # the second checkpoint finds the disk full
                 raise OSError(errno.ENOSPC, "No space left on device")
-            except OSError:  # torch reports it as a RuntimeError raised while handling it
-                raise RuntimeError(  # noqa: B904
-                    "[enforce fail at inline_container.cc:672] unexpected pos"
-                )
-        real_save(obj, f)
+        real_fsync(fd)
 
-    monkeypatch.setattr(torch, "save", filling_save)
+    monkeypatch.setattr(ganopt.rundir.os, "fsync", filling_fsync)
     result = trainer.fit()
     assert result.status == "failed" and result.exit_code == 1
     assert "no space left on device while writing" in result.metrics["error"]

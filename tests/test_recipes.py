@@ -17,6 +17,7 @@ import ganopt.losses
 import ganopt.regularizers
 from ganopt.build import build
 from ganopt.diagnostics import Diagnostics
+from ganopt.setup import registry
 from ganopt.tags import DESCRIPTIONS, description
 from tests.conftest import FAST, MemoryLogger, compose_config
 
@@ -34,11 +35,12 @@ def configs(tmp_path, monkeypatch):
     return copy
 
 
-def add_to(module, monkeypatch, cls):
-    """As if ``cls`` were written in ``module``'s file."""
+def add_to(module, monkeypatch, cls, table, name):
+    """As if ``cls`` were written in ``module``'s file and given its line in the registry's
+    ``table`` (ganopt/setup/registry.py) under ``name``."""
     cls.__module__ = module.__name__
     monkeypatch.setattr(module, cls.__name__, cls, raising=False)
-    return f"{module.__name__}.{cls.__name__}"
+    monkeypatch.setitem(table, name, cls)
 
 
 def train(overrides, run_dir, steps=4):
@@ -51,7 +53,8 @@ def train(overrides, run_dir, steps=4):
 
 
 def test_recipe_add_a_loss(configs, monkeypatch, tmp_path):
-    """Steps 1-3: the class in ganopt/losses.py, its YAML, its entry in GENERATOR_LOSSES."""
+    """Steps 1-4: the class in ganopt/losses.py, its registry line, its YAML, its entry in
+    GENERATOR_LOSSES."""
 
     class SoftHingeLoss(ganopt.losses.GANLoss):
         """D: E[softplus(1 - a_real)] + E[softplus(1 + a_fake)]; G: E[softplus(1 - a_fake)]."""
@@ -71,8 +74,8 @@ def test_recipe_add_a_loss(configs, monkeypatch, tmp_path):
         def g_grad(self, fake, real=None):
             return -torch.sigmoid(1 - fake)
 
-    target = add_to(ganopt.losses, monkeypatch, SoftHingeLoss)
-    (configs / "loss" / "soft_hinge.yaml").write_text(f"_target_: {target}\n")
+    add_to(ganopt.losses, monkeypatch, SoftHingeLoss, registry.LOSSES, "soft_hinge")
+    (configs / "loss" / "soft_hinge.yaml").write_text("name: soft_hinge\n")
     monkeypatch.setitem(ganopt.losses.GENERATOR_LOSSES, "soft_hinge", SoftHingeLoss)
 
     trainer, logger = train(["loss=soft_hinge"], tmp_path)
@@ -84,7 +87,8 @@ def test_recipe_add_a_loss(configs, monkeypatch, tmp_path):
 
 
 def test_recipe_add_a_regularizer_on_the_generator_side(configs, monkeypatch, tmp_path):
-    """Steps 1-2: the class in ganopt/regularizers.py (network "G", g_penalty), its YAML; used
+    """Steps 1-3: the class in ganopt/regularizers.py (network "G", g_penalty), its registry
+    line, its YAML; used
     beside R1 with +reg@reg2=..., every 2 steps."""
 
     class OutputL2(ganopt.regularizers.Regularizer):
@@ -99,8 +103,8 @@ def test_recipe_add_a_regularizer_on_the_generator_side(configs, monkeypatch, tm
         def g_penalty(self, G, z, fake):
             return self.weight * fake.pow(2).flatten(1).sum(1).mean()
 
-    target = add_to(ganopt.regularizers, monkeypatch, OutputL2)
-    (configs / "reg" / "output_l2.yaml").write_text(f"_target_: {target}\nweight: 0.1\nevery: 1\n")
+    add_to(ganopt.regularizers, monkeypatch, OutputL2, registry.REGULARIZERS, "output_l2")
+    (configs / "reg" / "output_l2.yaml").write_text("name: output_l2\nweight: 0.1\nevery: 1\n")
 
     _, logger = train(["+reg@reg2=output_l2", "trainer.log_every=1"], tmp_path)
     assert all(v > 0 for _, v in logger.scalar_log["loss/G_penalty"])  # inline: every step
@@ -109,7 +113,8 @@ def test_recipe_add_a_regularizer_on_the_generator_side(configs, monkeypatch, tm
 
 
 def test_recipe_add_a_data_set(configs, monkeypatch, tmp_path):
-    """Steps 1-2: the class in ganopt/data/ (shape, sample, __next__), its YAML."""
+    """Steps 1-3: the class in ganopt/data/ (shape, sample, __next__), its registry line, its
+    YAML."""
 
     class Line(ganopt.data.toy.ToyDistribution):
         """Points uniform on the segment from (-1, -1) to (1, 1)."""
@@ -118,8 +123,8 @@ def test_recipe_add_a_data_set(configs, monkeypatch, tmp_path):
             t = torch.rand(n, 1, device=self.device, generator=generator)
             return (2 * t - 1).expand(n, 2).clone()
 
-    target = add_to(ganopt.data.toy, monkeypatch, Line)
-    (configs / "data" / "line.yaml").write_text(f"_target_: {target}\n")
+    add_to(ganopt.data.toy, monkeypatch, Line, registry.DATA, "line")
+    (configs / "data" / "line.yaml").write_text("name: line\n")
 
     trainer, _ = train(["data=line"], tmp_path)
     assert isinstance(trainer.data, Line)

@@ -13,7 +13,7 @@ from PIL import Image
 from ganopt.data import ring
 from ganopt.evaluation import mode_metrics
 from ganopt.sample import main
-from tests.conftest import REPO
+from tests.conftest import REPO, write_digest
 from tests.test_train_cli import QUIET, train
 
 pytestmark = pytest.mark.slow  # end-to-end: python -m pytest -m "not slow" skips it
@@ -109,6 +109,7 @@ def test_bad_input_is_one_line_and_exit_2(toy_run, tmp_path, capsys, args, messa
     (junk_run / ".hydra" / "config.yaml").write_text((toy_run / ".hydra/config.yaml").read_text())
     (junk_run / ".hydra" / "overrides.yaml").write_text("[]")
     (junk_run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    write_digest(junk_run / "checkpoints" / "last.pt")
     (tmp_path / "a_file").write_text("")
     (tmp_path / "dir.npy").mkdir()
     fill = {"missing": tmp_path / "nope", "tmp": tmp_path, "run": toy_run, "junk": junk_run}

@@ -157,7 +157,7 @@ def test_ttur_and_strategy_presets():
     assert ttur.opt_D.param_groups[0]["lr"] == 4e-4
 
     gp = compose_config(["experiment=wgan_gp_paper"])
-    assert gp.loss._target_.endswith("WGANGPLoss") and gp.loss.lam == 10
+    assert gp.loss.name == "wgan_gp" and gp.loss.lam == 10
     assert (gp.optim.d.lr, list(gp.optim.d.betas), gp.trainer.d_steps) == (1e-4, [0.0, 0.9], 5)
 
     sn = build(compose_config(["experiment=sngan"]))

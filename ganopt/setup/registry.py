@@ -1,0 +1,174 @@
+"""Components by registered name: the one place that says which code a config can choose.
+
+A config node names its component (``loss: {name: wgan}``, ``optim.g: {name: adam, lr: ...}``)
+and holds that component's arguments, plain values only. The class or function behind each
+name is fixed here, in code: a config file, a command line or a run directory can choose among
+these entries and set their arguments, never name other code (docs, "Adding a component").
+
+To add a component: write it, add one line to its table below, and add a YAML file to the
+matching folder of configs/ (configs/loss/, configs/optimizer/, ...) that sets ``name``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ganopt import losses, regularizers
+from ganopt.config import ConfigError
+from ganopt.data import SwissRoll, digits, folder, grid, ring, torchvision_dataset
+from ganopt.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from ganopt.optimizers import ExtraAdam, ExtraSGD, OptimisticAdam, OptimisticSGD
+
+#: the key of a component node that names its registered entry
+NAME = "name"
+
+
+def _no_regularizer() -> None:
+    """``reg=none``: nothing beyond what the loss carries."""
+    return None
+
+
+LOSSES: dict[str, Callable[..., Any]] = {
+    cls.name: cls
+    for cls in (
+        losses.StandardLoss,
+        losses.NonSaturatingLoss,
+        losses.WassersteinLoss,
+        losses.WGANGPLoss,
+        losses.HingeLoss,
+        losses.LeastSquaresLoss,
+        losses.RelativisticLoss,
+        losses.RelativisticAverageLoss,
+        losses.RelativisticAverageLSLoss,
+    )
+}
+REGULARIZERS: dict[str, Callable[..., Any]] = {
+    "none": _no_regularizer,
+    "r1": regularizers.r1,
+    "r2": regularizers.r2,
+    "instance_noise": regularizers.InstanceNoise,
+    "consensus": regularizers.consensus,
+}
+GENERATORS: dict[str, Callable[..., Any]] = {"mlp": MLPGenerator, "dcgan": DCGANGenerator}
+DISCRIMINATORS: dict[str, Callable[..., Any]] = {
+    "mlp": MLPDiscriminator,
+    "dcgan": DCGANDiscriminator,
+}
+DATA: dict[str, Callable[..., Any]] = {
+    "ring": ring,
+    "grid": grid,
+    "swissroll": SwissRoll,
+    "digits": digits,
+    "folder": folder,
+    **{
+        name: functools.partial(torchvision_dataset, name)
+        for name in ("mnist", "fashion_mnist", "cifar10")
+    },
+}
+OPTIMIZERS: dict[str, Callable[..., Any]] = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "extra_adam": ExtraAdam,
+    "extra_sgd": ExtraSGD,
+    "optimistic_adam": OptimisticAdam,
+    "optimistic_sgd": OptimisticSGD,
+}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a component is configured: what kind it is, its registered entries, and the
+    arguments ganopt passes itself (the config may not set them)."""
+
+    kind: str
+    entries: Mapping[str, Callable[..., Any]]
+    supplied: tuple[str, ...] = ()
+
+
+REGULARIZER_SLOTS = ("reg", "reg2", "reg3")
+SLOTS: dict[str, Slot] = {
+    "loss": Slot("loss", LOSSES),
+    **{key: Slot("regularizer", REGULARIZERS) for key in REGULARIZER_SLOTS},
+    "model.g": Slot("generator", GENERATORS, ("z_dim", "data_shape")),
+    "model.d": Slot("discriminator", DISCRIMINATORS, ("data_shape",)),
+    "data": Slot("data source", DATA, ("batch_size", "device")),
+    "optim.g": Slot("optimizer", OPTIMIZERS, ("params",)),
+    "optim.d": Slot("optimizer", OPTIMIZERS, ("params",)),
+}
+#: slots a config may leave empty (null)
+OPTIONAL_SLOTS = ("reg2", "reg3")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered entry and the arguments its config node sets."""
+
+    key: str
+    name: str
+    factory: Callable[..., Any]
+    kwargs: dict[str, Any]
+
+    def build(self, *args: Any, **supplied: Any) -> Any:
+        """The component, built; an argument it refuses is a ConfigError naming the key."""
+        try:
+            return self.factory(*args, **self.kwargs, **supplied)
+        except (TypeError, ValueError) as e:
+            raise ConfigError([f"{self.key}: {e}".replace("\n", " ")]) from None
+
+
+def arguments(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments ``factory`` takes, by name."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name: p for name, p in inspect.signature(factory).parameters.items() if p.kind in kinds}
+
+
+def component(key: str, node: object) -> Component:
+    """The component configured at ``key`` (a plain dict from the config). Raises ConfigError,
+    naming the key, for a node that is not a mapping, names no registered entry, or sets an
+    argument the entry does not take."""
+    slot = SLOTS[key]
+    if not isinstance(node, Mapping):
+        raise ConfigError([f"{key}: must be a config node naming a {slot.kind}, got {node!r}"])
+    name = node.get(NAME)
+    choices = ", ".join(sorted(slot.entries))
+    if not isinstance(name, str) or name not in slot.entries:
+        raise ConfigError([f"{key}.{NAME}: no {slot.kind} {name!r}; choose from {choices}"])
+    factory = slot.entries[name]
+    accepted = {a for a in arguments(factory) if a not in slot.supplied}
+    kwargs = {k: v for k, v in node.items() if k != NAME}
+    problems = []
+    for unknown in sorted(set(kwargs) - accepted):
+        close = difflib.get_close_matches(str(unknown), accepted, n=1)
+        hint = f"did you mean {key}.{close[0]}? " if close else ""
+        takes = ", ".join(sorted(accepted)) or "no arguments"
+        problems.append(
+            f"{key}.{unknown}: not an argument of {slot.kind} {name!r} ({hint}it takes {takes})"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return Component(key, name, factory, kwargs)
+
+
+def check_components(config: Mapping[str, Any]) -> list[str]:
+    """Every problem with the components a plain (resolved) config names, without building."""
+    problems = []
+    for key in SLOTS:
+        head, _, tail = key.partition(".")
+        node = config.get(head)
+        if tail:
+            node = node.get(tail) if isinstance(node, Mapping) else None
+        if node is None and key in OPTIONAL_SLOTS:
+            continue
+        try:
+            component(key, node)
+        except ConfigError as e:
+            problems += e.problems
+    return problems
