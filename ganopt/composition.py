@@ -4,6 +4,7 @@ before Hydra creates a run directory). Instantiating lives in ganopt/build.py.""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import typing
 from pathlib import Path
@@ -55,10 +56,62 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     check_overrides(list(overrides))
     check_group_overrides(list(overrides))
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+        return _compose(list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError, TypeError, OSError) as e:
-        raise ConfigError([_first_lines(e)]) from None
+        raise ConfigError([_unknown_key(list(overrides)) or _first_lines(e)]) from None
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def _unknown_key(overrides: list[str]) -> str | None:
+    """For an override of a key the config does not have (``optim.lr=0.1``), the line that
+    says so with the nearest real keys; None when that is not what went wrong."""
+    for i, line in enumerate(overrides):
+        override = parse_override(line)
+        if override is None or override.is_add() or override.is_force_add():
+            continue
+        key = override.key_or_group
+        if "/" in key or "@" in key or (config_dir() / key).is_dir():
+            continue
+        try:
+            cfg = _compose([o for j, o in enumerate(overrides) if j != i])
+        except (HydraException, OmegaConfBaseException, ValueError, TypeError, OSError):
+            return None
+        if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT:
+            continue
+        return f"{key}: unknown key{did_you_mean(key, _paths(cfg))}"
+    return None
+
+
+_ABSENT = object()
+
+
+def _paths(tree: object, prefix: str = "") -> list[str]:
+    """Every dotted key of a config, nodes and leaves."""
+    if not isinstance(tree, DictConfig):
+        return []
+    found = []
+    for key in tree:
+        path = f"{prefix}{key}"
+        found += [path, *_paths(tree._get_node(key), path + ".")]
+    return found
+
+
+def did_you_mean(key: str, candidates: list[str]) -> str:
+    """`` (did you mean optim.g.lr or optim.d.lr?)``: keys that end as ``key`` does, or whose
+    spelling is close; "" when none is."""
+    last = key.rsplit(".", 1)[-1]
+    near = [c for c in candidates if c.rsplit(".", 1)[-1] == last]
+    if not near:
+        parent = key.rpartition(".")[0]
+        leaves = {c.rsplit(".", 1)[-1]: c for c in candidates if c.rpartition(".")[0] == parent}
+        near = [leaves[m] for m in difflib.get_close_matches(last, leaves, n=2, cutoff=0.75)]
+        near += difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
+    near = list(dict.fromkeys(near))[:3]
+    return f" (did you mean {' or '.join(near)}?)" if near else ""
 
 
 def _short(text: str, most: int = 40) -> str:
@@ -127,6 +180,18 @@ def parse_override(line: str) -> Override | None:
     return override
 
 
+def grammar_problem(line: str) -> str:
+    """What to type instead of an override Hydra's grammar cannot read."""
+    key, equals, value = line.partition("=")
+    if not equals or not value:
+        return f"{_short(line)}: not an override; write key=value (python train.py --help)"
+    hint = f" or {key}=$HOME{value[1:]}" if value.startswith("~") else ""
+    return (
+        f"{_short(line)}: Hydra's override grammar cannot read this value as it stands; quote "
+        f"it for Hydra inside quotes for the shell: '{key}=\"{value}\"'{hint}"
+    )
+
+
 def override_values(override: Override) -> list[object]:
     """The values an override sets: one, or each choice of a sweep (ranges and intervals are
     numbers)."""
@@ -143,12 +208,12 @@ def override_values(override: Override) -> list[object]:
 def check_overrides(overrides: list[str]) -> None:
     """Overrides set values: refuse one that sets a code key (``_target_``...) at any depth of
     its key or value, or that sets Hydra's callbacks, logging or search path, or a Hydra
-    setting to anything but plain values. Lines the grammar rejects are left to Hydra's own
-    message."""
+    setting to anything but plain values, or that Hydra's grammar cannot read."""
     problems = []
     for line in overrides:
         override = parse_override(line)
         if override is None:
+            problems.append(grammar_problem(line))
             continue
         key = override.key_or_group
         problems += [p for v in override_values(override) if (p := _type_problem(key, v))]

@@ -296,9 +296,36 @@ def test_wrong_types_fail_at_composition_naming_the_key(override, key):
     assert "\n" not in str(info.value)
 
 
-def test_unknown_trainer_key_fails_at_composition():
-    with pytest.raises(ConfigError, match=r"Could not override 'trainer\.stpes'"):
-        compose_config(["trainer.stpes=10"])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.stpes=10", "trainer.stpes: unknown key (did you mean trainer.steps or"),
+        ("optim.lr=0.1", "optim.lr: unknown key (did you mean optim.g.lr or optim.d.lr?)"),
+        ("model.g.hiden=[8]", "model.g.hiden: unknown key (did you mean model.g.hidden or"),
+        ("los=wgan", "los: unknown key (did you mean loss?)"),
+        ("trainer.zzz=1", "trainer.zzz: unknown key"),
+    ],
+)
+def test_an_unknown_key_names_the_nearest_real_ones(override, message):
+    with pytest.raises(ConfigError) as info:
+        compose_config([override])
+    assert str(info.value) == f"invalid config: {message}" or message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "data.path=~/faces",
+            """for the shell: 'data.path="~/faces"' or data.path=$HOME/faces""",
+        ),
+        ("trainer.steps", "trainer.steps: not an override; write key=value"),
+    ],
+)
+def test_an_override_the_grammar_rejects_says_how_to_write_it(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose_config([override])
+    assert compose_config(["data=folder", 'data.path="~/faces"']).data.path == "~/faces"
 
 
 def test_unknown_group_option_lists_the_choices():
