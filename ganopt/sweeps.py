@@ -9,6 +9,7 @@ sweep directory.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 from ganopt.config import ConfigError
 from ganopt.hparams import experiment_summary, job_hparams
 from ganopt.run_record import recorded_settings
+from ganopt.rundir import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +204,7 @@ def aligned_table(header: list[str], rows: list[list[str]], fixed: int, width: i
 
 def write_csv(path: Path, groups: list[Group], metrics: list[str]) -> None:
     keys = _varying_keys(groups)
-    with open(path, "w", newline="") as f:
+    with io.StringIO(newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
             [
@@ -222,6 +224,8 @@ def write_csv(path: Path, groups: list[Group], metrics: list[str]) -> None:
                     *("" if v is None else f"{v:.6g}" for pair in stats for v in pair),
                 ]
             )
+        text = f.getvalue()
+    write_atomic(path, lambda out: out.write(text.encode()))
 
 
 def write_plot(path: Path, groups: list[Group], metrics: list[str], most: int = 4) -> None:
@@ -247,7 +251,7 @@ def write_plot(path: Path, groups: list[Group], metrics: list[str], most: int = 
         ax.set_ylabel(metric)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("sweep summary (mean ± std over seeds; red: not all runs ok)")
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda out: fig.savefig(out, format="png", dpi=110))
 
 
 def summarize_sweep(
@@ -260,7 +264,8 @@ def summarize_sweep(
     if not groups:
         raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) in {sweep_dir}")
     table = markdown_table(header, rows)
-    (sweep_dir / "summary.md").write_text(f"# Sweep {sweep_dir}\n\n{table}")
+    text = f"# Sweep {sweep_dir}\n\n{table}"
+    write_atomic(sweep_dir / "summary.md", lambda out: out.write(text.encode()))
     write_csv(sweep_dir / "summary.csv", groups, metrics)
     write_plot(sweep_dir / "summary.png", groups, metrics)
     _, short_rows, _, _ = summary_rows(sweep_dir, objective, digits=3)

@@ -76,6 +76,7 @@ from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 from ganopt.optimizers import FlushedSubnormals
 from ganopt.rundir import WriteError
+from ganopt.tables import add_table_argument, printed, write_table
 from ganopt.trainer import RunResult
 
 CONFIGS = {  # name: overrides (the defaults are mlp on ring8)
@@ -707,6 +708,21 @@ def print_same_threads(results: list[dict[str, object]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.table is None or args.json or args.point:
+        return measure(p, args)
+    with printed() as tables:
+        code = measure(p, args)
+    if code == 0:
+        device = "cuda" if "cuda" in args.device else "cpu"
+        if args.device == "auto" and torch.cuda.is_available():
+            device = "cuda"
+        write_table(args.table, tables.getvalue(), device)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
         "--steps", type=int, help="generator steps per measured run (default: toy 250, dcgan 50)"
@@ -766,7 +782,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: each update rule's steps/s on the toy config against the default's",
     )
-    args = p.parse_args(argv)
+    add_table_argument(p)
+    return p
+
+
+def measure(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     default = THREAD_CONFIGS if args.threads else DEFAULT_CONFIGS
     configs = args.configs or ("toy" if args.quick else ",".join(default))
     names = [n.strip() for n in configs.split(",") if n.strip()]

@@ -34,6 +34,7 @@ from ganopt.models import MLPDiscriminator, MLPGenerator
 from ganopt.objective import Objective
 from ganopt.regularizers import wgan_gp
 from ganopt.rundir import WriteError
+from ganopt.tables import add_table_argument, write_table
 
 CLIP_BOUNDS = (0.1, 0.01, 0.001)
 
@@ -104,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clip-lr", type=float, default=1e-3, help="RMSProp lr with clipping")
     p.add_argument("--gp-lr", type=float, default=1e-4, help="Adam lr with the penalty")
     p.add_argument("--seed", type=int, default=0)
+    add_table_argument(p)
     args = p.parse_args(argv)
     if min(args.depth, args.width, args.iters, args.batch_size) < 1:
         p.error("--depth, --width, --iters and --batch-size must be >= 1")
@@ -149,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(fontsize=8)
     fig.savefig(args.out / "clipping_depth.png", dpi=120)
 
-    print("| constraint | layer 1 | layer L | max / min over layers |\n|---|---|---|---|")
+    lines = ["| constraint | layer 1 | layer L | max / min over layers |\n|---|---|---|---|"]
     for constraint, norms in results.items():
         spread = max(norms) / min(norms)
-        print(f"| {constraint} | {norms[0]:.3g} | {norms[-1]:.3g} | {spread:.3g} |")
+        lines.append(f"| {constraint} | {norms[0]:.3g} | {norms[-1]:.3g} | {spread:.3g} |")
+    print("\n".join(lines))
     print(f"\nwrote {args.out / 'clipping_depth.csv'} and {args.out / 'clipping_depth.png'}")
+    write_table(args.table, "\n".join(lines))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The scale of fd_digits: what the metric gives for real digits and for noise.
 
-    python scripts/digits_reference.py
+    python scripts/digits_reference.py [--table FILE]
 
 fd_digits is the Fréchet distance between the digits CNN's 128-d features of a generator's
 samples and of all 1797 bundled digits (README, "Images and evaluation"). For scale, this
@@ -11,6 +11,7 @@ a run uses (trained on first use, cached as README describes).
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
@@ -18,9 +19,17 @@ import torch
 from ganopt.data import digits
 from ganopt.evaluation import frechet_distance_of
 from ganopt.evaluation.digits_classifier import load_digits_classifier
+from ganopt.tables import add_table_argument, write_table
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_table_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     images = digits(batch_size=1).images
     classifier, accuracy = load_digits_classifier()
     rng = torch.Generator().manual_seed(0)
@@ -43,10 +52,12 @@ def main() -> int:
         ("one half vs the other half", "half_a", "half_b"),
         *((f"{name} vs all digits", name, "all") for name in noise),
     ]
-    print(f"digits classifier: {100 * accuracy:.1f}% held-out accuracy\n")
-    print("| images | fd_digits |\n|---|---|")
+    lines = ["| images | fd_digits |\n|---|---|"]
     for label, a, b in rows:
-        print(f"| {label} | {frechet_distance_of(features[a], features[b]):.3g} |")
+        lines.append(f"| {label} | {frechet_distance_of(features[a], features[b]):.3g} |")
+    lines.append(f"\nThe classifier's held-out accuracy: {100 * accuracy:.1f} %.")
+    print("\n".join(lines))
+    write_table(args.table, "\n".join(lines))
     return 0
 
 

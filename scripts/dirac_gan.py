@@ -58,6 +58,7 @@ from torch import Tensor
 from ganopt.arguments import output_dir
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.rundir import WriteError
+from ganopt.tables import add_table_argument, write_table
 
 METHODS = (
     "standard",
@@ -244,6 +245,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lam", type=float, default=1.0, help="WGAN-GP weight")
     p.add_argument("--sigma", type=float, default=1.0, help="instance noise std")
     p.add_argument("--clip", type=float, default=1.0, help="WGAN's bound on |psi|")
+    add_table_argument(p)
     args = p.parse_args(argv)
     if args.steps < 1 or min(args.lr, args.gamma, args.lam, args.sigma, args.clip) <= 0:
         p.error("--steps must be >= 1 and --lr, --gamma, --lam, --sigma, --clip > 0")
@@ -280,15 +282,19 @@ def main(argv: list[str] | None = None) -> int:
                 (method, update, i, f"{t:.8g}", f"{p:.8g}") for i, (t, p) in enumerate(points)
             )
     plot(paths, args, args.out / "dirac.png")
-    print(
+    lines = [
         f"| method | update | distance to (0, 0) after {args.steps} steps | radius factor per "
         f"step (second half) |\n|---|---|---|---|"
-    )
+    ]
     for (method, update), points in paths.items():
         theta, psi = points[-1]
         note = "" if len(points) == args.steps + 1 else f" (diverged at step {len(points)})"
-        print(f"| {method} | {update} | {math.hypot(theta, psi):.3g}{note} | {rate(points):.5f} |")
+        lines.append(
+            f"| {method} | {update} | {math.hypot(theta, psi):.3g}{note} | {rate(points):.5f} |"
+        )
+    print("\n".join(lines))
     print(f"\nwrote {args.out / 'dirac.csv'} and {args.out / 'dirac.png'}")
+    write_table(args.table, "\n".join(lines))
     return 0
 
 

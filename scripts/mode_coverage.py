@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from ganopt.arguments import integers, output_dir
 from ganopt.rundir import WriteError
+from ganopt.tables import add_table_argument, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,6 +143,9 @@ def train(out: Path, method: str, data: str, seed: int, steps: int | None, rerun
         finished = metrics.get("status") in ("ok", "diverged")
         if finished and (steps is None or metrics.get("step") == steps):
             return metrics
+    if directory.is_symlink():
+        raise RuntimeError(f"{directory} is a symlink; refused")
+    shutil.rmtree(directory, ignore_errors=True)  # its unfinished or outdated run: train anew
     command = [
         sys.executable,
         str(REPO / "train.py"),
@@ -298,6 +303,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="also draw the first seed's samples.png of each method, side by side, into FILE",
     )
+    add_table_argument(p)
     args = p.parse_args(argv)
     args.methods = (args.methods or ",".join(GAME if args.game else MAIN)).split(",")
     args.data = args.data.split(",")
@@ -357,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.figure is not None:
         side_by_side(args, args.figure)
+    write_table(args.table, markdown)
     print(markdown)
     print(
         f"{len(runs)} runs in {time.perf_counter() - started:.0f} s; "

@@ -19,6 +19,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ganopt.arguments import integers
+from ganopt.tables import add_table_argument, write_table
 
 
 def read(run_dir: Path) -> EventAccumulator:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=integers, help="only these steps, comma-separated")
     p.add_argument("--list", action="store_true", help="list the run's scalar tags")
     p.add_argument("--csv", action="store_true", help="CSV instead of markdown")
+    add_table_argument(p)
     args = p.parse_args(argv)
     if not list(args.run_dir.glob("events.out.tfevents.*")):
         print(f"error: no TensorBoard event files in {args.run_dir}", file=sys.stderr)
@@ -69,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerow(header)
         writer.writerows(cells)
     else:
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for row in cells:
-            print("| " + " | ".join(row) + " |")
+        lines = ["| " + " | ".join(header) + " |\n|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
+        print("\n".join(lines))
+        write_table(args.table, "\n".join(lines))
     return 0
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ganopt.sweeps import summarize_sweep
+from ganopt.tables import add_table_argument, write_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,17 +21,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory")
+    add_table_argument(parser)
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
     try:
-        _, table = summarize_sweep(args.sweep_dir)
+        markdown, table = summarize_sweep(args.sweep_dir)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(table)
     written = [args.sweep_dir / name for name in ("summary.md", "summary.csv", "summary.png")]
     print("wrote " + ", ".join(map(str, written)))
+    write_table(args.table, markdown)
     return 0
 
 

@@ -36,6 +36,7 @@ from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
 from ganopt.rundir import WriteError
+from ganopt.tables import add_table_argument, write_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    add_table_argument(p)
     args = p.parse_args(argv)
     args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
     unknown = [n for n in args.losses if n not in GENERATOR_LOSSES]
@@ -240,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(results_table(results))
     print(f"\nwrote {args.out / 'vanishing.csv'} and {args.out / 'vanishing.png'}")
+    write_table(args.table, results_table(results), device=str(parts.device))
     return 0
 
 
