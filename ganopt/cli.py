@@ -56,7 +56,11 @@ log = logging.getLogger("ganopt")
 NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc")
 #: Hydra flags that take the next argument as their value
 VALUED_FLAGS = ("-p", "--package", "-cp", "--config-path", "-cn", "--config-name")
-VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun")
+VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun", "-c", "--cfg", "-sc")
+VALUED_FLAGS += ("--shell-completion",)
+#: --info's optional value
+INFO_FLAGS, INFO_CHOICES = ("-i", "--info"), ("all", "config", "defaults", "defaults-tree")
+INFO_CHOICES += ("plugins", "searchpath")
 #: Hydra flags that read configs from elsewhere, or unpickle a config
 REFUSED_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
 REFUSED_FLAGS += ("--experimental-rerun",)
@@ -236,14 +240,12 @@ def run_dir_overrides(run_dir: Path, overrides: list[str], world: World) -> list
 
 
 def _overrides(argv: list[str]) -> list[str]:
-    overrides, skip = [], False
+    overrides, previous = [], ""
     for arg in argv[1:]:
-        if skip:
-            skip = False
-        elif arg in VALUED_FLAGS:
-            skip = True
-        elif not arg.startswith("-"):
+        valued = previous in VALUED_FLAGS or (previous in INFO_FLAGS and arg in INFO_CHOICES)
+        if not valued and not arg.startswith("-"):
             overrides.append(arg)
+        previous = "" if valued else arg
     return overrides
 
 

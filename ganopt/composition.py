@@ -29,8 +29,9 @@ def config_dir() -> Path:
 
 
 def safe_dirname(text: str) -> str:
-    """Overrides as one directory name: no '/', at most MAX_DIRNAME characters."""
-    name = text.replace("/", "_").replace("\\", "_")
+    """Overrides as one directory name: no '/', no interpolation that Hydra would resolve in a
+    path (``${data.path}``), at most MAX_DIRNAME characters."""
+    name = text.translate(str.maketrans("/\\${}", "_____"))
     if len(name.encode()) > MAX_DIRNAME:
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
         name = f"{name.encode()[: MAX_DIRNAME - 9].decode(errors='ignore')}~{digest}"
@@ -164,11 +165,34 @@ def check_group_overrides(overrides: list[str]) -> None:
         raise ConfigError(problems)
 
 
-#: Hydra's settings where a config becomes objects (callbacks and logging handlers are built
-#: from their config) or where it looks for config files: chosen by ganopt's configs/ and by
-#: group names (``hydra/launcher=joblib``), never set from the command line
-HYDRA_CODE_NODES = ("hydra.callbacks", "hydra.job_logging", "hydra.hydra_logging")
-HYDRA_CODE_NODES += ("hydra.searchpath",)
+#: The Hydra settings a command line may set, and the kind of value each takes: where runs go,
+#: a launcher's and a sweeper's numbers and names (docs, "Sweeps" and "Scaling out"). Every
+#: other Hydra setting (callbacks, logging, search path, mode, output record, job name, sweep
+#: subdirectory, a launcher's setup commands, a sweeper's storage or search-space function) is
+#: ganopt's: its configs set them, and a command line that names one is refused. Launchers and
+#: sweepers are chosen by name (hydra/launcher=joblib), among what Hydra and its plugins ship.
+HYDRA_SETTINGS: dict[str, type] = {
+    "hydra.run.dir": str,
+    "hydra.sweep.dir": str,
+    "hydra.verbose": bool,
+    "hydra.launcher.n_jobs": int,
+    "hydra.sweeper.n_trials": int,
+    "hydra.sweeper.n_jobs": int,
+    "hydra.sweeper.direction": str,
+    "hydra.sweeper.study_name": str,
+    "hydra.sweeper.sampler.seed": int,
+}
+SLURM_NUMBERS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb")
+SLURM_NUMBERS += ("timeout_min", "array_parallelism")
+HYDRA_SETTINGS |= {f"hydra.launcher.{key}": int for key in SLURM_NUMBERS}
+HYDRA_SETTINGS |= {
+    f"hydra.launcher.{key}": str for key in ("partition", "account", "qos", "constraint")
+}
+#: the search space of hydra/sweeper=optuna: hydra.sweeper.params.<a ganopt key>=<its range>
+HYDRA_SEARCH_SPACE = "hydra.sweeper.params."
+#: Hydra's groups a command line may choose an option of
+HYDRA_GROUPS = ("hydra/launcher", "hydra/sweeper", "hydra/sweeper/sampler", "hydra/job_logging")
+HYDRA_GROUPS += ("hydra/hydra_logging",)
 
 
 def parse_override(line: str) -> Override | None:
@@ -223,11 +247,10 @@ def check_overrides(overrides: list[str]) -> None:
         found += [f"{key}.{path}" for v in values for path in code_keys(v)]
         if found:
             problems.append(f"{found[0]}: refused, a config sets values, never code")
-        elif key.startswith("hydra.") and not _plain_hydra_setting(key, values):
-            problems.append(
-                f"{_short(line)}: refused; Hydra's callbacks, logging and search path come from "
-                f"ganopt's configs, and its other settings take plain values"
-            )
+        elif key == "resume" and any(isinstance(v, str) and "${" in v for v in values):
+            problems.append("resume: a run directory or checkpoint path, without ${...}")
+        elif key.startswith("hydra") and (problem := _hydra_problem(override, values)):
+            problems.append(problem)
     if problems:
         raise ConfigError(problems)
 
@@ -252,13 +275,24 @@ def _type_problem(key: str, value: object) -> str | None:
     return None
 
 
-def _plain_hydra_setting(key: str, values: list[object]) -> bool:
-    """A Hydra setting outside HYDRA_CODE_NODES set to numbers, strings, booleans or lists
-    of them, without interpolations (which could build a node: ``${oc.create:...}``)."""
-    if any(key == node or key.startswith(node + ".") for node in HYDRA_CODE_NODES):
-        return False
-    scalars = [x for v in values for x in (v if isinstance(v, list) else [v])]
-    return all(
-        x is None or isinstance(x, (bool, int, float)) or (isinstance(x, str) and "${" not in x)
-        for x in scalars
-    )
+def _hydra_problem(override: Override, values: list[object]) -> str | None:
+    """Why a Hydra override is refused (see HYDRA_SETTINGS), or None."""
+    key = override.key_or_group
+    if key.startswith("hydra/"):
+        if key in HYDRA_GROUPS and not override.package:
+            return None
+        return f"{key}: refused; a command line may choose {', '.join(HYDRA_GROUPS)} by name"
+    kind = str if key.startswith(HYDRA_SEARCH_SPACE) else HYDRA_SETTINGS.get(key)
+    if kind is None:
+        settable = ", ".join(sorted(HYDRA_SETTINGS))
+        return (
+            f"{key}: refused; ganopt's configs set Hydra's other settings, a command line may "
+            f"set {settable} and {HYDRA_SEARCH_SPACE}<key>"
+        )
+    for value in values if not override.is_sweep_override() or kind is not str else []:
+        plain = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is str and isinstance(value, str) and ("${" in value or "\n" in value):
+            plain = False
+        if not plain:
+            return f"{key}: must be a plain {kind.__name__}, got {value!r}"
+    return None

@@ -38,6 +38,13 @@ def locate(path: str | Path) -> tuple[Path, Path]:
     file inside ``<run>/checkpoints/``. Any other file names no run, and is refused. Raises
     ConfigError."""
     path = Path(path).expanduser()
+    try:
+        return _locate(path)
+    except OSError as e:  # a name too long for the file system, a loop of links...
+        raise ConfigError([f"resume: cannot read {str(path)[:80]}: {e.strerror or e}"]) from None
+
+
+def _locate(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
         run_dir, checkpoint = path, path / "checkpoints" / LAST
         if not checkpoint.is_file():
@@ -58,15 +65,41 @@ def locate(path: str | Path) -> tuple[Path, Path]:
     return run_dir, checkpoint
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """YAML as ganopt writes it: plain data, without aliases (a few nested aliases expand to
+    billions of nodes once the config is merged)."""
+
+    def compose_node(self, parent: object, index: object) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not part of a run's record")
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+#: nesting deeper than any config ganopt writes
+MAX_DEPTH = 32
+
+
+def _depth(tree: object) -> int:
+    if isinstance(tree, dict):
+        return 1 + max(map(_depth, tree.values()), default=0)
+    if isinstance(tree, list):
+        return 1 + max(map(_depth, tree), default=0)
+    return 0
+
+
 def _read_yaml(source: Path) -> object:
-    """A record file's YAML, as plain data (no tags, no objects)."""
+    """A record file's YAML, as plain data (no tags, no objects, no aliases, not too deep)."""
     try:
         if source.stat().st_size > MAX_RECORD_BYTES:
             raise ConfigError([f"{source}: over {MAX_RECORD_BYTES:,} bytes, not a run's record"])
-        return yaml.safe_load(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        reason = " ".join(str(e).split())[:160]
+        data = yaml.load(source.read_text(encoding="utf-8"), Loader=_PlainLoader)
+        deep = _depth(data) > MAX_DEPTH
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
         raise ConfigError([f"{source} is not readable YAML ({reason})"]) from None
+    if deep:
+        raise ConfigError([f"{source}: nested over {MAX_DEPTH} levels, not a run's record"])
+    return data
 
 
 def recorded_overrides(run_dir: Path) -> list[str]:
@@ -148,7 +181,7 @@ def recorded_status(run_dir: Path) -> str | None:
     """The ``status`` in the run's metrics.json, or None where there is no readable one."""
     try:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     status = metrics.get("status") if isinstance(metrics, dict) else None
     return status if isinstance(status, str) else None

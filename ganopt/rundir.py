@@ -55,6 +55,9 @@ def lock(run_dir: Path) -> None:
         _undo(run_dir, created)
         raise ConfigError([f"cannot create or write {run_dir}: {_reason(e)}"]) from None
     handle = os.fdopen(fd, "r+")
+    if os.fstat(fd).st_nlink != 1 or not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()  # a hard link: writing the PID would overwrite a file elsewhere
+        raise ConfigError([f"{run_dir / LOCK_FILE} is linked to another file; refused"])
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -110,15 +113,24 @@ def _remove_leftover_temporaries(run_dir: Path) -> None:
                     os.unlink(entry.path)
 
 
+#: files written in place rather than replaced by a rename: a hard link among them would carry
+#: the write to a file outside the run directory
+WRITTEN_IN_PLACE = (LOCK_FILE, ".log")
+
+
 def check_run_dir(run_dir: Path) -> None:
     """A run directory ganopt may write into: every entry in it is a regular file or a folder,
-    none a symlink (which a write or a deletion would follow out of it) or a special file. Raises
-    ConfigError naming the first one found."""
+    none a symlink (which a write or a deletion would follow out of it) or a special file, and
+    no file written in place (the lock, the log) a hard link. Raises ConfigError naming the
+    first one found."""
     run_dir = Path(run_dir)
     for root, dirs, files in os.walk(run_dir):
         for name in sorted(dirs + files):
             path = Path(root) / name
-            mode = path.lstat().st_mode
+            info = path.lstat()
+            if name.endswith(WRITTEN_IN_PLACE) and info.st_nlink > 1:
+                raise ConfigError([f"{path} is linked to another file; refused"])
+            mode = info.st_mode
             if stat.S_ISLNK(mode):
                 raise ConfigError(
                     [f"{path} is a symlink; a run directory holds only its own files, refused"]

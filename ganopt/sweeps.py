@@ -95,7 +95,7 @@ def read_job(job_dir: Path) -> Job:
             raise ValueError("not an object")
     except FileNotFoundError:  # killed before it could write (a rejected job records its status)
         return Job(job_dir.name, overrides, "no metrics.json", {})
-    except (OSError, UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError too
         return Job(job_dir.name, overrides, "unreadable metrics.json", {})
     metrics = {
         k: float(v)
@@ -303,6 +303,9 @@ class SummarizeCallback(Callback):
         objective = (metric, config.objective.direction) if metric else None
         try:
             _, table = summarize_sweep(sweep_dir, objective)
+        except FileNotFoundError as e:  # no job left a record: nothing to summarize
+            log.warning("no sweep summary: %s", e)
+            return
         except Exception:  # a summary must never turn a finished sweep into a failure
             log.exception("could not summarize %s", sweep_dir)
             return

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from ganopt.diagnostics.game import GameProbe
 from ganopt.logger import TensorBoardLogger
 from ganopt.objective import player_gradients, trainable
 from ganopt.run_record import locate, recorded_overrides
-from ganopt.rundir import WriteError
+from ganopt.rundir import WriteError, check_run_dir, write_atomic
 
 
 def parameters(*modules: nn.Module) -> torch.Tensor:
@@ -139,16 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         probe, start, end, run_dir = probe_for(args.run, args.batch)
+        if args.out is None:  # into the run directory: by its rules, never through a symlink
+            check_run_dir(run_dir)
         out = output_dir(args.out or run_dir / "path_angle")
     except (ConfigError, CheckpointError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rows = walk(probe, start, end, np.linspace(0.0, args.end, args.points))
-    with open(out / "path_angle.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["alpha", "cosine", "field_norm"])
-        writer.writerows(rows)
-    plot(rows, f"path angle: {run_dir.name}").savefig(out / "path_angle.png")
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["alpha", "cosine", "field_norm"])
+    writer.writerows(rows)
+    figure = plot(rows, f"path angle: {run_dir.name}")
+    try:
+        write_atomic(out / "path_angle.csv", lambda f: f.write(table.getvalue().encode()))
+        write_atomic(out / "path_angle.png", lambda f: figure.savefig(f, format="png"))
+    except WriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     logger = TensorBoardLogger(out)
     for alpha, cosine, norm in rows:
         step = round(alpha * 100)

@@ -5,6 +5,7 @@ verified before it loads. Each case was reproduced on the code before these rule
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -17,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+import ganopt.cli
 import ganopt.rundir
 from ganopt.checkpoint import CheckpointDir, CheckpointError, load, save_atomic
 from ganopt.config import ConfigError
@@ -330,3 +332,115 @@ def test_a_run_killed_after_its_final_checkpoint_is_finished_by_resume(run, tmp_
     assert json.loads(metrics.read_text())["status"] == "ok"
     code, err = run_main([f"resume={run}"], tmp_path / "unused", capfd)  # now it is finished
     assert code == 2 and "raise trainer.steps" in err
+
+
+# ---------------------------------------------------------------- a second round of probes
+SUBMITIT_SETUP = '+hydra.launcher.setup=["touch {canary}"]'
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["hydra/launcher=submitit_local", SUBMITIT_SETUP],  # ran a shell command
+        ["hydra/sweeper=optuna", "hydra.sweeper.custom_search_space=this.s"],  # imported it
+        ["hydra/sweeper=optuna", "hydra.sweeper.storage=sqlite:///{tmp}/outside.db"],
+        ["hydra.output_subdir={tmp}/outside"],  # wrote Hydra's record elsewhere
+        ["hydra.job.name=../outside"],  # moved the log out
+        ["hydra.mode=MULTIRUN"],  # skipped the sweep directory's check
+        ["hydra.sweep.subdir=../other"],  # wrote over another run's record
+        ["hydra.run.dir={tmp}/run${{oc.env:HOME}}"],
+    ],
+)
+def test_hydra_settings_outside_the_allowed_few_are_refused(overrides, tmp_path, capfd):
+    canary = tmp_path / "canary"
+    argv = [o.format(canary=canary, tmp=tmp_path) for o in overrides]
+    code, err = run_main([*QUICK, "trainer.steps=2", *argv], tmp_path / "run", capfd)
+    expected = "plain" if argv[-1].startswith("hydra.run.dir") else "refused"
+    assert_refused(code, err, tmp_path / "run", expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_interpolation_never_names_a_run_directory(tmp_path, monkeypatch):
+    """A value's ${...} in the directory name ganopt makes from the overrides was resolved by
+    Hydra as a path: it once moved a new run into another run's directory."""
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "metrics.json").write_text("{}")  # a run's
+    # sorted, objective.metric comes last in the name, so its value ends the path
+    argv = ["data=folder", "data.path=/../../../victim", "objective.metric=${data.path}"]
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    handlers = list(logging.root.handlers)
+    try:
+        with pytest.raises(SystemExit):
+            ganopt.cli.main()
+    finally:
+        for handler in logging.root.handlers[:]:
+            if handler not in handlers:
+                handler.close()
+                logging.root.removeHandler(handler)
+    assert [p.name for p in victim.iterdir()] == ["metrics.json"]
+
+
+def test_resume_takes_a_plain_path(run, tmp_path, capfd):
+    link = tmp_path / "dl" / "${oc.select:nokey,victim}"
+    shutil.copytree(run, link)
+    code, err = run_main([f"resume={link}", "trainer.steps=8"], tmp_path / "unused", capfd)
+    assert code == 2 and "resume: a run directory or checkpoint path, without ${...}" in err
+
+
+@pytest.mark.parametrize("name", [".lock", "train.log"])
+def test_a_hard_linked_file_written_in_place_is_refused(name, run, tmp_path, capfd):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("keep me")
+    (run / name).unlink(missing_ok=True)
+    os.link(outside, run / name)
+    code, err = run_main([f"resume={run}", "trainer.steps=8"], tmp_path / "unused", capfd)
+    assert code == 2 and "is linked to another file" in err, err
+    assert outside.read_text() == "keep me"
+
+
+def test_path_angle_never_writes_through_a_symlink_in_the_run(run, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run / "path_angle").symlink_to(outside)
+    proc = subprocess.run(
+        [sys.executable, "scripts/path_angle.py", str(run), "--points", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "is a symlink" in proc.stderr, proc.stderr
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("file", "content"),
+    [
+        (".hydra/overrides.yaml", "[" * 200_000),  # a RecursionError traceback
+        (".hydra/overrides.yaml", "- &a x\n- *a\n"),
+        ("metrics.json", "[" * 100_000),
+    ],
+)
+def test_a_record_too_deep_or_with_aliases_is_one_line(file, content, run, tmp_path, capfd):
+    (run / file).write_text(content)
+    code, err = run_main([f"resume={run}", "trainer.steps=8"], tmp_path / "unused", capfd)
+    assert "Traceback" not in err and "RecursionError" not in err
+    if file == "metrics.json":  # not a record resume needs: it goes on
+        assert code == 0, err
+    else:
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_alias_bomb_in_a_recorded_config_is_refused_at_once(run, tmp_path):
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+    bomb += "".join(f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 10))
+    (run / ".hydra" / "config.yaml").write_text(bomb + "loss: *a9\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganopt.sample", str(run), "--out", str(tmp_path / "s.npy")],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "aliases" in proc.stderr, proc.stderr
+
+
+def test_a_path_too_long_for_the_file_system_is_one_line(tmp_path, capfd):
+    code, err = run_main([f"resume={'a' * 300}"], tmp_path / "unused", capfd)
+    assert code == 2 and "File name too long" in err and len(err.splitlines()) == 1, err
