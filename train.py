@@ -1,4 +1,4 @@
-"""Train a GAN: ``python train.py loss=wgan optim=sgd_clip`` (see README.md)."""
+"""Train a GAN: ``python train.py loss=wgan optim=sgd_clip`` (docs/running.md)."""
 
 from ganopt.entry import train
 

@@ -1,5 +1,5 @@
 """What the command-line tools (scripts/, ganopt-sample) share: argument types, and their
-output directory, refused in one line where it cannot be made (README, "Reliability")."""
+output directory, refused in one line where it cannot be made (docs/reliability.md)."""
 
 from __future__ import annotations
 

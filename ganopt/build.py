@@ -309,7 +309,7 @@ def _lazily_regularized(regularizers: list[Regularizer]) -> set[str]:
 def set_threads(threads: int | str, device: torch.device) -> None:
     """torch's intra-op threads on the CPU: trainer.threads=N sets N; auto leaves torch's own
     count, one per core, or OMP_NUM_THREADS, which torchrun and Hydra's joblib launcher set so
-    that the processes they start share the cores (README, "Threads", has the measurements)."""
+    that the processes they start share the cores (docs/install.md, "Threads")."""
     if threads != "auto" and device.type == "cpu":
         torch.set_num_threads(int(threads))
 
@@ -321,7 +321,7 @@ def build_optimizer(
     fails here, naming the key. ``betas: [0, 0.9]`` (ints from the command line) become floats.
     ``flat`` (trainer.flat_params): an elementwise optimizer steps the parameters as one
     buffer (ganopt/flat.py), returned beside it. ``fused``: torch's fused kernels where the
-    optimizer has them (README "Performance"); otherwise, over separate tensors, its foreach
+    optimizer has them (docs/performance.md); otherwise, over separate tensors, its foreach
     implementation, which torch picks by itself on CUDA but not on a CPU, and which computes
     what the per-tensor loop does, bit for bit, in fewer calls. An ``optim.g.fused`` or
     ``optim.g.foreach`` of the config wins."""

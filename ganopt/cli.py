@@ -1,8 +1,8 @@
 """The entry point behind ``python train.py`` and ``ganopt-train``: check the command line, let
 Hydra compose it and create the run directory, build, train, exit with the run's status.
 
-Bad input of any kind gets one line and exit code 2 before anything is written (README,
-"How a run ends")."""
+Bad input of any kind gets one line and exit code 2 before anything is written
+(docs/reliability.md, "How a run ends")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""trainer.compile (README, "Performance"): the training step's forward and backward passes
+"""trainer.compile (docs/performance.md): the training step's forward and backward passes
 through torch.compile, on a CPU or a GPU; trainer.cuda_graphs also replays them as CUDA graphs.
 
 torch.compile's autograd graphs cannot be differentiated twice, and R1, R2 and D's

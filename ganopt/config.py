@@ -26,7 +26,7 @@ class TrainerConfig:
     """The training loop's own settings; the Trainer receives this object, not a DictConfig."""
 
     steps: int = 5000  # generator updates
-    batch_size: int = 256
+    batch_size: int = 256  # samples per batch, real and generated alike (all ranks together)
     d_steps: int = 1  # D (critic) updates per G update: n_critic
     update: str = "alternating"  # alternating (G sees D's new weights) | simultaneous
     log_every: int = 50  # scalars and gradient norms every N generator steps
@@ -36,7 +36,7 @@ class TrainerConfig:
     ckpt_every: int = 1000  # checkpoint every N generator steps; 0 = only at the end
     keep_ckpts: int = 3  # periodic checkpoints kept besides last.pt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0
+    seed: int = 0  # seeds weights, data, latents and evaluation: a run repeats bit for bit
     progress: bool = True  # a progress bar on stderr
     threads: Any = "auto"  # CPU threads for torch: auto (torch's own count) or a number
     ema_decay: float | None = 0.999  # an EMA of G's weights for samples and evaluation
@@ -53,8 +53,8 @@ class TrainerConfig:
 
 @dataclass
 class OptimConfig:
-    g: Any = MISSING  # a partial torch.optim.Optimizer for G
-    d: Any = MISSING  # ... and its own for D
+    g: Any = MISSING  # G's optimizer, by registered name, and its arguments (optimizer@optim.g=sgd)
+    d: Any = MISSING  # ... and D's own, another instance
     clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
     lr_decay: float = 0.0  # both lrs fall linearly to 0 over this last fraction of the steps
 
@@ -67,9 +67,8 @@ class DiagnosticsConfig:
     exploding_ratio: float = 1e2  # alarm when ||grad G|| or ||grad D|| > ratio x its median
     stalled_ratio: float = 1e-6  # "not learning": G's ||dtheta||/||theta|| below this ...
     stalled_logs: int = 3  # ... for this many log steps in a row
-    # the game's spectrum (README, "Seeing the game"): every N steps and at the end; null: at
-    # each evaluation on 2-D data, never on images (a DCGAN's costs seconds on a CPU); 0: never
-    game_every: int | None = None
+    # docs/game.md: a DCGAN's spectrum costs seconds on a CPU, so images default to never
+    game_every: int | None = None  # the game's spectrum every N steps; null: each eval on 2-D data
     game_k: int = 6  # eigenvalues kept, the largest by modulus
     game_iters: int = 20  # Arnoldi / Lanczos iterations: one double backward each
 
@@ -89,10 +88,10 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     resume: str | None = None  # a run directory or checkpoint to continue, in that directory
-    model: Any = MISSING
-    data: Any = MISSING
-    loss: Any = MISSING
-    reg: Any = MISSING
+    model: Any = MISSING  # G and D by registered name, and z_dim (model=mlp, model=dcgan)
+    data: Any = MISSING  # the data source by registered name and its arguments (data=ring8)
+    loss: Any = MISSING  # the GAN loss by registered name (loss=wgan)
+    reg: Any = MISSING  # a regularizer by registered name (reg=r1, reg=none)
     reg2: Any = None  # a second regularizer beside reg: +reg@reg2=instance_noise
     reg3: Any = None  # and a third
 

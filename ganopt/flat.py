@@ -1,4 +1,4 @@
-"""trainer.flat_params (README, "Performance"): a network's parameters as views into one
+"""trainer.flat_params (docs/performance.md): a network's parameters as views into one
 contiguous buffer, which its optimizer steps as a single tensor.
 
 Why: a CPU runs torch's optimizers tensor by tensor (its foreach kernels too loop over the

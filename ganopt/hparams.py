@@ -1,5 +1,5 @@
 """What TensorBoard's HParams dashboard compares: each run's hyperparameters, and for a sweep
-the experiment summary that orders them (README, "Sweeps").
+the experiment summary that orders them (docs/sweeps.md).
 
 TensorBoard lists hyperparameters that differ across runs first, then the rest by name, and
 checks the first few of each list by default: the sweep's summary marks what differs and puts

@@ -1,4 +1,4 @@
-"""Game-aware update rules as torch optimizers (README, "Training as a game").
+"""Game-aware update rules as torch optimizers (docs/game.md).
 
 Plain gradient descent on a two-player game follows a vector field that rotates, so its
 iterates circle or spiral out. Two classic fixes change only how a player's optimizer turns
@@ -33,8 +33,8 @@ class FlushedSubnormals:
     Why: Adam's second moments of units whose gradient all but vanished decay through the
     subnormal range, where an x86 CPU computes many times slower, and a long run slows down
     with them. Within an optimizer step a subnormal moment weighs nothing beside eps, so the
-    weights come out as they would without it in the runs README lists; the forward and
-    backward passes, and so every measured gradient, stay IEEE. Reusable."""
+    weights come out as they would without it in the runs docs/performance.md measures; the
+    forward and backward passes, and so every measured gradient, stay IEEE. Reusable."""
 
     def __enter__(self) -> None:
         torch.set_flush_denormal(True)

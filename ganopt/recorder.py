@@ -1,6 +1,6 @@
 """What a run shows and leaves behind, apart from its checkpoints: the log-step schedule,
 TensorBoard scalars, histograms and alerts, the sample and gradient-flow figures, evaluation,
-and metrics.json with how the run ended (README, "The run directory")."""
+and metrics.json with how the run ended (docs/running.md, "The run directory")."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ OUT_OF_MEMORY = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 @dataclass
 class RunResult:
-    """How a run ended: ok, diverged, interrupted or failed (README, "How a run ends")."""
+    """How a run ended: ok, diverged, interrupted or failed (docs/reliability.md, "How a run
+    ends")."""
 
     status: str
     step: int

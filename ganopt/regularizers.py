@@ -2,8 +2,8 @@
 
 A penalty runs inside its network's step when ``every`` is 1 (built with ``create_graph=True``
 and added to the loss, so one backward computes both), or lazily as a phase of its own every
-``every`` steps, scaled by ``every`` (StyleGAN2's lazy regularization). README, "Training
-strategies"; docs/architecture.md shows how to add one.
+``every`` steps, scaled by ``every`` (StyleGAN2's lazy regularization): docs/strategies.md;
+docs/architecture.md shows how to add one.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Consensus(Regularizer):
     ``gamma/2 ||v||²``, v = (∇θ L_G, ∇φ L_D) the game's joint gradient field at the current
     point, through a double backward. Its gradient ``gamma Jᵀv`` pulls both players toward
     points where the field vanishes, damping the rotation. Each player's step adds the part
-    of that gradient in its own weights (README, "Training as a game")."""
+    of that gradient in its own weights (docs/game.md)."""
 
     network = "both"
 

@@ -1,5 +1,5 @@
 """A run directory's rules: one process writes it at a time, and every file in it is written
-whole or not at all (README, "How a run ends" and "Reliability")."""
+whole or not at all (docs/reliability.md, "How a run ends" and "Reliability")."""
 
 from __future__ import annotations
 

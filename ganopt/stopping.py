@@ -1,4 +1,4 @@
-"""Stopping a run cleanly on SIGINT/SIGTERM (README, "How a run ends")."""
+"""Stopping a run cleanly on SIGINT/SIGTERM (docs/reliability.md, "How a run ends")."""
 
 from __future__ import annotations
 

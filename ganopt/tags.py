@@ -1,4 +1,4 @@
-"""TensorBoard tag names and what they mean (README, "Watching the gradients in TensorBoard").
+"""TensorBoard tag names and what they mean (docs/tensorboard.md).
 
 The names that more than one module writes or reads are constants here; the descriptions
 travel with the event files: TensorBoard shows them beside each chart.

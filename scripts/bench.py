@@ -95,7 +95,7 @@ TORCH_THREADS = torch.get_num_threads()
 THREAD_CONFIGS = ("toy", "dcgan", "wide")
 #: interleaved repetitions: (default, --quick)
 REPS = (3, 2)
-#: --rules: the update rules of README's "Training as a game", each against the default
+#: --rules: the update rules of docs/game.md, each against the default
 #: (alternating Adam) on the toy config: (label, overrides, gradient evaluations per step)
 RULES = {
     "alternating": ("alternating Adam (the default)", [], 1),
@@ -705,6 +705,10 @@ def print_same_threads(results: list[dict[str, object]]) -> None:
             f"{s['trainer']:.1f} | {same['median']:.3f} ({low:.2f}–{high:.2f}) | "
             f"{same['best']:.3f} |"
         )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

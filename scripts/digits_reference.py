@@ -3,10 +3,10 @@
     python scripts/digits_reference.py [--table FILE]
 
 fd_digits is the Fréchet distance between the digits CNN's 128-d features of a generator's
-samples and of all 1797 bundled digits (README, "Images and evaluation"). For scale, this
+samples and of all 1797 bundled digits (docs/evaluation.md). For scale, this
 prints it for one random half of the real digits against the whole set and against the other
 half, and for uniform and Gaussian noise images in [-1, 1]; all with the same cached classifier
-a run uses (trained on first use, cached as README describes).
+a run uses (trained on first use and cached: docs/install.md).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ the unregularized vector field is a pure rotation (Jacobian eigenvalues +-i/2). 
 or alternating (D first, then G against the new D):
 
     standard        the minimax loss: simultaneous steps spiral outward (each explicit Euler step
-                    of a rotation grows the radius), alternating steps circle at a fixed distance
+                    of a rotation grows the radius), alternating steps circle without
+                    converging, their distance staying near its start
     nonsaturating   G's non-saturating loss: its higher-order terms pull the iterates in, so
                     simultaneous steps spiral inward to a limit cycle of radius about sqrt(2h),
                     and alternating steps do converge, but slowly (radius ~ t^-1/2)

@@ -1,20 +1,21 @@
-"""The mode-coverage table of README.md: each method on ring8 and grid25, several seeds,
-mean ± std of PacGAN's metrics (modes, hq_ratio, kl; README, "Images and evaluation").
+"""The mode-coverage tables of docs/strategies.md: each method on ring8 and grid25, several seeds,
+mean ± std of PacGAN's metrics (modes, hq_ratio, kl; docs/evaluation.md).
 
-    python scripts/mode_coverage.py          # README's table: 9 methods x 2 data sets x 5 seeds
+    python scripts/mode_coverage.py          # every strategy: 9 methods x 2 data sets x 5 seeds
     python scripts/mode_coverage.py --methods default,plain_gan --data ring8 --seeds 0,1
     python scripts/mode_coverage.py --data ring8 \\
         --methods default,plain_gan,no_r1,no_ema,no_decay,gamma10     # the recipe's ablations
     python scripts/mode_coverage.py --jobs 1 --out outputs/mode_coverage
-    python scripts/mode_coverage.py --game --jobs 16   # README, "Training as a game"
+    python scripts/mode_coverage.py --game --jobs 16   # docs/game.md
 
 Every run is `python train.py <the method's overrides> data=<data> trainer.seed=<seed>` (at its
 default 5000 generator steps unless --steps) in OUT/<method>/<data>/seed_<seed>; a run that
 already finished there is read back instead of trained again (--rerun trains it anew), so the
-table can be rebuilt from its runs in seconds. Prints the markdown table and writes
-OUT/mode_coverage.md and a per-run OUT/mode_coverage.csv.
+table can be rebuilt from its runs in seconds. Prints the markdown table, writes a per-run
+OUT/mode_coverage.csv, and with --table FILE the table headed by its provenance (how
+scripts/reproduce.py writes the docs' tables).
 
---game compares the update rules of README's "Training as a game", all inside the default
+--game compares the update rules of docs/game.md, all inside the default
 recipe (R1, EMA, Adam lr 1e-3 betas (0.5, 0.9) with its decay), evaluated every 250 steps; its
 second table adds the first evaluated step with every mode and the game (measured once, at
 the last step: the largest |Im λ|, the rotation, the smallest eigenvalue of G's Hessian).
@@ -61,7 +62,7 @@ METHODS: dict[str, tuple[str, list[str]]] = {
 }
 DATA = ("ring8", "grid25")
 METRICS = ("modes", "hq_ratio", "kl")
-#: the default recipe without one of its parts (README, "The default recipe")
+#: the default recipe without one of its parts (docs/strategies.md, "The default recipe")
 ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "no_r1": ("default recipe without R1 (`reg=none`)", ["reg=none"]),
     "no_ema": (
@@ -72,7 +73,7 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "gamma10": ("default recipe with R1's image setting γ = 10 (`reg.gamma=10`)", ["reg.gamma=10"]),
 }
 METHODS |= ABLATIONS
-#: the update rules of README's "Training as a game", in the default recipe, evaluated often;
+#: the update rules of docs/game.md, in the default recipe, evaluated often;
 #: the game's spectrum only at the end (its interval is longer than any run here)
 EVERY_250 = ["trainer.eval_every=250", "diagnostics.game_every=1000000"]
 GAME: dict[str, tuple[str, list[str]]] = {
@@ -81,7 +82,10 @@ GAME: dict[str, tuple[str, list[str]]] = {
         "simultaneous Adam (`trainer.update=simultaneous`)",
         ["trainer.update=simultaneous", *EVERY_250],
     ),
-    "extra_adam": ("Extra-Adam (`optim=extra_adam`)", ["optim=extra_adam", *EVERY_250]),
+    "extra_adam": (
+        "Extra-Adam, alternating order (`optim=extra_adam`)",
+        ["optim=extra_adam", *EVERY_250],
+    ),
     "extra_adam_half": (
         "Extra-Adam, equal gradients: 2500 steps (`optim=extra_adam trainer.steps=2500`)",
         ["optim=extra_adam", "trainer.steps=2500", *EVERY_250],
@@ -94,7 +98,7 @@ GAME: dict[str, tuple[str, list[str]]] = {
         "consensus γ = 1 beside R1 (`+reg@reg2=consensus`)",
         ["+reg@reg2=consensus", *EVERY_250],
     ),
-    # a consensus step costs 3.3 default steps on this CPU (bench.py --rules)
+    # about what 5000 steps cost as consensus steps cost more (docs/game.md, bench.py --rules)
     "consensus_wallclock": (
         "consensus, equal wall-clock: 1500 steps (`+reg@reg2=consensus trainer.steps=1500`)",
         ["+reg@reg2=consensus", "trainer.steps=1500", *EVERY_250],

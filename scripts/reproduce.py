@@ -15,6 +15,7 @@ only on a machine doing nothing else.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -223,6 +224,31 @@ def path(name: str) -> Path:
     return GENERATED / f"{name}.md"
 
 
+README = REPO / "README.md"
+#: a region of README.md that shows a generated table, between its two marker lines
+REGION = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.DOTALL)
+
+
+def generated_body(name: str) -> str | None:
+    """A generated file's content under its marker line (provenance and table)."""
+    file = REPO / path(name)
+    return file.read_text().split("\n", 1)[1] if file.exists() else None
+
+
+def sync_readme() -> None:
+    """README.md's generated regions, rewritten from the files they show."""
+    text = README.read_text()
+
+    def fill(match: re.Match[str]) -> str:
+        body = generated_body(match.group(2))
+        return match.group(0) if body is None else f"{match.group(1)}{body}{match.group(4)}"
+
+    updated = REGION.sub(fill, text)
+    if updated != text:
+        README.write_text(updated)
+        print("updated README.md")
+
+
 def listing() -> str:
     lines = []
     for name, table in TABLES.items():
@@ -270,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names:
         if code := regenerate(name):
             return code
+    sync_readme()
     return 0
 
 

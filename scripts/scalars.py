@@ -5,8 +5,8 @@
     python scripts/scalars.py RUN_DIR --list                              # the run's tags
 
 Prints a markdown table, a row per step and a column per tag (an empty cell where a tag was not
-logged at that step); with --csv, CSV. README's numbers that come from training curves are
-printed by this script.
+logged at that step); with --csv, CSV; with --table FILE, the table headed by its provenance,
+as the docs' tables from training curves are written (scripts/reproduce.py).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def series(accumulator: EventAccumulator, tags: list[str]) -> dict[int, dict[str
     return dict(sorted(rows.items()))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a run directory (its events.out.tfevents.*)")
     p.add_argument("tags", nargs="*", help="scalar tags, e.g. loss/G grad_norm/G/total")
@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the run's scalar tags")
     p.add_argument("--csv", action="store_true", help="CSV instead of markdown")
     add_table_argument(p)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not list(args.run_dir.glob("events.out.tfevents.*")):
         print(f"error: no TensorBoard event files in {args.run_dir}", file=sys.stderr)
         return 2

@@ -16,15 +16,20 @@ from ganopt.sweeps import summarize_sweep
 from ganopt.tables import add_table_argument, write_table
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory")
     add_table_argument(parser)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not args.sweep_dir.is_dir():
-        parser.error(f"{args.sweep_dir} is not a directory")
+        print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
+        return 2
     try:
         markdown, table = summarize_sweep(args.sweep_dir)
     except FileNotFoundError as e:

@@ -184,8 +184,8 @@ def plot(results: dict[str, list[tuple[int, float]]], path: Path, title: str) ->
 
 
 def results_table(results: dict[str, list[tuple[int, float]]]) -> str:
-    """README's table: ||grad G|| at D iterations 0, 100, 1000 and the last, and how many
-    orders of magnitude the last is below the peak."""
+    """The table of docs/reproductions.md: ||grad G|| at D iterations 0, 100, 1000 and the
+    last, and how many orders of magnitude the last is below the peak."""
     last = max(it for series in results.values() for it, _ in series)
     shown = sorted({it for it in (0, 100, 1000) if it < last} | {last})
     header = ["loss", *(f"D iteration {it}" for it in shown), "orders below its peak at the end"]

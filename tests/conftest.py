@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import os
 import signal
+import sys
 import types
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def load_script(name: str) -> types.ModuleType:
     """scripts/<name>.py as a module (the scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
 

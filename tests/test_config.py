@@ -96,8 +96,8 @@ def test_defaults_follow_the_spec():
 
 
 def test_the_default_recipe():
-    """README, "The default recipe": non-saturating + R1 (gamma 1) + EMA 0.999, Adam 1e-3 with
-    betas (0.5, 0.9) decayed linearly over the second half of 5000 steps."""
+    """docs/strategies.md, "The default recipe": non-saturating + R1 (gamma 1) + EMA 0.999,
+    Adam 1e-3 with betas (0.5, 0.9) decayed linearly over the second half of 5000 steps."""
     cfg = compose_config()
     assert cfg.reg.name == "r1" and cfg.reg.gamma == 1.0
     assert cfg.optim.g.lr == cfg.optim.d.lr == 1e-3

@@ -57,7 +57,7 @@ def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
 
 @pytest.mark.parametrize("model", [[], ["model=dcgan", "data=digits"]], ids=["toy", "dcgan"])
 def test_one_buffer_and_separate_tensors_train_to_the_same_bits_on_cuda(model, tmp_path):
-    """README, "Performance": on CUDA separate tensors run torch's foreach kernels and one
+    """docs/performance.md: on CUDA separate tensors run torch's foreach kernels and one
     buffer its per-tensor kernels (DCGAN's convolutions channels-last, views of the buffer
     with their own strides); the weights must come out the same."""
     weights = []

@@ -1,4 +1,4 @@
-"""Game-aware update rules (README, "Training as a game"), through the Trainer, on the bilinear
+"""Game-aware update rules (docs/game.md), through the Trainer, on the bilinear
 game of the WGAN Dirac-GAN: L_D = psi theta, L_G = -psi theta, so v = (-psi, theta)."""
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""scripts/scalars.py: README's numbers from training curves, read back from event files."""
+"""scripts/scalars.py: the docs' numbers from training curves, read back from event files."""
 
 import pytest
 from torch.utils.tensorboard import SummaryWriter

@@ -102,7 +102,7 @@ def test_toy_results_depend_on_the_thread_count_only_in_their_last_bits(tmp_path
     ["adam_decay", "sgd_clip", "rmsprop_clip", "extra_adam", "optimistic_sgd", "dcgan"],
 )
 def test_one_buffer_and_foreach_train_to_the_bits_of_torchs_per_tensor_loop(preset, tmp_path):
-    """README, "Performance": by default each network's optimizer steps one buffer
+    """docs/performance.md: by default each network's optimizer steps one buffer
     (trainer.flat_params), and with separate tensors it runs torch's foreach kernels, which a
     CPU does not get by default: neither may change a result published before them."""
     implementations = {
@@ -154,7 +154,7 @@ def _arithmetic_is_ieee() -> bool:
 
 @pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush")
 def test_flush_denormal_flushes_the_optimizer_steps_alone_and_keeps_the_weights(tmp_path):
-    """README, "Performance": within the optimizer steps Adam's subnormal moments become 0,
+    """docs/performance.md: within the optimizer steps Adam's subnormal moments become 0,
     the weights come out bit for bit as without, and the arithmetic is IEEE again after."""
     runs = {}
     for flush in ("false", "true"):

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-#: data=folder refuses larger images (README, "Images and evaluation"): decoding one costs
+#: data=folder refuses larger images (docs/evaluation.md): decoding one costs
 #: memory in proportion to its pixels, and a very long, thin image resized on its short side
 #: would become enormous (1 x 1 000 000 pixels at data.resolution=64: 64 x 64 000 000)
 MAX_IMAGE_PIXELS = 50_000_000

@@ -2,7 +2,7 @@
 
 The vanishing gradient is a statement about depth (the norm shrinks layer by layer toward the
 input) and about time (it shrinks as D wins). A layers × steps heatmap shows both at a glance,
-where 25 separate per-layer charts do not (README, "Watching the gradients in TensorBoard").
+where 25 separate per-layer charts do not (docs/tensorboard.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The game's local geometry at the current point (README, "Seeing the game").
+"""The game's local geometry at the current point (docs/game.md).
 
 GAN training follows the joint vector field v = (∇θ L_G, ∇φ L_D); simultaneous gradient steps
 move along -v. Near a point where -v's Jacobian has eigenvalues with large imaginary parts the

@@ -1,4 +1,4 @@
-"""Evaluation metrics (README, "Images and evaluation") and which ones fit a dataset."""
+"""Evaluation metrics (docs/evaluation.md) and which ones fit a dataset."""
 
 from __future__ import annotations
 

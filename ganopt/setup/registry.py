@@ -3,7 +3,8 @@
 A config node names its component (``loss: {name: wgan}``, ``optim.g: {name: adam, lr: ...}``)
 and holds that component's arguments, plain values only. The class or function behind each
 name is fixed here, in code: a config file, a command line or a run directory can choose among
-these entries and set their arguments, never name other code (docs, "Adding a component").
+these entries and set their arguments, never name other code (docs/architecture.md has the
+recipes).
 
 To add a component: write it, add one line to its table below, and add a YAML file to the
 matching folder of configs/ (configs/loss/, configs/optimizer/, ...) that sets ``name``.
