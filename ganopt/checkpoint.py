@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ganopt.rundir import WriteError, staged, write_atomic, write_failure
+from ganopt.stopwatch import Stopwatch, timed
 
 LAST = "last.pt"
 DIGEST_SUFFIX = ".sha256"
@@ -193,3 +195,62 @@ class CheckpointDir:
                 with contextlib.suppress(FileNotFoundError):
                     if old.is_file() and not old.is_symlink():
                         old.unlink()
+
+
+class Checkpointer:
+    """When a run saves (every trainer.ckpt_every steps, at the end, on a signal) and what: the
+    run's state, unless a weight or an optimizer statistic is not finite, in which case nothing
+    is written and the run diverged. Only the main rank writes; every rank decides alike."""
+
+    def __init__(self, path: Path, every: int, keep: int, last_step: int, main: bool) -> None:
+        self.files = CheckpointDir(path, keep)
+        self.every, self.last_step, self.main = every, last_step, main
+        self.saved_step: int | None = None  # of the newest checkpoint on disk
+        self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the saves
+
+    def resumed_at(self, step: int) -> None:
+        """A run resumed at ``step`` started from that step's checkpoint: the newest one."""
+        if step > 0:
+            self.saved_step = step
+
+    def periodic(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def due(self, step: int) -> bool:
+        return step == self.last_step or self.periodic(step)
+
+    @timed("checkpoints (trainer.ckpt_every)")
+    def save(self, state: dict[str, Any], step: int) -> str | None:
+        """Write ``state`` as the checkpoint of ``step``; the name of a network whose state is
+        not finite instead (nothing written)."""
+        bad = non_finite_network(state)
+        if bad is not None:
+            return bad
+        if self.main:
+            self.files.save(state, step, periodic=self.periodic(step))
+        self.saved_step = step
+        return None
+
+
+def non_finite_network(state: dict[str, object]) -> str | None:
+    """ "G" or "D" when one of that network's weights or optimizer statistics is NaN or
+    infinite (Adam's exp_avg_sq can overflow while the losses still look fine), else None."""
+    for network, keys in (("G", ("G", "opt_G", "G_ema")), ("D", ("D", "opt_D"))):
+        tensors = [t for key in keys if key in state for t in _tensors(state[key])]
+        finite: dict[torch.device, list[Tensor]] = {}  # Adam's step counts stay on the CPU
+        for t in tensors:
+            if t.is_floating_point():
+                finite.setdefault(t.device, []).append(torch.isfinite(t).all())
+        if not all(torch.stack(flags).all() for flags in finite.values()):
+            return network
+    return None
+
+
+def _tensors(tree: object) -> list[Tensor]:
+    if isinstance(tree, Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _tensors(v)]
+    if isinstance(tree, (list, tuple)):
+        return [t for v in tree for t in _tensors(v)]
+    return []

@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganopt.build import Components, build
+from ganopt.components import Components
 from ganopt.composition import (
     check_group_overrides,
     check_overrides,
@@ -36,7 +36,7 @@ from ganopt.distributed import shutdown as shutdown_distributed
 from ganopt.hparams import run_hparams
 from ganopt.logger import NullLogger, TensorBoardLogger
 from ganopt.resume import path_value, resume, with_recorded_overrides
-from ganopt.run_record import locate
+from ganopt.run_record import locate, recorded_checkpoint_step, recorded_status
 from ganopt.rundir import (
     LOCK_FILE,
     check_run_dir,
@@ -47,6 +47,7 @@ from ganopt.rundir import (
     remove_rejected,
     write_atomic,
 )
+from ganopt.setup.assembly import build, make_trainer
 from ganopt.setup.checks import check
 from ganopt.trainer import RunResult
 
@@ -182,7 +183,9 @@ def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, li
         check_run_dir(run_dir)
         given = with_recorded_overrides(run_dir, given)
     cfg = compose_config(given)
-    check(cfg)
+    check(cfg, world)
+    if resumed:
+        check_more_steps(resumed[-1], cfg.trainer.steps)
     if run_dir is None:
         named = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
         if named:
@@ -205,6 +208,22 @@ def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, li
     if world.is_main:
         check_writable(run_dir)
     return run_dir, given
+
+
+def check_more_steps(path: str, steps: int) -> None:
+    """A finished run resumed without more steps, refused before Hydra starts: the step its
+    checkpoint holds, as the run recorded it (a step_N.pt file's name, or metrics.json's
+    checkpoint_step). Loading the checkpoint checks it again."""
+    run_dir, checkpoint = locate(path)
+    step = recorded_checkpoint_step(run_dir, checkpoint)
+    unfinished = step == steps and recorded_status(run_dir) == "running"
+    if step is not None and step >= steps and not unfinished:
+        raise ConfigError(
+            [
+                f"resume: the checkpoint is at step {step}, and trainer.steps={steps}: raise "
+                f"trainer.steps to go on"
+            ]
+        )
 
 
 def _given_dir(key: str, value: str) -> Path:
@@ -330,7 +349,7 @@ def train(cfg: DictConfig) -> float | None:
             lock(run_dir)
         parts = build(cfg, world)
         logger = TensorBoardLogger(run_dir) if parts.world.is_main else NullLogger()
-        trainer = parts.make_trainer(run_dir, logger)
+        trainer = make_trainer(parts, run_dir, logger)
         if cfg.resume is not None:
             resume(trainer, cfg.resume)
             logger.continue_after(trainer.step)

@@ -1,6 +1,6 @@
 """Where Hydra meets ganopt: the config directory, the schema and resolvers Hydra needs, and
 composing a config outside a Hydra run (tests, scripts, and train.py's check of a command line
-before Hydra creates a run directory). Instantiating lives in ganopt/build.py."""
+before Hydra creates a run directory). Building lives in ganopt/setup/."""
 
 from __future__ import annotations
 

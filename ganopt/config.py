@@ -2,7 +2,8 @@
 writes anything.
 
 Types are checked by OmegaConf while Hydra composes (``trainer.steps=abc`` fails with
-``full_key: trainer.steps``); ranges and the device are checked by :func:`validate`.
+``full_key: trainer.steps``); ranges by :func:`validate`, everything else by
+ganopt/setup/checks.py, the one place every refusal is reachable from.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -200,37 +200,6 @@ def _check_positive_number(problems: list[str], key: str, value: object) -> None
         problems.append(f"{key}: must be a finite number > 0, got {value!r}")
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu. Raises ConfigError for devices that are absent."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ConfigError(
-            [f"trainer.device: unknown device {spec!r} (use auto, cpu, cuda or cuda:N)"]
-        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError([f"trainer.device: {spec!r} requested but CUDA is not available"])
-        index = device.index or 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                [
-                    f"trainer.device: {spec!r} requested but only "
-                    f"{torch.cuda.device_count()} CUDA device(s) exist"
-                ]
-            )
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError([f"trainer.device: {spec!r} requested but MPS is not available"])
-    elif device.type != "cpu":
-        raise ConfigError(
-            [f"trainer.device: unsupported device {spec!r} (use auto, cpu, cuda or cuda:N)"]
-        )
-    return device
-
-
 def _check_optim(problems: list[str], optim: DictConfig) -> None:
     for net in ("g", "d"):
         lr = optim[net].get("lr")
@@ -260,11 +229,9 @@ def _check_diagnostics(problems: list[str], diagnostics: DictConfig) -> None:
     _check_min(problems, "diagnostics.game_iters", diagnostics.game_iters, diagnostics.game_k)
 
 
-def validate(cfg: DictConfig) -> torch.device:
-    """Check ranges and the device of a composed config; return the device to train on.
-
-    Raises :class:`ConfigError` listing every problem at once.
-    """
+def validate(cfg: DictConfig) -> None:
+    """Check the structure, types and ranges of a composed config (ganopt/setup/checks.py adds
+    the device and the components). Raises :class:`ConfigError` listing every problem."""
     check_structure(cfg)
     problems: list[str] = []
     t = cfg.trainer
@@ -307,10 +274,5 @@ def validate(cfg: DictConfig) -> torch.device:
     z_dim = cfg.model.get("z_dim")
     if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
         problems.append(f"model.z_dim: must be an int >= 1, got {z_dim!r}")
-    try:
-        device = resolve_device(t.device)
-    except ConfigError as e:
-        problems.extend(e.problems)
     if problems:
         raise ConfigError(problems)
-    return device

@@ -20,20 +20,16 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from ganopt.checkpoint import CheckpointDir
-from ganopt.config import TrainerConfig
-from ganopt.diagnostics import GradientAlarm, Probe, to_host
+from ganopt.checkpoint import Checkpointer
+from ganopt.components import Components
+from ganopt.diagnostics import Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
-from ganopt.diagnostics.game import GameProbe
-from ganopt.distributed import World
-from ganopt.evaluation import Evaluator, generate
+from ganopt.evaluation import generate
 from ganopt.logger import TensorBoardLogger, figure_to_rgb
 from ganopt.losses import GANLoss
 from ganopt.plots import gradient_flow_figure, image_grid, spectrum_figure, toy_samples_figure
 from ganopt.rundir import WriteError, write_atomic
-from ganopt.schedule import LinearDecay
-from ganopt.state import non_finite_network
-from ganopt.stopping import signals_held
+from ganopt.stopwatch import Stopwatch, timed
 from ganopt.tags import (
     FINAL_SCALARS,
     GAME_SPECTRUM,
@@ -113,36 +109,30 @@ class Figures:
 
 
 class RunRecorder:
-    """Decides which steps log, sample, evaluate and checkpoint, and writes what they show."""
+    """Decides which steps log, sample and evaluate, and writes what they show: TensorBoard,
+    the figures, evaluation, the game's spectrum, metrics.json and how the run ended."""
 
     def __init__(
         self,
+        parts: Components,
         *,
         run_dir: Path,
         logger: TensorBoardLogger,
-        settings: TrainerConfig,
-        alarm: GradientAlarm,
-        figures: Figures,
-        world: World,
-        evaluator: Evaluator | None = None,
-        schedule: LinearDecay | None = None,
-        device: torch.device | None = None,
-        game: GameProbe | None = None,
+        checkpoints: Checkpointer,
     ) -> None:
-        self.run_dir, self.logger, self.settings = run_dir, logger, settings
-        self.alarm, self.figures, self.world = alarm, figures, world
-        self.evaluator, self.schedule = evaluator, schedule
-        self.device = device or torch.device("cpu")
-        self.checkpoints = CheckpointDir(run_dir / "checkpoints", keep=settings.keep_ckpts)
-        self.game = game  # built on the main rank only
+        self.run_dir, self.logger, self.checkpoints = Path(run_dir), logger, checkpoints
+        self.settings, self.alarm, self.world = parts.settings, parts.alarm, parts.world
+        self.figures = Figures(lambda: parts.sampler, parts.D, parts.loss, parts.data)
+        self.evaluator, self.schedule, self.device = parts.evaluator, parts.schedule, parts.device
+        self.game = parts.game  # built on the main rank only
         if self.game is not None:
             logger.expected_tags.update(GAME_TAGS)
         self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
         self.last_logged: dict[str, float] = {}
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
-        self.saved_step: int | None = None  # of the newest checkpoint this run wrote
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
+        self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
 
     def start(self, step: int) -> None:
         self._fit_start = self._clock = (step, time.perf_counter())
@@ -159,13 +149,6 @@ class RunRecorder:
         """Every hist_every steps and at the last, so that a short run has them too."""
         every = self.settings.hist_every
         return every > 0 and (step % every == 0 or step == self.settings.steps)
-
-    def periodic_checkpoint_due(self, step: int) -> bool:
-        every = self.settings.ckpt_every
-        return every > 0 and step % every == 0
-
-    def checkpoint_due(self, step: int) -> bool:
-        return step == self.settings.steps or self.periodic_checkpoint_due(step)
 
     def after_step(self, step: int) -> None:
         """Samples and evaluation on their intervals; the last step's come after training."""
@@ -184,6 +167,7 @@ class RunRecorder:
         self.measure_game(step)
 
     # ---------------------------------------------------------------- TensorBoard
+    @timed("log steps' writes (scalars, histograms, alarms)")
     def log(self, step: int, probe: Probe, bar: tqdm) -> None:
         values = to_host(probe.scalars)  # the one host-device sync of a log step
         last_step, last_time = self._clock
@@ -205,6 +189,7 @@ class RunRecorder:
             loss_D=f"{values[LOSS_D]:.4g}", loss_G=f"{values[LOSS_G]:.4g}", refresh=False
         )
 
+    @timed("sample and gradient-flow figures (trainer.sample_every)")
     def log_samples(self, step: int, save_png: bool = False) -> None:
         """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
         on a fixed batch of z, so that frames are comparable over time; ``gradient_flow/G`` and
@@ -245,6 +230,7 @@ class RunRecorder:
             rng = torch.Generator().manual_seed(self.settings.seed)
             self.logger.image("real", image_grid(data.sample(64, generator=rng)), step)
 
+    @timed("evaluation (trainer.eval_every)")
     def evaluate(self, step: int) -> None:
         """Evaluation metrics → ``metrics/<name>`` and metrics.json (rewritten, status running)."""
         if self.evaluator is None:
@@ -255,6 +241,7 @@ class RunRecorder:
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
         self.write_metrics(self.metrics("running", step))
 
+    @timed("the game's spectrum (diagnostics.game_every)")
     def measure_game(self, step: int) -> None:
         """``game/*``: the spectrum of the game at this step, and its picture."""
         if self.game is None:
@@ -269,21 +256,6 @@ class RunRecorder:
         picture = figure_to_rgb(spectrum_figure(measured.eigenvalues, step))
         self.logger.image(GAME_SPECTRUM, picture, step)
 
-    # ---------------------------------------------------------------- checkpoints
-    def save_checkpoint(self, state: dict[str, object], step: int) -> tuple[str, int] | None:
-        """Save everything to continue from, unless a weight or an optimizer's state is not
-        finite: then nothing is written, and (network, step) is returned. Weights are the same
-        on every rank, so every rank reaches the same answer."""
-        bad = non_finite_network(state)
-        if bad is not None:
-            return bad, step
-        if self.world.is_main:
-            with signals_held():  # a second Ctrl-C lands after the checkpoint's record
-                self.checkpoints.save(state, step, periodic=self.periodic_checkpoint_due(step))
-                self.saved_step = step
-                self.write_metrics(self.metrics("running", step))  # never behind the checkpoint
-        return None
-
     # ---------------------------------------------------------------- metrics.json
     def metrics(self, status: str, step: int, ended_at: float | None = None) -> dict[str, object]:
         start, started_at = self._fit_start
@@ -291,7 +263,7 @@ class RunRecorder:
         metrics: dict[str, object] = {
             "status": status,
             "step": step,
-            "checkpoint_step": self.saved_step,
+            "checkpoint_step": self.checkpoints.saved_step,
             "steps_per_sec": (step - start) / elapsed if elapsed > 0 else None,
             "peak_memory_mb": peak_memory_mb(self.device),
         }
@@ -304,6 +276,10 @@ class RunRecorder:
         if self.evaluator is not None:
             metrics |= self.evaluator.info | self.last_metrics
         return metrics
+
+    def write_progress(self, step: int) -> None:
+        """metrics.json of a run in progress, never behind its newest checkpoint."""
+        self.write_metrics(self.metrics("running", step))
 
     def write_metrics(self, metrics: dict[str, object]) -> None:
         if not self.world.is_main:
@@ -326,7 +302,8 @@ class RunRecorder:
     ) -> RunResult:
         """Write metrics.json and say how the run ended, in one line."""
         metrics = self.metrics(status, step, ended_at)
-        kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+        saved = self.checkpoints.saved_step
+        kept = f"step {saved}" if saved is not None else "none yet"
         if in_sync is not None:
             metrics |= {"world_size": self.world.size, "ranks_in_sync": in_sync}
         if diverged is not None:

@@ -11,6 +11,7 @@ Nothing from it is handed to Hydra as a command-line argument of its own choosin
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,28 @@ def hydra_record(run_dir: Path) -> dict[str, Any]:
     return record
 
 
-def recorded_status(run_dir: Path) -> str | None:
-    """The ``status`` in the run's metrics.json, or None where there is no readable one."""
+def _metrics(run_dir: Path) -> dict[str, Any]:
     try:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    status = metrics.get("status") if isinstance(metrics, dict) else None
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def recorded_status(run_dir: Path) -> str | None:
+    """The ``status`` in the run's metrics.json, or None where there is no readable one."""
+    status = _metrics(run_dir).get("status")
     return status if isinstance(status, str) else None
+
+
+#: a periodic checkpoint's name says its step
+PERIODIC = re.compile(r"step_(\d+)\.pt")
+
+
+def recorded_checkpoint_step(run_dir: Path, checkpoint: Path) -> int | None:
+    """The step ``checkpoint`` holds as the run recorded it, without loading it: a periodic
+    file's name, or metrics.json's checkpoint_step for last.pt (written together with it)."""
+    if match := PERIODIC.fullmatch(checkpoint.name):
+        return int(match.group(1))
+    step = _metrics(run_dir).get("checkpoint_step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganopt.build import build_generator
 from ganopt.checkpoint import CheckpointError, load
-from ganopt.config import ConfigError, resolve_device
+from ganopt.config import ConfigError
 from ganopt.evaluation import generate
 from ganopt.plots import image_grid
 from ganopt.run_record import locate, recorded_config
+from ganopt.setup.assembly import build_generator
+from ganopt.setup.device import resolve_device
 
 
 class SampleError(Exception):

@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import torch
 from torch import Tensor
 
 from ganopt.checkpoint import rng_state, set_rng_state
@@ -131,20 +130,6 @@ class RunState:
             log.warning("resume applies the config's changed settings: %s", "; ".join(changes))
 
 
-def non_finite_network(state: dict[str, object]) -> str | None:
-    """ "G" or "D" when one of that network's weights or optimizer statistics is NaN or
-    infinite (Adam's exp_avg_sq can overflow while the losses still look fine), else None."""
-    for network, keys in (("G", ("G", "opt_G", "G_ema")), ("D", ("D", "opt_D"))):
-        tensors = [t for key in keys if key in state for t in _tensors(state[key])]
-        finite: dict[torch.device, list[Tensor]] = {}  # Adam's step counts stay on the CPU
-        for t in tensors:
-            if t.is_floating_point():
-                finite.setdefault(t.device, []).append(torch.isfinite(t).all())
-        if not all(torch.stack(flags).all() for flags in finite.values()):
-            return network
-    return None
-
-
 def _hyperparameters(group: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in group.items() if k != "params" and not isinstance(v, Tensor)}
 
@@ -166,13 +151,3 @@ def _step(value: object) -> int:
 
 def _plain(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
-
-
-def _tensors(tree: object) -> list[Tensor]:
-    if isinstance(tree, Tensor):
-        return [tree]
-    if isinstance(tree, dict):
-        return [t for v in tree.values() for t in _tensors(v)]
-    if isinstance(tree, (list, tuple)):
-        return [t for v in tree for t in _tensors(v)]
-    return []

@@ -1,33 +1,30 @@
 """The training loop, read top to bottom like Algorithm 1 of the WGAN paper: for each generator
 step, its phases (D d_steps times, any lazy regularizer, G), then log, sample, checkpoint.
-Everything it needs arrives built (ganopt/build.py); the objective computes the losses, the
-recorder writes what the run shows, the run state is what a checkpoint holds."""
+Everything it needs arrives built (ganopt/setup/); the objective computes the losses, the
+recorder writes what the run shows, the checkpointer saves what a checkpoint holds."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import signal
 import time
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ganopt.clipping import WeightClipper
-from ganopt.compiled import Passes
-from ganopt.config import TrainerConfig
-from ganopt.diagnostics import Diagnostics, NonFiniteGuard, Probe
-from ganopt.distributed import SINGLE_PROCESS, World
-from ganopt.ema import EMA
-from ganopt.flat import FlatParameters
-from ganopt.objective import Objective, Phase, trainable
+from ganopt.checkpoint import Checkpointer
+from ganopt.compiled import Passes, StepPasses
+from ganopt.components import Components
+from ganopt.diagnostics import NonFiniteGuard, Probe
+from ganopt.diagnostics.report import collecting
+from ganopt.objective import Phase, trainable
 from ganopt.optimizers import Extragradient, FlushedSubnormals
 from ganopt.recorder import RunRecorder, RunResult, failure_line
 from ganopt.state import RunState
-from ganopt.stopping import StopRequest
+from ganopt.stopping import StopRequest, signals_held
+from ganopt.stopwatch import Stopwatch
 from ganopt.tags import GRAD_NORM_TOTAL
 
 __all__ = ["RunResult", "Trainer"]
@@ -40,46 +37,44 @@ class Trainer:
     divergence."""
 
     def __init__(
-        self,
-        *,
-        G: nn.Module,
-        D: nn.Module,
-        objective: Objective,
-        opt_G: torch.optim.Optimizer,
-        opt_D: torch.optim.Optimizer,
-        flat: dict[str, FlatParameters],
-        data: Iterator[Tensor],
-        settings: TrainerConfig,
-        diagnostics: Diagnostics,
-        recorder: RunRecorder,
-        state: RunState,
-        guard: NonFiniteGuard,
-        clipper: WeightClipper | None = None,
-        ema: EMA | None = None,
-        world: World = SINGLE_PROCESS,
+        self, parts: Components, *, recorder: RunRecorder, checkpoints: Checkpointer
     ) -> None:
-        self.G, self.D, self.objective, self.data = G, D, objective, data
-        self.loss = objective.loss
-        self.opt_G, self.opt_D, self.clipper, self.ema = opt_G, opt_D, clipper, ema
-        self.flat = flat  # the networks whose optimizer steps one buffer (trainer.flat_params)
-        self.settings, self.diagnostics, self.world = settings, diagnostics, world
-        self.recorder, self.state = recorder, state
-        self.guard = guard
-        self.phases = objective.phases(settings.d_steps, settings.update)
-        self.extragradient = isinstance(opt_D, Extragradient)
-        self.step_arithmetic = (
-            FlushedSubnormals() if settings.flush_denormal else contextlib.nullcontext()
+        self.G, self.D, self.objective, self.data = parts.G, parts.D, parts.objective, parts.data
+        self.loss = parts.objective.loss
+        self.opt_G, self.opt_D, self.clipper, self.ema = (
+            parts.opt_G,
+            parts.opt_D,
+            parts.clipper,
+            parts.ema,
         )
+        self.flat = parts.flat  # the networks whose optimizer steps one buffer
+        self.settings, self.diagnostics, self.world = parts.settings, parts.diagnostics, parts.world
+        self.schedule = parts.schedule
+        self.recorder, self.checkpoints = recorder, checkpoints
+        self.state = RunState(parts.stateful(), parts.identity(), parts.G.data_shape)
+        self.guard = NonFiniteGuard(["D", "G"], parts.device)
+        self.phases = self.objective.phases(self.settings.d_steps, self.settings.update)
+        self.extragradient = isinstance(self.opt_D, Extragradient)
+        flush = self.settings.flush_denormal
+        self.step_arithmetic = FlushedSubnormals() if flush else contextlib.nullcontext()
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
         # every other forward (no-grad, frozen D, diagnostics, penalties) uses the plain module.
+        G, D = self.G, self.D
         self.device = next(G.parameters()).device
-        self.G_train, self.D_train = world.wrap(G, self.device), world.wrap(D, self.device)
+        self.G_train, self.D_train = (
+            self.world.wrap(G, self.device),
+            self.world.wrap(D, self.device),
+        )
         self.d_params, self.g_params = trainable(D), trainable(G)
         # the passes of a step: eager on log steps, compiled between them (trainer.compile)
-        self.eager = Passes(self.G_train, self.D_train, G, D)
-        self.cuda_graphs = settings.cuda_graphs
-        self.compiled = self.eager.compiled(settings.cuda_graphs) if settings.compile else None
-        self.passes = self.eager
+        eager = Passes(self.G_train, self.D_train, G, D)
+        self.steps = StepPasses(eager, self.settings.compile, self.settings.cuda_graphs)
+        self.passes = eager
+        self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown turns it on
+
+    def time_parts(self, stopwatch: Stopwatch) -> None:
+        """Time the steps and what the recorder and the checkpointer do with ``stopwatch``."""
+        self.stopwatch = self.recorder.stopwatch = self.checkpoints.stopwatch = stopwatch
 
     @property
     def step(self) -> int:
@@ -100,9 +95,12 @@ class Trainer:
             mininterval=1.0,
         )
         try:
-            if self.compiled is not None:  # before the clock of steps_per_sec starts
-                self.recorder.compile_seconds = self.warm_up()
+            if self.steps.compiled is not None:  # before the clock of steps_per_sec starts
+                self.recorder.compile_seconds = self.steps.warm_up(
+                    self._two_steps, self.state, lambda: self._freeze_d(False)
+                )
             self.recorder.start(self.step)
+            self.checkpoints.resumed_at(self.step)
             self.recorder.log_real_samples(self.step)
             with StopRequest() as stop:
                 return self._train(stop, bar)
@@ -121,9 +119,10 @@ class Trainer:
         record = self.recorder
         for step in range(self.step + 1, self.settings.steps + 1):
             probe = self.probe(step)  # None except on log steps
-            if record.schedule is not None:
-                record.schedule.set(step)
-            loss_D, loss_G = self.train_step(step, probe)
+            if self.schedule is not None:
+                self.schedule.set(step)
+            with collecting(probe), self.stopwatch("log steps" if probe else "steps"):
+                loss_D, loss_G = self.train_step(step, probe)  # reports come on log steps only
             self.state.step = step
             self.guard.record(step, [loss_D, loss_G])  # on the device: no sync
             if probe:  # a NaN gradient that has not yet reached a loss is caught here
@@ -131,31 +130,39 @@ class Trainer:
             bar.update()
 
             # every rank stops at the same step: they agree on log and checkpoint steps
-            collective = probe is not None or record.checkpoint_due(step)
-            signum = self.world.agreed_signal(stop.signal, collective)
-            save = record.checkpoint_due(step) or signum is not None
+            due = self.checkpoints.due(step)
+            signum = self.world.agreed_signal(stop.signal, probe is not None or due)
+            save = due or signum is not None
             if (probe or save) and (bad := self.guard.check(self.world.all_min)) is not None:
                 return self._finish("diverged", diverged=bad)  # last.pt stays the last good one
             if probe:
                 record.log(step, probe, bar)
             record.after_step(step)
-            if save and (bad := record.save_checkpoint(self.state.state_dict(), step)):
-                return self._finish("diverged", diverged=bad, in_state=True)
+            if save and (network := self._save(step)):
+                return self._finish("diverged", diverged=(network, step), in_state=True)
             if signum is not None:
                 return self._finish("interrupted", signum=signum)
         trained_until = time.perf_counter()  # the final figure and evaluation are not training
-        record.final(self.step)
+        with self.stopwatch.paused():
+            record.final(self.step)
         in_sync = self.world.in_sync([self.G, self.D])
         return self._finish("ok", ended_at=trained_until, in_sync=in_sync)
+
+    def _save(self, step: int) -> str | None:
+        """The checkpoint of ``step`` and the metrics.json that records it, which a second
+        Ctrl-C never separates; a network whose state is not finite instead."""
+        with signals_held():
+            network = self.checkpoints.save(self.state.state_dict(), step)
+            if network is None:
+                self.recorder.write_progress(step)
+        return network
 
     def train_step(self, step: int, probe: Probe | None) -> tuple[Tensor, Tensor]:
         """One generator step, phase by phase: D (d_steps times, each on fresh batches; D's
         tags describe the last), any lazy regularizer on its interval, then G (or D and G at
         once: trainer.update=simultaneous). Extragradient runs the phases twice: a look-ahead
         from the current point, then the step from it with the look-ahead's gradients."""
-        self.passes = self.compiled if self.compiled is not None and not probe else self.eager
-        if self.passes is self.compiled and self.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()  # last step's replays are not read again
+        self.passes = self.steps.for_step(logged=probe is not None)
         if self.extragradient:
             for network in "DG" if probe else "":  # the update counts from before the look-ahead
                 self.diagnostics.before_step(network)
@@ -235,39 +242,6 @@ class Trainer:
         self._freeze_d(False)
         self._update(network, None, extrapolate)
         return penalty.detach()
-
-    def warm_up(self) -> float | None:
-        """Compile the step's passes before training: two steps, then back to the state from
-        before them, so that the run trains as it would have. Where torch.compile fails on a
-        model (torch 2.11 did on DCGAN's convolutions), the run falls back to compiled passes
-        without CUDA graphs, then to eager ones, and a warning says why. Returns the seconds
-        the compilation took (None for an eager run)."""
-        state = copy.deepcopy(self.state.state_dict())
-        started = time.perf_counter()
-        while self.compiled is not None:
-            try:
-                self._two_steps()
-                break
-            except Exception as e:
-                self._fall_back(e)
-                self.state.load_state_dict(copy.deepcopy(state))  # optimizers keep what they load
-        seconds = time.perf_counter() - started
-        self.state.load_state_dict(state)
-        if self.compiled is None:
-            return None
-        log.info("trainer.compile: the step's passes compiled in %.1f s", seconds)
-        return seconds
-
-    def _fall_back(self, error: Exception) -> None:
-        """One step back from what failed: CUDA graphs, then compilation."""
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
-        setting = "trainer.cuda_graphs" if self.cuda_graphs else "trainer.compile"
-        instead = "compiled passes without CUDA graphs" if self.cuda_graphs else "eager passes"
-        log.warning("%s failed on this model, so the run uses %s: %s", setting, instead, reason)
-        torch.compiler.reset()
-        self._freeze_d(False)  # the failure may have come in G's step
-        self.compiled = self.eager.compiled(cuda_graphs=False) if self.cuda_graphs else None
-        self.cuda_graphs = False
 
     def _two_steps(self) -> None:
         for _ in range(2):  # D frozen and not, and CUDA graphs recorded after a warm-up call

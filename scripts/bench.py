@@ -69,13 +69,15 @@ from pathlib import Path
 import torch
 
 from ganopt.arguments import output_dir
-from ganopt.build import Components, build
+from ganopt.components import Components
 from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
 from ganopt.optimizers import FlushedSubnormals
 from ganopt.rundir import WriteError
+from ganopt.setup.assembly import build, make_trainer
+from ganopt.stopwatch import Stopwatch
 from ganopt.tables import add_table_argument, printed, write_table
 from ganopt.trainer import RunResult
 
@@ -156,7 +158,7 @@ def trained(overrides: list[str], steps: int) -> tuple[Components, RunResult]:
     with tempfile.TemporaryDirectory() as run_dir:
         logger = TensorBoardLogger(run_dir)
         try:
-            result = parts.make_trainer(Path(run_dir), logger).fit()
+            result = make_trainer(parts, Path(run_dir), logger).fit()
         finally:
             logger.close()
     return parts, result
@@ -585,69 +587,35 @@ def print_subnormals(measured: dict[str, object]) -> None:
     )
 
 
-#: --breakdown: the recorder's work during training, timed call by call: (method, what it is)
-RECORDER_PARTS = {
-    "log": "scalars and histograms written (log steps)",
-    "log_samples": "sample and gradient-flow figures (trainer.sample_every)",
-    "evaluate": "evaluation (trainer.eval_every)",
-    "measure_game": "the game's spectrum (diagnostics.game_every)",
-    "save_checkpoint": "checkpoints (trainer.ckpt_every)",
-}
-
-
 def bench_breakdown(overrides: list[str]) -> dict[str, object]:
     """Where the training time of one run goes, the run as ``python train.py`` makes it (its
     figures, evaluation, game spectrum and checkpoints on their default intervals): the
     training steps, timed one by one (log steps apart, with their extra measurements), and
-    each part of the recorder's work, timed call by call; what the final step's figures and
-    evaluation take after training is not training time and is left out, as steps_per_sec
-    leaves it out. The rest is the loop's own bookkeeping. On CUDA each timed call ends with
-    a synchronization, which the run does not otherwise make."""
+    each part of the recorder's and the checkpointer's work, through the run's stopwatch
+    (ganopt/stopwatch.py); the final step's figures and evaluation are not training time and
+    are left out, as steps_per_sec leaves them out. The rest is the loop's own bookkeeping. On
+    CUDA each timed part ends with a synchronization, which the run does not otherwise make."""
     parts = components([*overrides, "trainer.progress=false"])
-    spent: dict[str, list[float]] = {key: [] for key in ("step", "log_step", *RECORDER_PARTS)}
-    trained = [False]
-
-    def timed(key: str, call: Callable) -> Callable:
-        def measured(*args, **kwargs):
-            if trained[0]:
-                return call(*args, **kwargs)
-            sync(parts.device)
-            start = time.perf_counter()
-            result = call(*args, **kwargs)
-            sync(parts.device)
-            part = ("log_step" if args[1] else "step") if key == "train_step" else key
-            spent[part].append(time.perf_counter() - start)
-            return result
-
-        return measured
-
+    stopwatch = Stopwatch(parts.device, running=True)
     with tempfile.TemporaryDirectory() as run_dir:
         logger = TensorBoardLogger(run_dir)
         try:
-            trainer = parts.make_trainer(Path(run_dir), logger)
-            trainer.train_step = timed("train_step", trainer.train_step)
-            recorder = trainer.recorder
-            for method in RECORDER_PARTS:
-                setattr(recorder, method, timed(method, getattr(recorder, method)))
-            final = recorder.final
-
-            def after_training(step: int) -> None:
-                trained[0] = True
-                final(step)
-
-            recorder.final = after_training
+            trainer = make_trainer(parts, Path(run_dir), logger)
+            trainer.time_parts(stopwatch)
             result = trainer.fit()
         finally:
             logger.close()
+    spent = dict(stopwatch.spent)
     steps = result.step  # a run that diverged stopped early
     seconds = steps / result.metrics["steps_per_sec"]
-    plain_step = statistics.median(spent["step"])
-    logged = spent["log_step"]
+    plain = spent.pop("steps")
+    plain_step = statistics.median(plain)
+    logged = spent.pop("log steps", [])
     rows = {
-        "steps between log steps": spent["step"],
+        "steps between log steps": plain,
         "log steps at a plain step's cost": [plain_step] * len(logged),
         "log steps' measurements beyond it": [t - plain_step for t in logged],
-        **{RECORDER_PARTS[m]: spent[m] for m in RECORDER_PARTS},
+        **spent,
     }
     table = {part: {"calls": len(v), "seconds": sum(v)} for part, v in rows.items()}
     rest = seconds - sum(row["seconds"] for row in table.values())

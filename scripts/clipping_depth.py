@@ -26,7 +26,6 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ganopt.arguments import output_dir
-from ganopt.build import seed_everything
 from ganopt.clipping import WeightClipper
 from ganopt.data import SwissRoll
 from ganopt.losses import WassersteinLoss
@@ -34,6 +33,7 @@ from ganopt.models import MLPDiscriminator, MLPGenerator
 from ganopt.objective import Objective
 from ganopt.regularizers import wgan_gp
 from ganopt.rundir import WriteError
+from ganopt.setup.assembly import seed_everything
 from ganopt.tables import add_table_argument, write_table
 
 CLIP_BOUNDS = (0.1, 0.01, 0.001)

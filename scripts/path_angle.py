@@ -34,7 +34,6 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ganopt.arguments import output_dir
-from ganopt.build import build
 from ganopt.checkpoint import CheckpointError, load
 from ganopt.composition import compose_config
 from ganopt.config import ConfigError
@@ -43,6 +42,7 @@ from ganopt.logger import TensorBoardLogger
 from ganopt.objective import player_gradients, trainable
 from ganopt.run_record import locate, recorded_overrides
 from ganopt.rundir import WriteError, check_run_dir, write_atomic
+from ganopt.setup.assembly import build
 
 
 def parameters(*modules: nn.Module) -> torch.Tensor:

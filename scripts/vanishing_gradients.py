@@ -28,14 +28,15 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ganopt.arguments import output_dir
-from ganopt.build import Components, build, seed_everything
 from ganopt.clipping import WeightClipper
+from ganopt.components import Components
 from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
 from ganopt.rundir import WriteError
+from ganopt.setup.assembly import build, make_trainer, seed_everything
 from ganopt.tables import add_table_argument, write_table
 
 
@@ -98,7 +99,7 @@ def pretrain_generator(parts: Components, steps: int, out: Path) -> None:
     settings = dataclasses.replace(parts.settings, steps=steps)
     logger = TensorBoardLogger(out / "pretrain")
     try:
-        dataclasses.replace(parts, settings=settings).make_trainer(out / "pretrain", logger).fit()
+        make_trainer(dataclasses.replace(parts, settings=settings), out / "pretrain", logger).fit()
     finally:
         logger.close()
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganopt.build import build
 from ganopt.composition import compose_config
+from ganopt.setup import assembly
+from ganopt.setup.assembly import build
 from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,9 @@ def first_state(optimizer: torch.optim.Optimizer) -> dict:
 def make_trainer(overrides: list[str], run_dir: Path) -> tuple[Trainer, MemoryLogger]:
     """Compose, build and wire a Trainer exactly as train.py does, with an in-memory logger."""
     logger = MemoryLogger()
-    return build(compose_config([*FAST, *overrides])).make_trainer(run_dir, logger), logger
+    return assembly.make_trainer(
+        build(compose_config([*FAST, *overrides])), run_dir, logger
+    ), logger
 
 
 def write_digest(checkpoint: Path) -> None:

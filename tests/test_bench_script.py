@@ -91,7 +91,7 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
         "steps between log steps": 8,
         "log steps at a plain step's cost": 4,
         "log steps' measurements beyond it": 4,
-        "scalars and histograms written (log steps)": 4,
+        "log steps' writes (scalars, histograms, alarms)": 4,
         "sample and gradient-flow figures (trainer.sample_every)": 2,
         "evaluation (trainer.eval_every)": 1,
         "the game's spectrum (diagnostics.game_every)": 1,

@@ -63,7 +63,7 @@ def test_an_input_a_penalty_differentiates_runs_eagerly(traced_only, tmp_path):
     """R1 takes D's gradient in the real batch with create_graph: that pass must not go
     through a compiled graph, which cannot be differentiated twice."""
     trainer, _ = make_trainer(["trainer.compile=true", "trainer.batch_size=8"], tmp_path)
-    D = trainer.compiled.D_train
+    D = trainer.steps.compiled.D_train
     calls = []
     D.module = lambda x: calls.append("eager") or trainer.D(x)
     real = torch.randn(8, 2).requires_grad_(True)
@@ -87,8 +87,8 @@ def test_a_step_torch_compile_cannot_run_falls_back_one_step_at_a_time(
     def capture_fails(x):  # after D's pass has stepped: the state must be restored
         raise AssertionError("expected size 64==64, stride 16==1 at dim=1")
 
-    failing = dataclasses.replace(trainer.compiled, G_train=capture_fails)
-    trainer.cuda_graphs, trainer.compiled = True, failing  # as on CUDA
+    failing = dataclasses.replace(trainer.steps.compiled, G_train=capture_fails)
+    trainer.steps.cuda_graphs, trainer.steps.compiled = True, failing  # as on CUDA
     if compile_fails:
         monkeypatch.setattr(Passes, "compiled", lambda self, cuda_graphs: failing)
     assert trainer.fit().status == "ok"
@@ -98,7 +98,7 @@ def test_a_step_torch_compile_cannot_run_falls_back_one_step_at_a_time(
     assert ("trainer.compile failed" in caplog.text) == compile_fails
     metrics = json.loads((tmp_path / "graphs" / "metrics.json").read_text())
     assert ("compile_seconds" in metrics) != compile_fails
-    assert (trainer.compiled is None) == compile_fails
+    assert (trainer.steps.compiled is None) == compile_fails
     assert all(torch.equal(a, b) for a, b in zip(_weights(eager), _weights(trainer), strict=True))
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganopt.build import build
 from ganopt.composition import check_group_overrides, config_dir
 from ganopt.config import ConfigError
 from ganopt.setup import registry
+from ganopt.setup.assembly import build
 from tests.conftest import compose_config
 
 

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from ganopt.checkpoint import non_finite_network
 from ganopt.resume import resume
-from ganopt.state import non_finite_network
 from tests.conftest import as_run_dir, first_state, make_trainer
 
 pytestmark = [
@@ -40,8 +40,8 @@ pytestmark = [
 )
 def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
     trainer, _ = make_trainer(["trainer.device=cuda", "trainer.batch_size=64", *overrides], run_dir)
-    if trainer.compiled is not None:
-        trainer.warm_up()  # as fit does: compiles, or falls back from CUDA graphs
+    if trainer.steps.compiled is not None:  # as fit does: compiles, or falls back
+        trainer.steps.warm_up(trainer._two_steps, trainer.state, lambda: trainer._freeze_d(False))
     for step in range(1, 4):  # warm-up: cuDNN autotuning and allocator growth may sync
         trainer.train_step(step, None)
     torch.cuda.synchronize()

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from ganopt.build import build
 from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.objective import Objective
 from ganopt.optimizers import ExtraAdam, ExtraSGD, OptimisticAdam, OptimisticSGD
 from ganopt.regularizers import consensus, r1
+from ganopt.setup import assembly
+from ganopt.setup.assembly import build
 from ganopt.tags import GAME_TAGS
 from tests.conftest import MemoryLogger, compose_config, first_state, make_trainer
 from tests.dirac import LinearCritic, PointGenerator, zeros
@@ -41,7 +42,7 @@ def bilinear_trainer(tmp_path, rule, update, gamma=None, start=(1.0, 1.0)):
         clipper=None,
         schedule=None,
     )
-    return components.make_trainer(tmp_path, MemoryLogger())
+    return assembly.make_trainer(components, tmp_path, MemoryLogger())
 
 
 def trajectory(trainer, steps):
@@ -283,17 +284,17 @@ def test_the_game_layout_is_in_tensorboards_custom_scalars():
 def test_consensus_is_refused_under_torchrun_and_extragradient_needs_both_players():
     from types import SimpleNamespace
 
-    from ganopt.build import _check_update_rule
-    from ganopt.config import ConfigError
+    from ganopt.setup.checks import update_rule_problems
 
-    p = [torch.nn.Parameter(torch.zeros(1))]
-    adam, extra = torch.optim.Adam(p), ExtraAdam(p)
     two_ranks = SimpleNamespace(distributed=True)
-    with pytest.raises(ConfigError, match="consensus optimization is not supported"):
-        _check_update_rule(adam, adam, [consensus(1.0)], two_ranks, False)
-    with pytest.raises(ConfigError, match="both players or neither"):
-        _check_update_rule(extra, adam, [], SimpleNamespace(distributed=False), False)
-    _check_update_rule(extra, extra, [], two_ranks, False)  # extragradient runs under torchrun
+    consensus = compose_config(["+reg@reg2=consensus"])
+    assert "reg: consensus optimization is not supported under torchrun" in (
+        update_rule_problems(consensus, two_ranks)
+    )
+    mixed = compose_config(["optim=extra_adam", "optimizer@optim.d=adam"])
+    problems = update_rule_problems(mixed, SimpleNamespace(distributed=False))
+    assert any("both players or neither" in p for p in problems)
+    assert update_rule_problems(compose_config(["optim=extra_adam"]), two_ranks) == []
 
 
 def test_under_extragradient_update_ratio_counts_from_before_the_look_ahead(tmp_path):

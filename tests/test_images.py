@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganopt.build import build
 from ganopt.config import ConfigError
 from ganopt.data import DataError, ImageBatches, digits, folder, torchvision_dataset
 from ganopt.models import DCGANDiscriminator, DCGANGenerator
+from ganopt.setup.assembly import build
 from tests.conftest import compose_config
 
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from ganopt.build import build
 from ganopt.losses import NonSaturatingLoss, RelativisticAverageLoss
 from ganopt.objective import Objective
 from ganopt.regularizers import GradientPenalty, InstanceNoise, r1
+from ganopt.setup.assembly import build
 from tests.conftest import compose_config, make_trainer
 from tests.test_strategies import LinearD
 

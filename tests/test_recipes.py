@@ -15,9 +15,9 @@ import ganopt.data.toy
 import ganopt.diagnostics.measurements
 import ganopt.losses
 import ganopt.regularizers
-from ganopt.build import build
 from ganopt.diagnostics import Diagnostics
 from ganopt.setup import registry
+from ganopt.setup.assembly import build, make_trainer
 from ganopt.tags import DESCRIPTIONS, description
 from tests.conftest import FAST, MemoryLogger, compose_config
 
@@ -46,7 +46,7 @@ def add_to(module, monkeypatch, cls, table, name):
 def train(overrides, run_dir, steps=4):
     logger = MemoryLogger()
     parts = build(compose_config([*FAST, *SMALL, f"trainer.steps={steps}", *overrides]))
-    trainer = parts.make_trainer(run_dir, logger)
+    trainer = make_trainer(parts, run_dir, logger)
     result = trainer.fit()
     assert result.status == "ok", result.metrics
     return trainer, logger

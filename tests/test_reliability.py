@@ -9,9 +9,10 @@ import time
 import pytest
 import torch
 
-from ganopt.build import build
 from ganopt.checkpoint import load, save_atomic
 from ganopt.config import ConfigError
+from ganopt.setup import assembly
+from ganopt.setup.assembly import build
 from tests.conftest import FAST, REPO, as_run_dir, compose_config, make_trainer
 
 MLP = ["model.g.hidden=[32,32]", "model.d.hidden=[32,32]", "trainer.batch_size=64"]
@@ -167,7 +168,7 @@ def test_a_mismatched_resume_is_refused_before_anything_is_written(tmp_path):
     run = as_run_dir(tmp_path)
     before = sorted(p.name for p in tmp_path.rglob("*"))
     parts = build(compose_config([*FAST, *MLP, "trainer.steps=4", "model.d.hidden=[8]"]))
-    other = parts.make_trainer(tmp_path, TensorBoardLogger(tmp_path))  # as train.py does
+    other = assembly.make_trainer(parts, tmp_path, TensorBoardLogger(tmp_path))  # as train.py does
     with pytest.raises(ConfigError, match="resume: the checkpoint's D does not fit this config"):
         resume(other, run)
     other.recorder.logger.close()

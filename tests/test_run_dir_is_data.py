@@ -331,7 +331,8 @@ def test_a_run_killed_after_its_final_checkpoint_is_finished_by_resume(run, tmp_
     assert code == 0, err
     assert json.loads(metrics.read_text())["status"] == "ok"
     code, err = run_main([f"resume={run}"], tmp_path / "unused", capfd)  # now it is finished
-    assert code == 2 and "raise trainer.steps" in err
+    assert code == 2 and err.startswith("error: invalid config: resume: the checkpoint is at")
+    assert "raise trainer.steps to go on" in err and len(err.splitlines()) == 1  # not a log line
 
 
 # ---------------------------------------------------------------- a second round of probes

@@ -1,19 +1,102 @@
-"""Whether a composed config can start a run: every reason it cannot, from one call."""
+"""Whether a config can start a run: every reason it cannot, reachable from here. The config
+alone (its schema, ranges and device, its components by name, the update rule against the
+world it runs in), then the built parts (a gradient penalty under BatchNorm)."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
+from ganopt.clipping import WeightClipper
 from ganopt.config import ConfigError, validate
-from ganopt.setup.registry import check_components
+from ganopt.distributed import SINGLE_PROCESS, World
+from ganopt.optimizers import Extragradient
+from ganopt.regularizers import GradientPenalty, Regularizer
+from ganopt.setup.device import resolve_device
+from ganopt.setup.registry import NAME, OPTIMIZERS, check_components
+
+log = logging.getLogger(__name__)
 
 
-def check(cfg: DictConfig) -> torch.device:
+def check(cfg: DictConfig, world: World = SINGLE_PROCESS) -> torch.device:
     """The device to train on, or ConfigError naming every offending key: the schema's types
-    and ranges, code keys at any depth, then each component's registered name and arguments."""
-    device = validate(cfg)
+    and ranges, code keys at any depth, the device, each component's registered name and
+    arguments, and how the update rule fits the world and trainer.compile."""
+    validate(cfg)
     problems = check_components(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        device = resolve_device(cfg.trainer.device)
+    except ConfigError as e:
+        problems += e.problems
+    if not problems:
+        problems += update_rule_problems(cfg, world)
     if problems:
         raise ConfigError(problems)
     return device
+
+
+def update_rule_problems(cfg: DictConfig, world: World) -> list[str]:
+    """Extragradient looks ahead with both players or neither; consensus's double backward
+    through both networks has no DistributedDataParallel form, and no compiled one."""
+    names = {key: OmegaConf.select(cfg, f"{key}.{NAME}") for key in ("optim.g", "optim.d")}
+    looks_ahead = {key: _extragradient(name) for key, name in names.items()}
+    problems = []
+    if looks_ahead["optim.g"] != looks_ahead["optim.d"]:
+        problems.append(
+            f"optim.g, optim.d: extragradient extrapolates both players or neither, got "
+            f"{names['optim.g']} for G and {names['optim.d']} for D"
+        )
+    regularizers = [OmegaConf.select(cfg, f"{k}.{NAME}") for k in ("reg", "reg2", "reg3")]
+    consensus = "consensus" in regularizers
+    if world.distributed and consensus:
+        problems.append("reg: consensus optimization is not supported under torchrun")
+    compiled = cfg.trainer.compile or cfg.trainer.cuda_graphs
+    if compiled and consensus:
+        problems.append(
+            "trainer.compile: consensus optimization differentiates both networks twice, "
+            "which compiled graphs cannot; drop one of them"
+        )
+    return problems
+
+
+def _extragradient(name: str) -> bool:
+    optimizer = OPTIMIZERS.get(name)
+    return isinstance(optimizer, type) and issubclass(optimizer, Extragradient)
+
+
+def spectrally_normalized(module: nn.Module) -> bool:
+    return any(hasattr(m, "parametrizations") for m in module.modules())
+
+
+def refuse_batchnorm_under_penalty(D: nn.Module, sources: dict[str, Regularizer | None]) -> None:
+    """A gradient penalty is a per-sample quantity; BatchNorm makes D(x_i) depend on the rest of
+    the batch, so ∇x_i D is not the gradient the penalty is defined on."""
+    penalties = [name for name, r in sources.items() if isinstance(r, GradientPenalty)]
+    if penalties and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+        raise ConfigError(
+            [
+                f"model.d.norm: BatchNorm in D cannot be combined with the gradient penalty of "
+                f"{penalties[0]} (the penalty is per sample, BatchNorm mixes the batch); use "
+                f"model.d.norm=layer or none"
+            ]
+        )
+
+
+def warn_unconstrained_critic(
+    loss_name: str, D: nn.Module, regularizers: list[Regularizer], clipper: WeightClipper | None
+) -> None:
+    """WGAN's critic needs a Lipschitz constraint; without one the run is a result, not an
+    error, so this warns."""
+    constrained = (
+        clipper
+        or spectrally_normalized(D)
+        or any(isinstance(r, GradientPenalty) for r in regularizers)
+    )
+    if loss_name == "wgan" and not constrained:
+        log.warning(
+            "loss=wgan without a Lipschitz constraint (optim.clip, a gradient penalty or "
+            "model.d.spectral_norm): the critic is unbounded and the run will likely diverge"
+        )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ganopt import losses, regularizers
 from ganopt.config import ConfigError
@@ -123,6 +124,13 @@ class Component:
             return self.factory(*args, **self.kwargs, **supplied)
         except (TypeError, ValueError) as e:
             raise ConfigError([f"{self.key}: {e}".replace("\n", " ")]) from None
+
+
+def plain(node: object) -> object:
+    """A config node as plain Python values, interpolations resolved."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def arguments(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:

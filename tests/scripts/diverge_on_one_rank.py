@@ -7,10 +7,10 @@ import math
 import sys
 from pathlib import Path
 
-from ganopt.build import build
 from ganopt.composition import compose_config
 from ganopt.distributed import World, init, shutdown, world_from_env
 from ganopt.logger import NullLogger, TensorBoardLogger
+from ganopt.setup.assembly import build, make_trainer
 
 POISON_AT = 7
 
@@ -43,7 +43,7 @@ def main(out: Path, world: World) -> None:
     parts = build(cfg, world)
     run_dir = out / "run"
     logger = TensorBoardLogger(run_dir) if world.is_main else NullLogger()
-    trainer = parts.make_trainer(run_dir, logger)
+    trainer = make_trainer(parts, run_dir, logger)
     if world.rank == 1:
         trainer.data = PoisonedData(trainer.data, at=POISON_AT)
     result = trainer.fit()

@@ -8,10 +8,10 @@ from tempfile import TemporaryDirectory
 
 import torch
 
-from ganopt.build import build
 from ganopt.composition import compose_config
 from ganopt.distributed import init, shutdown, world_from_env
 from ganopt.logger import NullLogger
+from ganopt.setup.assembly import build, make_trainer
 
 BATCH = 64
 world = world_from_env()
@@ -28,7 +28,7 @@ def first_step_grads(overrides: list[str]) -> dict[str, torch.Tensor]:
     z_g = torch.randn(BATCH, parts.G.z_dim, generator=rng)
     share = slice(world.rank * BATCH // world.size, (world.rank + 1) * BATCH // world.size)
     with TemporaryDirectory() as run_dir:
-        trainer = parts.make_trainer(Path(run_dir), NullLogger())
+        trainer = make_trainer(parts, Path(run_dir), NullLogger())
         trainer.d_gradients(real[share], z_d[share])
         trainer.g_gradients(z_g[share])
     grads = {f"G.{n}": p.grad for n, p in parts.G.named_parameters()}
