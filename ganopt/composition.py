@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import typing
 from pathlib import Path
 
@@ -249,7 +250,7 @@ def check_overrides(overrides: list[str]) -> None:
             problems.append(f"{found[0]}: refused, a config sets values, never code")
         elif key == "resume" and any(isinstance(v, str) and "${" in v for v in values):
             problems.append("resume: a run directory or checkpoint path, without ${...}")
-        elif key.startswith("hydra") and (problem := _hydra_problem(override, values)):
+        elif key.startswith("hydra") and (problem := _hydra_problem(override, values, overrides)):
             problems.append(problem)
     if problems:
         raise ConfigError(problems)
@@ -275,24 +276,46 @@ def _type_problem(key: str, value: object) -> str | None:
     return None
 
 
-def _hydra_problem(override: Override, values: list[object]) -> str | None:
+def _hydra_problem(override: Override, values: list[object], others: list[str]) -> str | None:
     """Why a Hydra override is refused (see HYDRA_SETTINGS), or None."""
     key = override.key_or_group
     if key.startswith("hydra/"):
-        if key in HYDRA_GROUPS and not override.package:
+        names = all(isinstance(v, str) and re.fullmatch(r"[\w-]+", v) for v in values)
+        if key in HYDRA_GROUPS and not override.package and names:
             return None
         return f"{key}: refused; a command line may choose {', '.join(HYDRA_GROUPS)} by name"
-    kind = str if key.startswith(HYDRA_SEARCH_SPACE) else HYDRA_SETTINGS.get(key)
+    if key.startswith(HYDRA_SEARCH_SPACE):
+        return _search_space_problem(override, others)
+    kind = HYDRA_SETTINGS.get(key)
     if kind is None:
         settable = ", ".join(sorted(HYDRA_SETTINGS))
         return (
             f"{key}: refused; ganopt's configs set Hydra's other settings, a command line may "
             f"set {settable} and {HYDRA_SEARCH_SPACE}<key>"
         )
-    for value in values if not override.is_sweep_override() or kind is not str else []:
+    if override.is_sweep_override():
+        return f"{key}: one value; Hydra's settings are not swept"
+    for value in values:
         plain = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if kind is str and isinstance(value, str) and ("${" in value or "\n" in value):
             plain = False
         if not plain:
             return f"{key}: must be a plain {kind.__name__}, got {value!r}"
+    return None
+
+
+def _search_space_problem(override: Override, others: list[str]) -> str | None:
+    """``hydra.sweeper.params.<key>=<range>`` is an override of <key> that the sweeper hands to
+    every job: checked as one, on a ganopt key, inside a search space (hparams_search=...)."""
+    key = override.key_or_group.removeprefix(HYDRA_SEARCH_SPACE)
+    if not any(o.startswith(("hparams_search=", "+hparams_search=")) for o in others):
+        return f"{HYDRA_SEARCH_SPACE}{key}: needs a search space first: hparams_search=<name>"
+    if key.split(".")[0].split("/")[0] == "hydra":
+        return f"{HYDRA_SEARCH_SPACE}{key}: a search space ranges over ganopt's keys, not Hydra's"
+    line = f"{key}={override.input_line.split('=', 1)[1]}"
+    try:
+        check_overrides([line])
+        check_group_overrides([line])
+    except ConfigError as e:
+        return f"{HYDRA_SEARCH_SPACE}{e.problems[0]}"
     return None

@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 #: the locks this process holds: run directory → open lock file
 _held: dict[Path, IO[str]] = {}
+#: the folders this process made for its run directories: only these may a rejection remove
+_made: set[Path] = set()
+
+
+def _make(folder: Path) -> None:
+    """``folder`` and its missing parents, each remembered as made here."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    _made.update(p.resolve() for p in missing)
 
 
 def _umask() -> int:
@@ -49,7 +58,7 @@ def lock(run_dir: Path) -> None:
         return
     created = not run_dir.exists()
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _make(run_dir)
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as e:
         _undo(run_dir, created)
@@ -155,11 +164,13 @@ def new_run_dir(base: Path) -> Path:
     for n in range(1000):
         candidate = base if n == 0 else base.with_name(f"{base.name}-{n}")
         try:
-            candidate.mkdir(parents=True)
+            _make(candidate.parent)
+            candidate.mkdir()
         except FileExistsError:
             continue
         except OSError as e:
             raise ConfigError([f"cannot create {candidate}: {e.strerror or e}"]) from None
+        _made.add(candidate.resolve())
         return candidate
     raise ConfigError([f"cannot create a new run directory beside {base}: 1000 exist"])
 
@@ -233,12 +244,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_empty_parents(path: Path) -> None:
-    """The folders above a removed run directory that are now empty (Hydra's outputs/DATE/),
-    up to the working directory, which stays."""
-    cwd = Path.cwd().resolve()
+def _remove_made_parents(path: Path) -> None:
+    """The folders above a removed run directory that this process made and that are now
+    empty (Hydra's outputs/DATE/); a folder that was there before stays."""
     for parent in path.resolve().parents:
-        if parent == cwd or cwd not in parent.parents:
+        if parent not in _made:
             return
         try:
             parent.rmdir()  # only an empty folder goes
@@ -247,9 +257,9 @@ def _remove_empty_parents(path: Path) -> None:
 
 
 def remove_rejected(run_dir: Path, hydra_subdir: Path | None) -> None:
-    """A config refused before training leaves nothing behind. A run directory holding nothing
-    but what Hydra made for this run (.hydra/, train.log) goes; in a directory that holds more
-    (a resumed run), only this attempt's own .hydra/resumed_* record goes."""
+    """A config refused before training leaves nothing behind. A run directory this process
+    made, holding nothing but what Hydra made for this run (.hydra/, train.log), goes; of one
+    that was there before, only what the run wrote: Hydra's record of this attempt."""
     run_dir = Path(run_dir)
     for handler in logging.getLogger().handlers[:]:  # train.log is open in Hydra's handler
         if (
@@ -261,8 +271,13 @@ def remove_rejected(run_dir: Path, hydra_subdir: Path | None) -> None:
     release(run_dir)
     if not run_dir.is_dir():
         return
-    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK_FILE}:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        _remove_empty_parents(run_dir)
+    entries = list(run_dir.iterdir())
+    if {p.name for p in entries} <= {".hydra", "train.log", LOCK_FILE}:
+        if run_dir.resolve() in _made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_made_parents(run_dir)
+            return
+        for entry in entries:  # the folder was there before this run: it stays
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
     elif hydra_subdir is not None and hydra_subdir.name.startswith("resumed_"):
         shutil.rmtree(hydra_subdir, ignore_errors=True)

@@ -5,13 +5,12 @@ recorder writes what the run shows, the checkpointer saves what a checkpoint hol
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import time
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from ganopt.checkpoint import Checkpointer
@@ -20,12 +19,13 @@ from ganopt.components import Components
 from ganopt.diagnostics import NonFiniteGuard, Probe
 from ganopt.diagnostics.report import collecting
 from ganopt.objective import Phase, trainable
-from ganopt.optimizers import Extragradient, FlushedSubnormals
+from ganopt.optimizers import Extragradient
 from ganopt.recorder import RunRecorder, RunResult, failure_line
 from ganopt.state import RunState
 from ganopt.stopping import StopRequest, signals_held
 from ganopt.stopwatch import Stopwatch
 from ganopt.tags import GRAD_NORM_TOTAL
+from ganopt.updates import Updates, zero_grad
 
 __all__ = ["RunResult", "Trainer"]
 
@@ -40,34 +40,22 @@ class Trainer:
         self, parts: Components, *, recorder: RunRecorder, checkpoints: Checkpointer
     ) -> None:
         self.G, self.D, self.objective, self.data = parts.G, parts.D, parts.objective, parts.data
-        self.loss = parts.objective.loss
-        self.opt_G, self.opt_D, self.clipper, self.ema = (
-            parts.opt_G,
-            parts.opt_D,
-            parts.clipper,
-            parts.ema,
-        )
-        self.flat = parts.flat  # the networks whose optimizer steps one buffer
-        self.settings, self.diagnostics, self.world = parts.settings, parts.diagnostics, parts.world
-        self.schedule = parts.schedule
+        self.loss, self.ema, self.world = parts.loss, parts.ema, parts.world
+        self.opt_G, self.opt_D, self.schedule = parts.opt_G, parts.opt_D, parts.schedule
+        self.settings, self.diagnostics = parts.settings, parts.diagnostics
         self.recorder, self.checkpoints = recorder, checkpoints
         self.state = RunState(parts.stateful(), parts.identity(), parts.G.data_shape)
         self.guard = NonFiniteGuard(["D", "G"], parts.device)
+        self.updates = Updates(parts)
         self.phases = self.objective.phases(self.settings.d_steps, self.settings.update)
-        self.extragradient = isinstance(self.opt_D, Extragradient)
-        flush = self.settings.flush_denormal
-        self.step_arithmetic = FlushedSubnormals() if flush else contextlib.nullcontext()
+        self.extragradient = isinstance(parts.opt_D, Extragradient)
         # Under torchrun each network trains through its own DistributedDataParallel wrapper;
         # every other forward (no-grad, frozen D, diagnostics, penalties) uses the plain module.
-        G, D = self.G, self.D
-        self.device = next(G.parameters()).device
-        self.G_train, self.D_train = (
-            self.world.wrap(G, self.device),
-            self.world.wrap(D, self.device),
-        )
-        self.d_params, self.g_params = trainable(D), trainable(G)
+        self.device = next(self.G.parameters()).device
+        self.G_train, self.D_train = (self.world.wrap(n, self.device) for n in (self.G, self.D))
+        self.d_params, self.g_params = trainable(self.D), trainable(self.G)
         # the passes of a step: eager on log steps, compiled between them (trainer.compile)
-        eager = Passes(self.G_train, self.D_train, G, D)
+        eager = Passes(self.G_train, self.D_train, self.G, self.D)
         self.steps = StepPasses(eager, self.settings.compile, self.settings.cuda_graphs)
         self.passes = eager
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown turns it on
@@ -192,7 +180,7 @@ class Trainer:
             real = next(self.data) if self.objective.g_needs_real else None
             losses["G"] = self.g_gradients(z, probe, real)
         for network in phase.kind:  # both gradients are taken before either step
-            self._update(network, probe, extrapolate)
+            self.updates.apply(network, probe, extrapolate)
         if "G" in phase.kind and not extrapolate:
             self._average_g()
         return losses
@@ -202,7 +190,7 @@ class Trainer:
         part of D's objective: one backward."""
         passes = self.passes
         d = self.objective.d_pass(passes.G, passes.D_train, real, z, self.step + 1, self.D)
-        self._zero_grad(self.d_params)
+        zero_grad(self.d_params)
         d.objective.backward(inputs=self.d_params)
         if probe:  # gradients are read after backward, before clipping or the step
             self.diagnostics.on_d_backward(
@@ -219,7 +207,7 @@ class Trainer:
         g = self.objective.g_pass(self.passes.G_train, self.passes.D, z, self.step + 1, real)
         if probe:  # the shadow losses need the graph that backward frees
             self.diagnostics.on_g_forward(probe, g.out_fake, g.out_real)
-        self._zero_grad(self.g_params)
+        zero_grad(self.g_params)
         g.objective.backward(inputs=self.g_params)
         self._freeze_d(False)
         if probe:
@@ -237,10 +225,10 @@ class Trainer:
         penalty = self.objective.lazy_penalty(
             phase.regularizer, self.G_train, D, real, z, self.step + 1
         )
-        self._zero_grad(self.g_params if on_g else self.d_params)
+        zero_grad(self.g_params if on_g else self.d_params)
         penalty.backward()
         self._freeze_d(False)
-        self._update(network, None, extrapolate)
+        self.updates.apply(network, None, extrapolate)
         return penalty.detach()
 
     def _two_steps(self) -> None:
@@ -249,32 +237,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _update(self, network: str, probe: Probe | None, extrapolate: bool = False) -> None:
-        """The optimizer's step (or its look-ahead), and D's weight clipping."""
-        if probe:
-            self.diagnostics.before_step(network)
-        optimizer = self.opt_D if network == "D" else self.opt_G
-        if network in self.flat:
-            self.flat[network].gather_grads()
-        with self.step_arithmetic:
-            optimizer.extrapolate() if extrapolate else optimizer.step()
-        if network == "D" and self.clipper is not None:
-            self.clipper()
-        if probe:
-            self.diagnostics.after_step(probe, network)
-            if network == "D":
-                self.diagnostics.on_d_step(probe)
-
     def _average_g(self) -> None:
         if self.ema is not None:
             self.ema.update(self.step + 1)  # the step in progress
-
-    @staticmethod
-    def _zero_grad(params: list[nn.Parameter]) -> None:
-        """The parameters' gradients, not the optimizer's: under trainer.flat_params its
-        buffer's gradient is a copy, rewritten before each step."""
-        for p in params:
-            p.grad = None
 
     def _freeze_d(self, frozen: bool) -> None:
         """D's weights need no gradient during the G step; only its input does."""

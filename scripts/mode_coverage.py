@@ -147,9 +147,10 @@ def train(out: Path, method: str, data: str, seed: int, steps: int | None, rerun
         finished = metrics.get("status") in ("ok", "diverged")
         if finished and (steps is None or metrics.get("step") == steps):
             return metrics
-    if directory.is_symlink():
-        raise RuntimeError(f"{directory} is a symlink; refused")
-    shutil.rmtree(directory, ignore_errors=True)  # its unfinished or outdated run: train anew
+    own = out.resolve() / method / data / f"seed_{seed}"
+    if directory.exists() and directory.resolve() != own:
+        raise RuntimeError(f"{directory} leads out of {out} (a symlink); refused")
+    shutil.rmtree(own, ignore_errors=True)  # its unfinished or outdated run: train anew
     command = [
         sys.executable,
         str(REPO / "train.py"),

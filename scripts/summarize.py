@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ganopt.rundir import WriteError
 from ganopt.sweeps import summarize_sweep
 from ganopt.tables import add_table_argument, write_table
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         markdown, table = summarize_sweep(args.sweep_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(table)

@@ -6,6 +6,8 @@ import json
 import pytest
 import torch
 
+from ganopt.bench import breakdown, scaling, subnormals, threads, timing
+from ganopt.bench.rules import RULES
 from tests.conftest import load_script
 
 pytestmark = pytest.mark.slow  # eight short runs
@@ -36,8 +38,8 @@ def test_separate_fused_and_compiled_add_their_trainer_runs_against_bare(
     monkeypatch.setattr(torch, "compile", lambda m, mode=None: compile_(m, backend="eager"))
     torch.compiler.reset()
     built = []
-    run = bench.run_trainer
-    monkeypatch.setattr(bench, "run_trainer", lambda o, n: built.append(o) or run(o, n))
+    run = timing.run_trainer
+    monkeypatch.setattr(timing, "run_trainer", lambda o, n: built.append(o) or run(o, n))
     argv = ["--configs", "plain", "--steps", "10", "--reps", "1", "--device", "cpu"]
     assert bench.main([*argv, "--compiled", "--fused", "--separate"]) == 0
     table = capsys.readouterr().out
@@ -60,8 +62,8 @@ def test_a_bad_override_is_refused_in_one_line_before_anything_runs(bench, capsy
 
 
 def test_quick_and_per_config_lengths(bench):
-    assert bench.STEPS["dcgan"][0] < bench.STEPS["toy"][0]  # a DCGAN step costs more
-    assert all(quick < default for default, quick in bench.STEPS.values())
+    assert timing.STEPS["dcgan"][0] < timing.STEPS["toy"][0]  # a DCGAN step costs more
+    assert all(quick < default for default, quick in timing.STEPS.values())
     with pytest.raises(SystemExit):
         bench.main(["--steps", "5"])
 
@@ -69,7 +71,7 @@ def test_quick_and_per_config_lengths(bench):
 def test_rules_reports_each_update_rule_against_the_default(bench, capsys):
     assert bench.main(["--rules", "--steps", "10", "--reps", "1", "--json"]) == 0
     rules = json.loads(capsys.readouterr().out)
-    assert set(rules) == set(bench.RULES)
+    assert set(rules) == set(RULES)
     assert rules["alternating"]["time_per_step_vs_default"] == 1.0
     assert rules["extra_adam"]["gradient_evaluations"] == 2
     assert all(r["steps_per_sec"] > 0 for r in rules.values())
@@ -101,7 +103,7 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
     seconds = {part: row["seconds"] for part, row in measured["parts"].items()}
     # each part ran; the rest is what the timed parts leave of the training time: not negative
     assert all(s > 0 for part, s in seconds.items() if "beyond" not in part)
-    bench.print_breakdown("toy", measured)
+    breakdown.print_table("toy", measured)
     assert "| the game's spectrum (diagnostics.game_every) | 1 |" in capsys.readouterr().out
 
 
@@ -110,7 +112,7 @@ def test_scaling_writes_a_row_per_point_with_memory_and_a_plot(
 ):
     """One point (each of its three variants is a process of its own: ~5 s of start-up)."""
     small = {"toy width": ((8,), lambda v: [f"model.g.hidden=[{v}]", f"model.d.hidden=[{v}]"])}
-    monkeypatch.setattr(bench, "SCALING", small)
+    monkeypatch.setattr(scaling, "SCALING", small)
     argv = ["--scaling", "--steps", "10", "--device", "cpu", "--out", str(tmp_path)]
     assert bench.main(argv) == 0
     with open(tmp_path / "bench_scaling.csv", newline="") as f:
@@ -125,7 +127,7 @@ def test_threads_measures_each_thread_count_beside_autos_pick(bench, capsys):
     argv = ["--threads", "--configs", "toy", "--steps", "10", "--reps", "1", "--json"]
     assert bench.main(argv) == 0
     (toy,) = json.loads(capsys.readouterr().out)
-    counts = [str(n) for n in bench.thread_counts()]  # JSON's keys are strings
+    counts = [str(n) for n in threads.thread_counts()]  # JSON's keys are strings
     assert list(toy["steps_per_sec"]) == counts and counts[0] == "1"
     assert toy["auto"] == torch.get_num_threads() == 1  # torch's own count: one in the suite
     with pytest.raises(SystemExit):
@@ -133,7 +135,7 @@ def test_threads_measures_each_thread_count_beside_autos_pick(bench, capsys):
 
 
 def test_subnormals_times_each_optimizers_step_ieee_and_flushed(bench, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "SUBNORMAL_TIMINGS", 2)
+    monkeypatch.setattr(subnormals, "SUBNORMAL_TIMINGS", 2)
     assert bench.main(["--subnormals", "--steps", "10", "--reps", "1", "--json"]) == 0
     measured = json.loads(capsys.readouterr().out)
     assert measured["steps"] == 10 and measured["ms_per_generator_step"] > 0
@@ -148,10 +150,10 @@ def test_subnormals_times_each_optimizers_step_ieee_and_flushed(bench, capsys, m
             bench.main(["--subnormals", *other])
 
 
-def test_variants_take_turns_in_an_order_reversed_every_other_repetition(bench):
+def test_variants_take_turns_in_an_order_reversed_every_other_repetition():
     calls = []
     variants = {key: lambda n, key=key: calls.append((key, n)) or 1.0 for key in "ABC"}
-    speeds = bench.interleaved(variants, steps=50, reps=3)
+    speeds = timing.interleaved(variants, steps=50, reps=3)
     assert [key for key, n in calls if n == 10] == list("ABC")  # the warm-up: shorter runs
     assert [key for key, n in calls if n == 50] == list("ABCCBAABC")
     assert speeds == {key: [1.0] * 3 for key in "ABC"}
@@ -164,13 +166,13 @@ def test_the_bare_loop_runs_at_torchs_thread_count_and_like_for_like_beside_it(
     stepping each tensor (no trainer.flat_params); where the Trainer's thread count differs
     (trainer.threads=1 here), the bare loop also runs at the Trainer's."""
     seen = []
-    loop = bench._bare_loop
+    loop = timing._bare_loop
     monkeypatch.setattr(
-        bench,
+        timing,
         "_bare_loop",
         lambda p, n: seen.append((torch.get_num_threads(), p.flat)) or loop(p, n),
     )
-    monkeypatch.setattr(bench, "TORCH_THREADS", 2)
+    monkeypatch.setattr(timing, "TORCH_THREADS", 2)
     try:
         argv = ["--configs", "toy", "--steps", "10", "--reps", "1"]
         assert bench.main([*argv, "--extra", "trainer.threads=1"]) == 0

@@ -73,7 +73,7 @@ def test_one_buffer_and_separate_tensors_train_to_the_same_bits_on_cuda(model, t
             ],
             tmp_path / flat,
         )
-        assert bool(trainer.flat) is (flat == "true")
+        assert bool(trainer.updates.flat) is (flat == "true")
         trainer.fit()
         weights.append(
             [

@@ -445,3 +445,64 @@ def test_an_alias_bomb_in_a_recorded_config_is_refused_at_once(run, tmp_path):
 def test_a_path_too_long_for_the_file_system_is_one_line(tmp_path, capfd):
     code, err = run_main([f"resume={'a' * 300}"], tmp_path / "unused", capfd)
     assert code == 2 and "File name too long" in err and len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------- a third round of probes
+EVIL_PRESET = '# @package _global_\nhydra: {job_logging: {handlers: {x: {"()": builtins.print}}}}\n'
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "+hydra.sweeper.params.loss=../../../../../../{tmp}/evil",  # a YAML from elsewhere
+        '+hydra.sweeper.params.hydra="{{sweep: {{subdir: ../other}}}}"',  # another run's record
+        "+hydra.sweeper.params.hydra='{{job_logging: {{handlers: {{file: {{filename: x}}}}}}}}'",
+    ],
+)
+def test_a_search_space_is_checked_like_the_overrides_it_hands_each_job(search, tmp_path, capfd):
+    (tmp_path / "evil.yaml").write_text(EVIL_PRESET)
+    argv = ["hparams_search=ring8_optuna", search.format(tmp=str(tmp_path).lstrip("/"))]
+    code, err = run_main(argv, tmp_path / "run", capfd)
+    assert_refused(code, err, tmp_path / "run", "hydra.sweeper.params.")
+
+
+@pytest.mark.parametrize(
+    "override", ["hydra/job_logging=../../evil", "hydra.sweep.dir=choice(/elsewhere)"]
+)
+def test_hydra_options_are_names_and_its_settings_are_not_swept(override, tmp_path, capfd):
+    code, err = run_main([*QUICK, "trainer.steps=2", override], tmp_path / "run", capfd)
+    assert_refused(code, err, tmp_path / "run")
+
+
+def test_a_rejected_run_leaves_a_folder_that_was_there_before(tmp_path, capfd):
+    keep = tmp_path / "keep" / "run"
+    keep.mkdir(parents=True)
+    code, err = run_main(["trainer.steps=2", "data=folder", "data.path=/nowhere"], keep, capfd)
+    assert code == 2 and "is not a folder" in err
+    assert keep.is_dir() and list(keep.iterdir()) == []
+
+
+@pytest.mark.parametrize("table", ["x.txt", "run/metrics.md"])
+def test_a_table_is_a_markdown_file_outside_any_run(table, run, tmp_path):
+    target = tmp_path / table
+    proc = subprocess.run(
+        [sys.executable, "scripts/scalars.py", str(run), "loss/G", "--table", str(target)],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--table" in proc.stderr and not target.exists()
+
+
+def test_mode_coverage_never_deletes_through_a_symlinked_method_folder(run, tmp_path):
+    victim = tmp_path / "victim" / "ring8" / "seed_0"
+    shutil.copytree(run, victim)
+    out = tmp_path / "mc"
+    out.mkdir()
+    (out / "default").symlink_to(tmp_path / "victim")
+    before = snapshot(victim)
+    proc = subprocess.run(
+        [sys.executable, "scripts/mode_coverage.py", "--out", str(out), "--steps", "5",
+         "--seeds", "0", "--methods", "default", "--data", "ring8"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "symlink" in proc.stderr
+    assert snapshot(victim) == before

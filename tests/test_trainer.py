@@ -129,7 +129,7 @@ def test_one_buffer_and_foreach_train_to_the_bits_of_torchs_per_tensor_loop(pres
             ],
             tmp_path / name.replace(" ", "_"),
         )
-        assert set(trainer.flat) == ({"G", "D"} if name == "one buffer" else set())
+        assert set(trainer.updates.flat) == ({"G", "D"} if name == "one buffer" else set())
         assert trainer.opt_D.param_groups[0]["foreach"] is (name == "foreach")
         trainer.fit()
         weights.append(

@@ -1,0 +1,97 @@
+"""scripts/bench.py --breakdown: where a default run's training time goes, part by part, timed
+through the run's own stopwatch (ganopt/stopwatch.py) rather than by patching its objects."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from ganopt.bench import timing
+from ganopt.logger import TensorBoardLogger
+from ganopt.setup.assembly import make_trainer
+from ganopt.stopwatch import Stopwatch
+
+
+def measure(names: list[str], base: list[str]) -> dict[str, dict[str, object]]:
+    """One run of each config, timed part by part (``base``: the overrides for every run)."""
+    breakdowns = {}
+    for name in names:
+        print(f"one {name} run, timed part by part ...", file=sys.stderr)
+        breakdowns[name] = measure_run([*timing.CONFIGS[name], *base])
+    return breakdowns
+
+
+def measure_run(overrides: list[str]) -> dict[str, object]:
+    """Where the training time of one run goes, the run as ``python train.py`` makes it (its
+    figures, evaluation, game spectrum and checkpoints on their default intervals): the
+    training steps, timed one by one (log steps apart, with their extra measurements), and
+    each part of the recorder's and the checkpointer's work, through the run's stopwatch
+    (ganopt/stopwatch.py); the final step's figures and evaluation are not training time and
+    are left out, as steps_per_sec leaves them out. The rest is the loop's own bookkeeping. On
+    CUDA each timed part ends with a synchronization, which the run does not otherwise make."""
+    parts = timing.components([*overrides, "trainer.progress=false"])
+    stopwatch = Stopwatch(parts.device, running=True)
+    with tempfile.TemporaryDirectory() as run_dir:
+        logger = TensorBoardLogger(run_dir)
+        try:
+            trainer = make_trainer(parts, Path(run_dir), logger)
+            trainer.time_parts(stopwatch)
+            result = trainer.fit()
+        finally:
+            logger.close()
+    spent = dict(stopwatch.spent)
+    steps = result.step  # a run that diverged stopped early
+    seconds = steps / result.metrics["steps_per_sec"]
+    plain = spent.pop("steps")
+    plain_step = statistics.median(plain)
+    logged = spent.pop("log steps", [])
+    rows = {
+        "steps between log steps": plain,
+        "log steps at a plain step's cost": [plain_step] * len(logged),
+        "log steps' measurements beyond it": [t - plain_step for t in logged],
+        **spent,
+    }
+    table = {part: {"calls": len(v), "seconds": sum(v)} for part, v in rows.items()}
+    rest = seconds - sum(row["seconds"] for row in table.values())
+    table["the loop's own bookkeeping (the rest)"] = {"calls": steps, "seconds": rest}
+    return {
+        "status": result.status,
+        "steps": steps,
+        "training_seconds": seconds,
+        "steps_per_sec": result.metrics["steps_per_sec"],
+        "ms_per_plain_step": 1e3 * plain_step,
+        "parts": table,
+    }
+
+
+def print_tables(breakdowns: dict[str, dict[str, object]]) -> None:
+    """Each config's run, one table apiece."""
+    for name, measured in breakdowns.items():
+        print_table(name, measured)
+
+
+def print_table(name: str, measured: dict[str, object]) -> None:
+    """One run's parts, with each one's share of the training time."""
+    total = measured["training_seconds"]
+    ended = "" if measured["status"] == "ok" else f" (the run ended {measured['status']})"
+    print(
+        f"\n{name}: {measured['steps']} steps{ended}, {total:.1f} s of training "
+        f"({measured['steps_per_sec']:.1f} steps/s; a plain step "
+        f"{measured['ms_per_plain_step']:.2f} ms)\n"
+    )
+    print("| part of the training time | calls | seconds | share |\n|---|---|---|---|")
+    for part, row in measured["parts"].items():
+        print(
+            f"| {part} | {row['calls']} | {row['seconds']:.2f} | "
+            f"{100 * row['seconds'] / total:.1f}% |"
+        )
+    parts = measured["parts"]
+    plain = sum(
+        parts[k]["seconds"] for k in ("steps between log steps", "log steps at a plain step's cost")
+    )
+    print(
+        f"\nevery step at a plain step's cost: {100 * plain / total:.1f}% of the training time; "
+        f"logging, figures, evaluation, the game and checkpoints: {100 * (1 - plain / total):.1f}%"
+    )
