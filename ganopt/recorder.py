@@ -134,6 +134,19 @@ class RunRecorder:
         self.compile_seconds: float | None = None
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
 
+    def progress_bar(self, step: int) -> tqdm:
+        """The run directory made, and a progress bar on stderr from ``step`` (trainer.progress)."""
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        return tqdm(
+            total=self.settings.steps,
+            initial=step,
+            unit="step",
+            disable=not self.settings.progress,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+
     def start(self, step: int) -> None:
         self._fit_start = self._clock = (step, time.perf_counter())
 

@@ -72,16 +72,7 @@ class Trainer:
     # ---------------------------------------------------------------- the algorithm
     def fit(self) -> RunResult:
         """Train until ``settings.steps`` generator updates, a signal, or divergence."""
-        if self.world.is_main:
-            self.recorder.run_dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(
-            total=self.settings.steps,
-            initial=self.step,
-            unit="step",
-            disable=not self.settings.progress,
-            dynamic_ncols=True,
-            mininterval=1.0,
-        )
+        bar = self.recorder.progress_bar(self.step)
         try:
             if self.steps.compiled is not None:  # before the clock of steps_per_sec starts
                 self.recorder.compile_seconds = self.steps.warm_up(
@@ -181,8 +172,8 @@ class Trainer:
             losses["G"] = self.g_gradients(z, probe, real)
         for network in phase.kind:  # both gradients are taken before either step
             self.updates.apply(network, probe, extrapolate)
-        if "G" in phase.kind and not extrapolate:
-            self._average_g()
+        if "G" in phase.kind and not extrapolate and self.ema is not None:
+            self.ema.update(self.step + 1)  # the step in progress
         return losses
 
     def d_gradients(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:
@@ -236,10 +227,6 @@ class Trainer:
             self.train_step(self.step + 1, None)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-
-    def _average_g(self) -> None:
-        if self.ema is not None:
-            self.ema.update(self.step + 1)  # the step in progress
 
     def _freeze_d(self, frozen: bool) -> None:
         """D's weights need no gradient during the G step; only its input does."""

@@ -321,6 +321,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def write_csv(path: Path, results: dict[tuple[str, str, int], dict]) -> None:
+    """A row per run: what the tables average."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "data", "seed", "status", "step", *METRICS, "steps_per_sec"])
+        for (m, d, s), r in results.items():
+            metrics = [r.get(k) for k in METRICS]
+            writer.writerow([m, d, s, r["status"], r["step"], *metrics, r.get("steps_per_sec")])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -351,21 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         markdown += "\n" + game_table(args.out, args.methods, args.data, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mode_coverage.md").write_text(markdown)
-    with open(args.out / "mode_coverage.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", "data", "seed", "status", "step", *METRICS, "steps_per_sec"])
-        for (m, d, s), r in results.items():
-            writer.writerow(
-                [
-                    m,
-                    d,
-                    s,
-                    r["status"],
-                    r["step"],
-                    *(r.get(k) for k in METRICS),
-                    r.get("steps_per_sec"),
-                ]
-            )
+    write_csv(args.out / "mode_coverage.csv", results)
     if args.figure is not None:
         side_by_side(args, args.figure)
     write_table(args.table, markdown)

@@ -13,10 +13,10 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 
-from ganopt.cli import preflight, run_dir_overrides
 from ganopt.config import ConfigError
 from ganopt.data import ImageBatches
 from ganopt.distributed import World, shutdown
+from ganopt.launch import preflight, run_dir_overrides
 from tests.conftest import REPO
 from tests.test_train_cli import events
 

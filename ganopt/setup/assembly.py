@@ -22,6 +22,7 @@ from ganopt.diagnostics.game import GameProbe
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import evaluator_for
+from ganopt.flat import FlatParameters
 from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
@@ -99,11 +100,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     loss = component("loss", plain(cfg.loss)).build()
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
     regularizers = _regularizers(cfg, loss, D, clipper)
-    lazy = lazily_regularized(regularizers)
-    one_buffer = {name: settings.flat_params and name not in lazy for name in "GD"}
-    # G and D each get their own optimizer instance: their moment estimates must not mix.
-    opt_G, flat_G = build_optimizer("optim.g", cfg.optim.g, G, settings.fused, one_buffer["G"])
-    opt_D, flat_D = build_optimizer("optim.d", cfg.optim.d, D, settings.fused, one_buffer["D"])
+    (opt_G, opt_D), flat = _optimizers(cfg, settings, (G, D), regularizers)
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
     diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
@@ -118,7 +115,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         objective=objective,
         opt_G=opt_G,
         opt_D=opt_D,
-        flat={name: f for name, f in (("G", flat_G), ("D", flat_D)) if f is not None},
+        flat=flat,
         data=data,
         clipper=clipper,
         diagnostics=diagnostics,
@@ -134,6 +131,26 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         if world.is_main
         else None,
     )
+
+
+def _optimizers(
+    cfg: DictConfig,
+    settings: TrainerConfig,
+    networks: tuple[nn.Module, nn.Module],
+    regularizers: list[Regularizer],
+) -> tuple[tuple[torch.optim.Optimizer, torch.optim.Optimizer], dict[str, FlatParameters]]:
+    """G's and D's own optimizer instances (their moment estimates must not mix), and the
+    networks whose parameters each steps as one buffer (trainer.flat_params)."""
+    lazy = lazily_regularized(regularizers)
+    optimizers, flat = [], {}
+    for name, key, network in zip("GD", ("optim.g", "optim.d"), networks, strict=True):
+        one_buffer = settings.flat_params and name not in lazy
+        node = OmegaConf.select(cfg, key)
+        optimizer, buffer = build_optimizer(key, node, network, settings.fused, one_buffer)
+        optimizers.append(optimizer)
+        if buffer is not None:
+            flat[name] = buffer
+    return (optimizers[0], optimizers[1]), flat
 
 
 def _chosen_names(cfg: DictConfig) -> dict[str, str]:
