@@ -26,6 +26,10 @@ from ganopt.tags import description
 #: regular expressions. A chart is in a run's layout only when the run logs a tag it needs, so
 #: a DCGAN run (no shadow losses) or a WGAN run (no probabilities) shows no empty charts.
 CHARTS: dict[str, tuple[list[str], str]] = {
+    "gradient flow (log10)": (
+        [r"grad_norm_log10/G/total", r"grad_norm_log10/D/total"],
+        r"grad_norm_log10/G/total",
+    ),
     "gradient flow": ([r"grad_norm/G/total", r"grad_norm/D/total"], r"grad_norm/G/total"),
     "G layers": ([r"grad_norm/G/.*"], r"grad_norm/G/.*"),
     "D layers": ([r"grad_norm/D/.*"], r"grad_norm/D/.*"),

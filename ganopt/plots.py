@@ -107,17 +107,25 @@ def image_grid(
     return grid.permute(1, 2, 0).numpy()
 
 
+#: log10 of the gradient norms the heatmaps span, whatever the run (docs/tensorboard.md)
+FLOW_SCALE = (-8.0, 2.0)
+
+
 def gradient_flow_figure(flow: GradientFlow) -> Figure:
     """One network's per-layer gradient norms as a heatmap: layers from the output (top) to the
-    input (bottom), log steps from left to right, log10 colour scale. A gradient that dies
-    with depth or with time shows as a dark band or a dark end."""
+    input (bottom), log steps from left to right, on a fixed log10 colour scale (FLOW_SCALE;
+    beyond it the extreme colours). A gradient that dies with depth or with time shows as a
+    dark band or a dark end."""
     matrix = flow.matrix()
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log10(np.where(matrix > 0, matrix, np.nan))
     names = flow.layers[::-1]
     fig = Figure(figsize=(7.0, 1.2 + 0.3 * len(names)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(logs, aspect="auto", cmap="viridis", interpolation="nearest")
+    low, high = FLOW_SCALE  # one scale for every run, so that colours compare across runs
+    image = ax.imshow(
+        logs, aspect="auto", cmap="viridis", interpolation="nearest", vmin=low, vmax=high
+    )
     fig.colorbar(image, ax=ax, label="log10 ||grad||", fraction=0.05)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     shown = np.linspace(0, len(flow.steps) - 1, min(8, len(flow.steps))).round().astype(int)

@@ -34,6 +34,8 @@ from ganopt.tags import (
     FINAL_SCALARS,
     GAME_SPECTRUM,
     GAME_TAGS,
+    GRAD_NORM_LOG10,
+    GRAD_NORM_TOTAL,
     LOSS_D,
     LOSS_G,
     METRICS,
@@ -44,6 +46,10 @@ log = logging.getLogger("ganopt.trainer")
 
 #: what an allocation that does not fit raises (torch.OutOfMemoryError is new in torch 2.5)
 OUT_OF_MEMORY = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
+
+
+#: the early steps with histograms: 1, 2, 5 times each power of ten
+EARLY_HISTOGRAMS = frozenset(m * 10**e for e in range(7) for m in (1, 2, 5))
 
 
 @dataclass
@@ -127,7 +133,7 @@ class RunRecorder:
         self.game = parts.game  # built on the main rank only
         if self.game is not None:
             logger.expected_tags.update(GAME_TAGS)
-        self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # from this fit
+        self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # checkpointed
         self.last_logged: dict[str, float] = {}
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
@@ -159,9 +165,11 @@ class RunRecorder:
         return step == 1 or step % self.settings.log_every == 0
 
     def histograms_due(self, step: int) -> bool:
-        """Every hist_every steps and at the last, so that a short run has them too."""
+        """Every hist_every steps and at the last, and more often early (steps 1, 2, 5, 10,
+        20, 50, 100, ... below hist_every), where a collapse often happens."""
         every = self.settings.hist_every
-        return every > 0 and (step % every == 0 or step == self.settings.steps)
+        early = step < every and step in EARLY_HISTOGRAMS
+        return every > 0 and (early or step % every == 0 or step == self.settings.steps)
 
     def after_step(self, step: int) -> None:
         """Samples and evaluation on their intervals; the last step's come after training."""
@@ -182,21 +190,28 @@ class RunRecorder:
     # ---------------------------------------------------------------- TensorBoard
     @timed("log steps' writes (scalars, histograms, alarms)")
     def log(self, step: int, probe: Probe, bar: tqdm) -> None:
+        """A log step's scalars, alarms and gradient flow; a step measured for its histograms
+        alone (an early one) writes those only."""
+        for tag, tensor in probe.hists.items():
+            self.logger.histogram(tag, tensor, step)
+        if not self.log_due(step):
+            return
         values = to_host(probe.scalars)  # the one host-device sync of a log step
         last_step, last_time = self._clock
         now = time.perf_counter()
         values[STEPS_PER_SEC] = (step - last_step) / max(now - last_time, 1e-9)
+        for network, tag in GRAD_NORM_TOTAL.items():  # orders of magnitude, for the chart
+            if values.get(tag, 0.0) > 0:
+                values[GRAD_NORM_LOG10[network]] = math.log10(values[tag])
         self._clock = (step, now)
         self.logger.scalars(step, values)
-        for tag, tensor in probe.hists.items():
-            self.logger.histogram(tag, tensor, step)
         lr_factor = 1.0 if self.schedule is None else self.schedule.factor(step)
         regular = self._regular_log_step(step)
         for message in self.alarm.update(step, values, record=regular, lr_factor=lr_factor):
             log.warning(message)
             self.logger.text("alerts", message, step)
         self.last_logged = values
-        for flow in self.flows.values():
+        for flow in self.flows.values() if regular else ():  # a split run's figure is the same
             flow.add(step, values)
         bar.set_postfix(
             loss_D=f"{values[LOSS_D]:.4g}", loss_G=f"{values[LOSS_G]:.4g}", refresh=False

@@ -11,6 +11,8 @@ LOSS_D_PENALTY, LOSS_D_TOTAL, LOSS_G_PENALTY = "loss/D_penalty", "loss/D_total",
 #: per-layer gradient norms are GRAD_NORM/<network>/<parameter>, their total .../total
 GRAD_NORM = "grad_norm"
 GRAD_NORM_TOTAL = {network: f"{GRAD_NORM}/{network}/total" for network in ("G", "D")}
+#: log10 of each total, so that a chart shows orders of magnitude (TensorBoard's are linear)
+GRAD_NORM_LOG10 = {network: f"grad_norm_log10/{network}/total" for network in ("G", "D")}
 UPDATE_RATIO = "update_ratio"
 UPDATE_RATIO_TOTAL = {network: f"{UPDATE_RATIO}/{network}/total" for network in ("G", "D")}
 GRAD_SIGNAL_G = "grad_signal/G"
@@ -65,6 +67,10 @@ DESCRIPTIONS: dict[str, str] = {
         "before clipping or the step; the last critic step of the logged generator step."
     ),
     "grad_norm/G": "L2 norm of the gradient of G's loss after backward, before the step.",
+    "grad_norm_log10": (
+        "log10 of grad_norm/<network>/total: the gradient flow chart on a scale of orders of "
+        "magnitude, where a vanished G (1e-6) and a healthy clipped critic (1e-4) differ."
+    ),
     "grad_norm_shadow/G": (
         "G's gradient norm if this generator loss were used on the same batch, through the D "
         "trained for the run's own loss (not a D trained for the other loss)."

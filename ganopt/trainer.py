@@ -44,7 +44,8 @@ class Trainer:
         self.opt_G, self.opt_D, self.schedule = parts.opt_G, parts.opt_D, parts.schedule
         self.settings, self.diagnostics = parts.settings, parts.diagnostics
         self.recorder, self.checkpoints = recorder, checkpoints
-        self.state = RunState(parts.stateful(), parts.identity(), parts.G.data_shape)
+        flows = {f"flow_{network}": flow for network, flow in recorder.flows.items()}
+        self.state = RunState(parts.stateful() | flows, parts.identity(), parts.G.data_shape)
         self.guard = NonFiniteGuard(["D", "G"], parts.device)
         self.updates = Updates(parts)
         self.phases = self.objective.phases(self.settings.d_steps, self.settings.update)

@@ -81,7 +81,7 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
     bench, capsys
 ):
     every = ["trainer.log_every=4", "trainer.sample_every=5", "trainer.eval_every=6"]
-    every += ["diagnostics.game_every=6", "trainer.ckpt_every=6"]
+    every += ["diagnostics.game_every=6", "trainer.ckpt_every=6", "trainer.hist_every=0"]
     argv = ["--breakdown", "--steps", "12", "--device", "cpu", "--extra", *every]
     assert bench.main([*argv, "--json"]) == 0
     (measured,) = json.loads(capsys.readouterr().out).values()

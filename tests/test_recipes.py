@@ -14,8 +14,9 @@ import ganopt.composition
 import ganopt.data.toy
 import ganopt.diagnostics.measurements
 import ganopt.losses
+import ganopt.objective
 import ganopt.regularizers
-from ganopt.diagnostics import Diagnostics
+from ganopt.diagnostics.report import report
 from ganopt.setup import registry
 from ganopt.setup.assembly import build, make_trainer
 from ganopt.tags import DESCRIPTIONS, description
@@ -133,17 +134,56 @@ def test_recipe_add_a_data_set(configs, monkeypatch, tmp_path):
 
 
 def test_recipe_add_a_diagnostic(monkeypatch, tmp_path):
-    """Steps 1-2: a measurement in a Diagnostics hook, its description in ganopt/tags.py."""
-    measured = Diagnostics.on_g_backward
+    """Steps 1-2: one report() where the value exists (here inside Objective.d_pass, in
+    ganopt/objective.py alone), its description in ganopt/tags.py. It reaches TensorBoard on
+    log steps, and between them the call records nothing."""
+    d_pass = ganopt.objective.Objective.d_pass
 
-    def on_g_backward(self, probe, loss, out_fake, out_real=None, penalty=None):
-        measured(self, probe, loss, out_fake, out_real, penalty)
-        probe.scalars["D/out_fake_std"] = out_fake.detach().std()
+    def reporting_d_pass(self, *args, **kwargs):
+        d = d_pass(self, *args, **kwargs)
+        report("D/out_real_std", d.out_real.std())
+        return d
 
-    monkeypatch.setattr(ganopt.diagnostics.measurements.Diagnostics, "on_g_backward", on_g_backward)
-    text = "Spread of D's logits on the G step's fakes."
-    monkeypatch.setitem(DESCRIPTIONS, "D/out_fake_std", text)
+    monkeypatch.setattr(ganopt.objective.Objective, "d_pass", reporting_d_pass)
+    text = "Spread of D's logits on the real batch of its last critic step."
+    monkeypatch.setitem(DESCRIPTIONS, "D/out_real_std", text)
 
     _, logger = train(["trainer.log_every=2"], tmp_path)
-    assert [s for s, _ in logger.scalar_log["D/out_fake_std"]] == [1, 2, 4]
-    assert description("D/out_fake_std") == text
+    logged = logger.scalar_log["D/out_real_std"]
+    assert [s for s, _ in logged] == [1, 2, 4]
+    assert all(v > 0 for _, v in logged)
+    assert description("D/out_real_std") == text
+
+
+def test_recipe_add_an_update_rule(configs, monkeypatch, tmp_path):
+    """Steps 1-3: an optimizer class in ganopt/optimizers.py, its registry line, its YAML for
+    one network (configs/optimizer/) and for both (configs/optim/); each player gets its own
+    instance, and its state is checkpointed like any optimizer's."""
+
+    class SignSGD(torch.optim.Optimizer):
+        """theta <- theta - lr * sign(grad): the step's size is lr whatever the gradient's."""
+
+        def __init__(self, params, lr: float = 1e-3) -> None:
+            super().__init__(params, {"lr": lr})
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.add_(p.grad.sign(), alpha=-group["lr"])
+
+    add_to(ganopt.optimizers, monkeypatch, SignSGD, registry.OPTIMIZERS, "sign_sgd")
+    (configs / "optimizer" / "sign_sgd.yaml").write_text("name: sign_sgd\nlr: 1.0e-3\n")
+    (configs / "optim" / "sign_sgd.yaml").write_text(
+        "defaults:\n  - /optimizer@g: sign_sgd\n  - /optimizer@d: sign_sgd\n  - _self_\n"
+        "clip: null\n"
+    )
+
+    overrides = ["optim=sign_sgd", "trainer.ema_decay=null"]
+    start = build(compose_config([*FAST, *SMALL, "trainer.steps=4", *overrides])).G
+    trainer, _ = train(overrides, tmp_path)
+    assert isinstance(trainer.opt_G, SignSGD) and trainer.opt_G is not trainer.opt_D
+    for before, after in zip(start.parameters(), trainer.G.parameters(), strict=True):
+        moved = (after - before).abs()  # 4 steps of exactly lr each, or 0 where grad was 0
+        assert moved.max() <= 4 * 1e-3 + 1e-7 and moved.max() > 0

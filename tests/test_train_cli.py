@@ -98,9 +98,13 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
         "hist/grad/D/fc1.weight",
         "hist/grad/G/out.bias",
     ):
-        assert [e.step for e in acc.Histograms(tag)] == [20, 40], tag
+        assert [e.step for e in acc.Histograms(tag)] == [1, 2, 5, 10, 20, 40], tag  # early too
     layout = custom_scalars_layout(acc)
-    assert {"gradient flow", "G layers", "G gradient under each loss", "update ratio"} <= layout
+    charts = {"gradient flow", "gradient flow (log10)", "G layers", "update ratio"}
+    assert {*charts, "G gradient under each loss"} <= layout
+    assert [e.step for e in acc.Scalars("grad_norm_log10/G/total")] == [
+        e.step for e in acc.Scalars("grad_norm/G/total")
+    ]
     assert "signal" not in layout  # a critic has no probabilities: no empty chart
     assert all(e.value == pytest.approx(1.0) for e in acc.Scalars("grad_signal/G"))
     w = acc.Scalars("wasserstein/estimate")[-1].value

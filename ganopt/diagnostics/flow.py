@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 
 from ganopt.tags import GRAD_NORM
 
@@ -39,6 +40,19 @@ class GradientFlow:
         if self.layers and not all(math.isnan(v) for v in row):
             self.steps.append(step)
             self.rows.append(row)
+
+    def state_dict(self) -> dict[str, object]:
+        """What the figure of a resumed run needs from before: checkpoints keep it, so that
+        gradient_flow.png covers the whole run, where vanishing shows first."""
+        rows = torch.tensor(self.rows, dtype=torch.float64).reshape(
+            len(self.rows), len(self.layers)
+        )
+        return {"layers": list(self.layers), "steps": torch.tensor(self.steps), "rows": rows}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.layers = [str(name) for name in state["layers"]]  # type: ignore[union-attr]
+        self.steps = [int(s) for s in state["steps"]]  # type: ignore[union-attr]
+        self.rows = [list(map(float, row)) for row in state["rows"]]  # type: ignore[union-attr]
 
     def matrix(self) -> np.ndarray:
         """(layers, steps): the output layer in row 0, the input layer last, as the picture
