@@ -433,23 +433,20 @@ def test_histograms_follow_hist_every(run_dir):
     )
     trainer.fit()
     steps = sorted({step for tag, step in logger.histograms if tag == "hist/D/out_fake"})
-    assert steps == [1, 2, 3, 6]  # and early: 1, 2 (5, 10, 20... below hist_every)
+    assert steps == [1, 3, 6]  # and early: 1 (10, 30, 100, 300... below hist_every)
     assert ("hist/grad/G/fc1.weight", 3) in logger.histograms
     assert [s for s, _ in logger.scalar_log["loss/D"]] == [1, 2, 4, 6]  # scalars: log_every
 
 
 def test_the_last_step_always_has_histograms(run_dir):
-    """A short sweep job (steps < hist_every) has histograms too: early ones (1, 2, 5, 10,
-    ...) and its last step's, where a collapse at step 160 of a longer run would show too."""
+    """A short sweep job (steps < hist_every) has histograms too: early ones (1, 10, 30, 100,
+    300, ...) and its last step's; in a longer run a collapse at step 160 shows at 300."""
     trainer, logger = make_trainer(
         ["trainer.steps=5", "trainer.log_every=2", "trainer.hist_every=500", *SMALL], run_dir
     )
     trainer.fit()
-    assert sorted({step for tag, step in logger.histograms if tag == "hist/D/out_fake"}) == [
-        1,
-        2,
-        5,
-    ]
+    steps = {step for tag, step in logger.histograms if tag == "hist/D/out_fake"}
+    assert sorted(steps) == [1, 5]
 
 
 @pytest.mark.slow
