@@ -48,8 +48,9 @@ log = logging.getLogger("ganopt.trainer")
 OUT_OF_MEMORY = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
 
 
-#: the early steps with histograms: the first, then 1 and 3 times each power of ten from 10
-EARLY_HISTOGRAMS = frozenset({1} | {m * 10**e for e in range(1, 7) for m in (1, 3)})
+#: the early steps with histograms below hist_every: 1 and 3 times each power of ten from
+#: 100 (each costs a log step's measurements and a write of every layer's histogram)
+EARLY_HISTOGRAMS = frozenset(m * 10**e for e in range(2, 7) for m in (1, 3))
 
 
 @dataclass
@@ -165,8 +166,8 @@ class RunRecorder:
         return step == 1 or step % self.settings.log_every == 0
 
     def histograms_due(self, step: int) -> bool:
-        """Every hist_every steps and at the last, and more often early (steps 1, 10, 30,
-        100, 300, ... below hist_every), where a collapse often happens."""
+        """Every hist_every steps and at the last, and more often early (steps 100, 300,
+        1000, ... below hist_every), where a collapse often happens."""
         every = self.settings.hist_every
         early = step < every and step in EARLY_HISTOGRAMS
         return every > 0 and (early or step % every == 0 or step == self.settings.steps)

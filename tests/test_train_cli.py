@@ -98,7 +98,7 @@ def test_a_run_writes_events_metrics_and_checkpoints_into_its_run_directory(tmp_
         "hist/grad/D/fc1.weight",
         "hist/grad/G/out.bias",
     ):
-        assert [e.step for e in acc.Histograms(tag)] == [1, 10, 20, 40], tag  # early too
+        assert [e.step for e in acc.Histograms(tag)] == [20, 40], tag
     layout = custom_scalars_layout(acc)
     charts = {"gradient flow", "gradient flow (log10)", "G layers", "update ratio"}
     assert {*charts, "G gradient under each loss"} <= layout

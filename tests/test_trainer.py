@@ -433,20 +433,27 @@ def test_histograms_follow_hist_every(run_dir):
     )
     trainer.fit()
     steps = sorted({step for tag, step in logger.histograms if tag == "hist/D/out_fake"})
-    assert steps == [1, 3, 6]  # and early: 1 (10, 30, 100, 300... below hist_every)
+    assert steps == [3, 6]  # and early ones: 100, 300, ... below hist_every
     assert ("hist/grad/G/fc1.weight", 3) in logger.histograms
     assert [s for s, _ in logger.scalar_log["loss/D"]] == [1, 2, 4, 6]  # scalars: log_every
 
 
 def test_the_last_step_always_has_histograms(run_dir):
-    """A short sweep job (steps < hist_every) has histograms too: early ones (1, 10, 30, 100,
-    300, ...) and its last step's; in a longer run a collapse at step 160 shows at 300."""
+    """A short sweep job (steps < hist_every) has histograms too: its last step's; a longer
+    run's also at 100, 300, ... below hist_every, where a collapse at step 160 shows."""
     trainer, logger = make_trainer(
         ["trainer.steps=5", "trainer.log_every=2", "trainer.hist_every=500", *SMALL], run_dir
     )
     trainer.fit()
     steps = {step for tag, step in logger.histograms if tag == "hist/D/out_fake"}
-    assert sorted(steps) == [1, 5]
+    assert sorted(steps) == [5]
+
+
+def test_histograms_come_early_too_where_a_collapse_shows(run_dir):
+    """Every hist_every (500) steps alone missed a collapse at step 160: 100 and 300 too."""
+    trainer, _ = make_trainer(["trainer.steps=2000", "trainer.hist_every=500", *SMALL], run_dir)
+    due = [s for s in range(1, 2001) if trainer.recorder.histograms_due(s)]
+    assert due == [100, 300, 500, 1000, 1500, 2000]
 
 
 @pytest.mark.slow
