@@ -241,6 +241,9 @@ def check_overrides(overrides: list[str]) -> None:
             problems.append(grammar_problem(line))
             continue
         key = override.key_or_group
+        if override.package is not None and _into_hydra(override.package):
+            problems.append(f"{_short(line)}: refused; a group's option goes to a ganopt key")
+            continue
         problems += [p for v in override_values(override) if (p := _type_problem(key, v))]
         parts = key.replace("@", ".").replace("/", ".").split(".")
         values = override_values(override)
@@ -254,6 +257,12 @@ def check_overrides(overrides: list[str]) -> None:
             problems.append(problem)
     if problems:
         raise ConfigError(problems)
+
+
+def _into_hydra(package: str) -> bool:
+    """A package that would put a group's option into Hydra's settings, or at the root."""
+    head = package.removeprefix("_global_").lstrip(".").split(".")[0]
+    return head in ("", "hydra")
 
 
 def _type_problem(key: str, value: object) -> str | None:
@@ -310,8 +319,10 @@ def _search_space_problem(override: Override, others: list[str]) -> str | None:
     key = override.key_or_group.removeprefix(HYDRA_SEARCH_SPACE)
     if not any(o.startswith(("hparams_search=", "+hparams_search=")) for o in others):
         return f"{HYDRA_SEARCH_SPACE}{key}: needs a search space first: hparams_search=<name>"
-    if key.split(".")[0].split("/")[0] == "hydra":
-        return f"{HYDRA_SEARCH_SPACE}{key}: a search space ranges over ganopt's keys, not Hydra's"
+    if key.split(".")[0].split("/")[0] in ("hydra", "resume") or override.package is not None:
+        return f"{HYDRA_SEARCH_SPACE}{key}: a search space ranges over ganopt's settings only"
+    if override.is_delete():  # a dimension of the preset's space taken out
+        return None
     line = f"{key}={override.input_line.split('=', 1)[1]}"
     try:
         check_overrides([line])

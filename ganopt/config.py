@@ -146,6 +146,11 @@ def check_structure(cfg: DictConfig) -> None:
         node = _lookup(plain, dotted)
         if not isinstance(node, dict):
             problems.append(f"{dotted}: must be a config node, got {node!r}")
+    top = {f.name for f in fields(Config)}
+    for key in sorted(set(plain) - top):
+        close = difflib.get_close_matches(key, top, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{key}: unknown key{hint}")
     for name, schema in SCHEMA_NODES.items():
         node = plain.get(name)
         declared = {f.name for f in fields(schema)}

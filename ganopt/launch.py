@@ -16,7 +16,7 @@ from ganopt.config import ConfigError
 from ganopt.distributed import World
 from ganopt.resume import path_value, with_recorded_overrides
 from ganopt.run_record import locate, recorded_checkpoint_step, recorded_status
-from ganopt.rundir import check_run_dir, holds_a_run, lock, new_run_dir
+from ganopt.rundir import check_run_dir, holds_a_run, lock, new_run_dir, run_above
 from ganopt.setup.checks import check
 
 #: Hydra flags after which no run happens (help, printing the config, shell completion)
@@ -182,6 +182,8 @@ def _given_dir(key: str, value: str) -> Path:
                     f"file system's {MAX_NAME_BYTES}: {part[:40]}..."
                 ]
             )
+    if (other := run_above(path)) is not None:
+        raise ConfigError([f"{key}: {path} lies inside the run directory {other}; refused"])
     return path
 
 
@@ -190,8 +192,9 @@ def run_dir_overrides(run_dir: Path, overrides: list[str], world: World) -> list
     .hydra/resumed_DATE_TIME beside the original's. Under torchrun rank 0 alone writes Hydra's
     files and log."""
     extra = quote_paths([f"hydra.run.dir={run_dir}"])
-    if any(o.startswith("resume=") for o in overrides):
-        extra.append(f"hydra.output_subdir=.hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    if any(o.startswith("resume=") for o in overrides) and world.is_main:
+        record = new_run_dir(run_dir / ".hydra" / f"resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}")
+        extra.append(f"hydra.output_subdir={record.relative_to(run_dir)}")
     if world.distributed and not world.is_main:  # warnings and errors still reach the console
         extra += [
             "hydra.output_subdir=null",

@@ -121,7 +121,8 @@ def recorded_overrides(run_dir: Path) -> list[str]:
         key = override.key_or_group
         group = key.split("@")[0]
         known = (config_dir() / group).is_dir() or key.split(".")[0] in RECORDED_KEYS
-        if group.startswith("hydra") or not known:
+        into_hydra = (override.package or "").removeprefix("_global_").lstrip(".")
+        if group.startswith("hydra") or into_hydra.startswith("hydra") or not known:
             raise ConfigError(
                 [
                     f"{source} sets {key}: a run directory may set ganopt's own settings and "

@@ -157,6 +157,15 @@ def holds_a_run(run_dir: Path) -> bool:
     return run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir())
 
 
+def run_above(path: Path) -> Path | None:
+    """The run directory ``path`` would lie inside (a folder with .hydra/overrides.yaml), if
+    any: a new run or a table there would write into another run."""
+    for folder in Path(path).resolve().parents:
+        if (folder / ".hydra" / "overrides.yaml").is_file():
+            return folder
+    return None
+
+
 def new_run_dir(base: Path) -> Path:
     """``base``, or ``base-1``, ``base-2``... : the first that does not exist, made now, so that
     two runs started in the same second never share one."""
@@ -279,5 +288,5 @@ def remove_rejected(run_dir: Path, hydra_subdir: Path | None) -> None:
             return
         for entry in entries:  # the folder was there before this run: it stays
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
-    elif hydra_subdir is not None and hydra_subdir.name.startswith("resumed_"):
+    elif hydra_subdir is not None and hydra_subdir.resolve() in _made:  # this resume's record
         shutil.rmtree(hydra_subdir, ignore_errors=True)

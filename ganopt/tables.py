@@ -19,7 +19,7 @@ from typing import TextIO
 
 import torch
 
-from ganopt.rundir import WriteError, write_atomic
+from ganopt.rundir import WriteError, run_above, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 #: the first line of every generated table; tests/test_docs.py parses it
@@ -87,9 +87,8 @@ def refuse_table_path(path: Path) -> None:
     """A table is a markdown file of its own, never a file of a run directory."""
     if path.suffix != ".md":
         raise WriteError(f"--table {path}: a markdown file (.md)")
-    for folder in path.resolve().parents:
-        if (folder / ".hydra" / "overrides.yaml").is_file():
-            raise WriteError(f"--table {path}: inside the run directory {folder}; refused")
+    if (folder := run_above(path)) is not None:
+        raise WriteError(f"--table {path}: inside the run directory {folder}; refused")
 
 
 def write_table(path: Path | None, markdown: str, device: str = "cpu") -> None:

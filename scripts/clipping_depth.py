@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ganopt.arguments import output_dir
+from ganopt.arguments import output_dir, save_figure, written
 from ganopt.clipping import WeightClipper
 from ganopt.data import SwissRoll
 from ganopt.losses import WassersteinLoss
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         real, fake = data.sample(args.batch_size), G(torch.randn(args.batch_size, G.z_dim))
         results[constraint] = activation_grad_norms(critic, real, fake)
 
-    with open(args.out / "clipping_depth.csv", "w", newline="") as f:
+    with written(args.out / "clipping_depth.csv") as f:
         writer = csv.writer(f)
         writer.writerow(["constraint", "layer", "grad_norm"])
         for constraint, norms in results.items():
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.savefig(args.out / "clipping_depth.png", dpi=120)
+    save_figure(fig, args.out / "clipping_depth.png", 120)
 
     lines = ["| constraint | layer 1 | layer L | max / min over layers |\n|---|---|---|---|"]
     for constraint, norms in results.items():

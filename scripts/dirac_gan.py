@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ganopt.arguments import output_dir
+from ganopt.arguments import output_dir, save_figure, written
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.rundir import WriteError
 from ganopt.tables import add_table_argument, write_table
@@ -234,7 +234,7 @@ def plot(
     fig.suptitle(
         f"Dirac-GAN from (1, 1), {args.steps} steps of size {args.lr} (Mescheder et al. 2018)"
     )
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in METHODS
         for update in UPDATES
     }
-    with open(args.out / "dirac.csv", "w", newline="") as f:
+    with written(args.out / "dirac.csv") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "update", "step", "theta", "psi"])
         for (method, update), points in paths.items():

@@ -35,8 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ganopt.arguments import integers, output_dir
-from ganopt.rundir import WriteError
+from ganopt.arguments import integers, output_dir, save_figure, written
+from ganopt.rundir import WriteError, run_above
 from ganopt.tables import add_table_argument, write_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,19 +138,26 @@ def run_dir(out: Path, method: str, data: str, seed: int) -> Path:
     return out / method / data / f"seed_{seed}"
 
 
+def _finished(metrics_file: Path, steps: int | None) -> dict | None:
+    """The metrics of a run that finished at the asked length, or None."""
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    finished = isinstance(metrics, dict) and metrics.get("status") in ("ok", "diverged")
+    return metrics if finished and (steps is None or metrics.get("step") == steps) else None
+
+
 def train(out: Path, method: str, data: str, seed: int, steps: int | None, rerun: bool) -> dict:
     """One run (or the metrics.json it left before)."""
     directory = run_dir(out, method, data, seed)
+    for folder in (out / method, out / method / data, directory):
+        if folder.is_symlink():  # its runs are this script's own, in its own folder
+            raise RuntimeError(f"{folder} is a symlink; refused")
     metrics_file = directory / "metrics.json"
-    if not rerun and metrics_file.exists():
-        metrics = json.loads(metrics_file.read_text())
-        finished = metrics.get("status") in ("ok", "diverged")
-        if finished and (steps is None or metrics.get("step") == steps):
-            return metrics
-    own = out.resolve() / method / data / f"seed_{seed}"
-    if directory.exists() and directory.resolve() != own:
-        raise RuntimeError(f"{directory} leads out of {out} (a symlink); refused")
-    shutil.rmtree(own, ignore_errors=True)  # its unfinished or outdated run: train anew
+    if not rerun and (metrics := _finished(metrics_file, steps)) is not None:
+        return metrics
+    shutil.rmtree(directory, ignore_errors=True)  # its unfinished or outdated run: train anew
     command = [
         sys.executable,
         str(REPO / "train.py"),
@@ -281,7 +288,7 @@ def side_by_side(args: argparse.Namespace, path: Path) -> None:
         ax.set_title(METHODS[method][0].replace("`", ""), fontsize=8, wrap=True)
         ax.axis("off")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -318,12 +325,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown data {unknown}; choose from {', '.join(DATA)}")
     if args.jobs < 1 or (args.steps is not None and args.steps < 1):
         p.error("--jobs and --steps must be >= 1")
+    if args.figure is not None and (run := run_above(args.figure)) is not None:
+        p.error(f"--figure {args.figure}: inside the run directory {run}; refused")
     return args
 
 
 def write_csv(path: Path, results: dict[tuple[str, str, int], dict]) -> None:
     """A row per run: what the tables average."""
-    with open(path, "w", newline="") as f:
+    with written(path) as f:
         writer = csv.writer(f)
         writer.writerow(["method", "data", "seed", "status", "step", *METRICS, "steps_per_sec"])
         for (m, d, s), r in results.items():
@@ -360,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(m in GAME or m in WITHOUT_R1 for m in args.methods):
         markdown += "\n" + game_table(args.out, args.methods, args.data, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mode_coverage.md").write_text(markdown)
+    with written(args.out / "mode_coverage.md") as f:
+        f.write(markdown)
     write_csv(args.out / "mode_coverage.csv", results)
     if args.figure is not None:
         side_by_side(args, args.figure)

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         probe, start, end, run_dir = probe_for(args.run, args.batch)
         if args.out is None:  # into the run directory: by its rules, never through a symlink
             check_run_dir(run_dir)
-        out = output_dir(args.out or run_dir / "path_angle")
+        out = output_dir(args.out or run_dir / "path_angle", in_run=args.out is None)
     except (ConfigError, CheckpointError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ganopt.arguments import output_dir
+from ganopt.arguments import output_dir, save_figure, written
 from ganopt.clipping import WeightClipper
 from ganopt.components import Components
 from ganopt.composition import compose_config
@@ -181,7 +181,7 @@ def plot(results: dict[str, list[tuple[int, float]]], path: Path, title: str) ->
     )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
 
 
 def results_table(results: dict[str, list[tuple[int, float]]]) -> str:
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         logger.close()
 
-    with open(args.out / "vanishing.csv", "w", newline="") as f:
+    with written(args.out / "vanishing.csv") as f:
         writer = csv.writer(f)
         writer.writerow(["loss", "d_iter", "grad_norm"])
         for name, series in results.items():

@@ -506,3 +506,62 @@ def test_mode_coverage_never_deletes_through_a_symlinked_method_folder(run, tmp_
     )  # fmt: skip
     assert proc.returncode != 0 and "symlink" in proc.stderr
     assert snapshot(victim) == before
+
+
+# ---------------------------------------------------------------- a fourth round of probes
+@pytest.mark.parametrize(
+    "override",
+    ["+reg@hydra.callbacks.x=none", "+reg@hydra.job_logging.handlers.x=none", "+reg@_global_=none"],
+)
+def test_a_package_override_never_reaches_hydras_settings(override, tmp_path, capfd):
+    code, err = run_main([*QUICK, "trainer.steps=2", override], tmp_path / "run", capfd)
+    assert_refused(code, err, tmp_path / "run", "a group's option goes to a ganopt key")
+
+
+def test_a_recorded_package_override_into_hydra_is_refused(run, tmp_path, capfd):
+    overrides = run / ".hydra" / "overrides.yaml"
+    overrides.write_text(json.dumps(["+reg@hydra.callbacks.evil=none"]))
+    code, err = run_main([f"resume={run}", "trainer.steps=8"], tmp_path / "unused", capfd)
+    assert code == 2 and "may set ganopt's own settings" in err
+
+
+def test_an_unknown_top_level_key_is_refused(tmp_path, capfd):
+    code, err = run_main([*QUICK, "+foo=1"], tmp_path / "run", capfd)
+    assert_refused(code, err, tmp_path / "run", "foo: unknown key")
+
+
+def test_a_new_run_never_lies_inside_another(run, tmp_path, capfd):
+    inside = run / ".hydra" / "resumed_2026-01-01_00-00-00"
+    code, err = run_main([*QUICK, "trainer.steps=2"], inside, capfd)
+    assert code == 2 and "lies inside the run directory" in err and not inside.exists()
+
+
+@pytest.mark.parametrize(
+    ("script", "csv"), [("dirac_gan", "dirac"), ("clipping_depth", "clipping_depth")]
+)
+def test_a_scripts_files_never_go_through_a_symlink(script, csv, tmp_path):
+    out, victim = tmp_path / "out", tmp_path / "victim.csv"
+    out.mkdir()
+    victim.write_text("keep me")
+    (out / f"{csv}.csv").symlink_to(victim)
+    quick = ["--steps", "5"] if script == "dirac_gan" else ["--iters", "1", "--depth", "2"]
+    proc = subprocess.run(
+        [sys.executable, f"scripts/{script}.py", "--out", str(out), *quick],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "keep me"  # the link was replaced, its target left alone
+
+
+def test_mode_coverage_never_trains_into_a_symlinked_folder(tmp_path):
+    out, elsewhere = tmp_path / "mc", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "default").symlink_to(elsewhere)
+    proc = subprocess.run(
+        [sys.executable, "scripts/mode_coverage.py", "--out", str(out), "--steps", "4",
+         "--seeds", "0", "--methods", "default", "--data", "ring8", "--jobs", "1"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "is a symlink" in proc.stderr
+    assert list(elsewhere.iterdir()) == []

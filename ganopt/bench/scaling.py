@@ -13,6 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+from ganopt.arguments import save_figure, written
 from ganopt.bench import timing
 from ganopt.recorder import peak_memory_mb
 
@@ -78,11 +79,11 @@ def measure(base: list[str], steps: int | None, out: Path, command: list[str]) -
             )
             rows.append(row)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "bench_scaling.csv", "w", newline="") as f:
+    with written(out / "bench_scaling.csv") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    figure(rows).savefig(out / "bench_scaling.png", dpi=110)
+    save_figure(figure(rows), out / "bench_scaling.png", 110)
     return rows
 
 
