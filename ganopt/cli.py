@@ -85,8 +85,11 @@ def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
 
 def describe(parts: Components, cfg: DictConfig) -> None:
     """The run in one line: device, network sizes, and each component as the config chose it
-    (``reg r1(gamma=1.0, every=1)``), not as the code spells it."""
+    (``reg r1(gamma=1.0, every=1)``), not as the code spells it; for images, a second line
+    with how many train and how many are held out."""
     chosen = {key: _as_set(cfg, key) for key in ("loss", "reg", "reg2", "reg3", "optim.d")}
+    if OmegaConf.select(cfg, "aug.name", default="none") != "none":
+        chosen["aug"] = _as_set(cfg, "aug")
     log.info(
         "device %s x %d process(es) | G %s | D %s | %s | clip %s",
         parts.device,
@@ -96,6 +99,14 @@ def describe(parts: Components, cfg: DictConfig) -> None:
         " | ".join(f"{key} {text}" for key, text in chosen.items() if text),
         cfg.optim.clip,
     )
+    heldout = getattr(parts.data, "heldout", None)
+    if heldout is not None:  # image data: what D trains on and what it never sees
+        log.info(
+            "data %s: %d images train, %d held out (data.holdout, data.limit)",
+            cfg.data.name,
+            len(parts.data),
+            len(heldout),
+        )
 
 
 def _as_set(cfg: DictConfig, key: str) -> str:

@@ -40,6 +40,10 @@ CHARTS: dict[str, tuple[list[str], str]] = {
     ),
     "D input gradients": ([r"grad_x/D/.*"], r"grad_x/D/.*"),
     "D output, real vs fake": ([r"D/out_real", r"D/out_fake"], r"D/out_real"),
+    "D on training vs held-out reals": (
+        [r"D/out_train", r"D/out_heldout", r"D/overfit_gap"],
+        r"D/out_heldout",
+    ),
     "update ratio": ([r"update_ratio/G/total", r"update_ratio/D/total"], r"update_ratio/.*"),
     "game": ([r"game/eig_.*", r"game/rotation", r"game/rotational_share"], r"game/.*"),
     "game: Hessians": ([r"game/hessian_.*"], r"game/hessian_.*"),

@@ -8,12 +8,14 @@ a regularizer through it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from ganopt.diagnostics.memorization import Memorization
 from ganopt.losses import GANLoss
 from ganopt.regularizers import Consensus, Regularizer
 
@@ -66,16 +68,22 @@ class Phase:
 
 
 class Objective:
-    """A loss and its regularizers, computed from the networks and the batch."""
+    """A loss and its regularizers, computed from the networks and the batch. ``augment``
+    transforms every image D sees (aug=diffaugment); ``memorization`` reports D's outputs on
+    training and held-out reals from D's step on log steps (docs/limited_data.md)."""
 
     def __init__(
         self,
         loss: GANLoss,
         regularizers: Sequence[Regularizer] = (),
         autocast_bf16: bool = False,
+        *,
+        augment: Callable[[Tensor], Tensor] | None = None,
+        memorization: Memorization | None = None,
     ) -> None:
         self.loss = loss
         self.regularizers = list(regularizers)
+        self.augment, self.memorization = augment, memorization
         self.d_inline = [r for r in self.regularizers if r.network == "D" and r.every == 1]
         self.g_inline = [r for r in self.regularizers if r.network == "G" and r.every == 1]
         self.lazy = [r for r in self.regularizers if r.every > 1]
@@ -109,7 +117,11 @@ class Objective:
         return contextlib.nullcontext()
 
     def perturb(self, x: Tensor, step: int) -> Tensor:
-        """D's input as D sees it (instance noise) during generator step ``step``."""
+        """D's input as D sees it during generator step ``step``, in every pass that reads D:
+        augmented (aug=diffaugment, as in DiffAugment's code: reals and fakes, D's step and
+        G's), then any instance noise. Penalties then differentiate D at these inputs."""
+        if self.augment is not None:
+            x = self.augment(x)
         for regularizer in self.regularizers:
             x = regularizer.perturb(x, step)
         return x
@@ -128,6 +140,9 @@ class Objective:
         terms = [r.penalty(D_plain, seen_real, fake, out_real, out_fake) for r in self.d_inline]
         if self.consensus:
             terms.append(self.consensus_penalty(G, D_plain, real, z, step))
+        if self.memorization is not None:  # reports on log steps only
+            seen = functools.partial(self.perturb, step=step)
+            self.memorization.report(D_plain, out_real, seen, self.autocast)
         return DPass(loss, _sum(terms), seen_real.detach(), fake.detach(), out_real, out_fake)
 
     def g_pass(

@@ -86,10 +86,10 @@ class RunState:
         components, ours = saved.get("components"), self.identity["components"]
         if isinstance(components, dict) and isinstance(ours, dict):
             for key in sorted(set(components) | set(ours), key=str):
-                if components.get(key) != ours.get(key):
+                if components.get(key) != ours.get(key):  # a slot left out is none (aug)
                     raise ValueError(
-                        f"the checkpoint's {key} is {components.get(key)}, this run's is "
-                        f"{ours.get(key)}"
+                        f"the checkpoint's {key} is {components.get(key, 'none')}, this run's is "
+                        f"{ours.get(key, 'none')}"
                     )
         for network in ("G", "D"):
             theirs, mine = saved.get(network), self.identity[network]

@@ -29,7 +29,8 @@ def test_spec_groups_are_all_present():
 PARTNERS = {
     "model=dcgan": ["data=digits"],
     "data=digits": ["model=dcgan"],
-    "data=folder": ["model=dcgan", "data.resolution=16"],
+    "data=folder": ["model=dcgan", "data.resolution=16", "data.holdout=0"],  # one image
+    "aug=diffaugment": ["model=dcgan", "data=digits"],
     "data=mnist": ["model=dcgan"],
     "data=fashion_mnist": ["model=dcgan"],
     "data=cifar10": ["model=dcgan"],
@@ -44,19 +45,29 @@ PARTNERS = {
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 #: options that build image data (the first to build digits trains the digits classifier)
 IMAGE_OPTIONS = {"model=dcgan", "data=digits", "data=folder", "experiment=dcgan_paper"}
+IMAGE_OPTIONS |= {"aug=diffaugment"}
 
 
 EVERY_OPTION = [
     *(
         f"{group}={name}"
-        for group in ("loss", "optim", "model", "data", "reg", "experiment", "hparams_search")
+        for group in (
+            "loss",
+            "optim",
+            "model",
+            "data",
+            "reg",
+            "aug",
+            "experiment",
+            "hparams_search",
+        )
         for name in options(group)
     ),
     *(f"optimizer@optim.{net}={name}" for net in "gd" for name in options("optimizer")),
     *(f"+sn_adam={name}" for name in options("sn_adam")),
 ]
 #: the fast subset composes the main groups; presets and bases (built from them) run as slow
-FAST_GROUPS = ("loss=", "optim=", "model=", "data=", "reg=")
+FAST_GROUPS = ("loss=", "optim=", "model=", "data=", "reg=", "aug=")
 
 
 @pytest.mark.parametrize(

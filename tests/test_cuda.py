@@ -26,6 +26,8 @@ pytestmark = [
         ["trainer.compile=true"],
         ["trainer.cuda_graphs=true"],
         ["model=dcgan", "data=digits", "trainer.cuda_graphs=true"],
+        ["model=dcgan", "data=digits", "aug=diffaugment", "trainer.amp=bf16"],
+        ["model=dcgan", "data=digits", "aug=diffaugment", "trainer.cuda_graphs=true"],
     ],
     ids=[
         "toy",
@@ -36,6 +38,8 @@ pytestmark = [
         "toy+compile",
         "toy+graphs",
         "dcgan+graphs",
+        "dcgan+diffaugment+bf16",
+        "dcgan+diffaugment+graphs",
     ],
 )
 def test_steps_between_log_steps_never_sync_the_host(overrides, run_dir):
@@ -101,6 +105,21 @@ def test_a_cuda_run_with_compile_and_bf16_trains(run_dir):
     assert result.status == "ok"
     assert all(v == v for _, v in logger.scalar_log["loss/D"])  # finite
     assert next(trainer.G.parameters()).is_cuda
+
+
+def test_a_cuda_run_with_diffaugment_logs_the_held_out_gap_in_bf16(run_dir):
+    """The held-out batch runs through D under autocast, from a fork of the CUDA RNG."""
+    trainer, logger = make_trainer(
+        [
+            *["trainer.device=cuda", "model=dcgan", "data=digits", "data.limit=200"],
+            *["aug=diffaugment", "trainer.amp=bf16", "trainer.steps=4", "trainer.log_every=2"],
+        ],
+        run_dir,
+    )
+    assert trainer.fit().status == "ok"
+    log = logger.scalar_log
+    for tag in ("D/out_train", "D/out_heldout", "D/overfit_gap", "D/ada_rt"):
+        assert [s for s, _ in log[tag]] == [1, 2, 4] and all(v == v for _, v in log[tag]), tag
 
 
 @pytest.mark.parametrize("setting", ["trainer.compile=true", "trainer.cuda_graphs=true"])

@@ -1,5 +1,6 @@
 """Each diagnostic on a case whose value is known by hand, and the gradient alarm."""
 
+import contextlib
 import math
 import statistics
 
@@ -10,10 +11,13 @@ from torch import nn
 
 from ganopt.diagnostics import Diagnostics, GradientAlarm, Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
+from ganopt.diagnostics.memorization import Memorization
+from ganopt.diagnostics.report import collecting
 from ganopt.losses import GENERATOR_LOSSES, NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
 from ganopt.plots import gradient_flow_figure
 from ganopt.schedule import LinearDecay
+from ganopt.tags import D_ADA_RT, D_OUT_HELDOUT, D_OUT_TRAIN, D_OVERFIT_GAP
 
 
 class LinearD(nn.Module):
@@ -319,3 +323,61 @@ def test_gradient_flow_keeps_weights_in_order_and_draws_the_output_on_top():
     assert flow.layers == ["fc1.weight", "out.weight"] and flow.steps == [10, 20]
     assert flow.matrix() == pytest.approx(np.array([[1.0, 0.1], [1e-3, 1e-4]]))
     assert gradient_flow_figure(flow).axes[0].get_title() == "gradient flow through G"
+
+
+class _BatchNormD(nn.Module):
+    """A D whose output depends on its batch and whose buffers move in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(1)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.norm(x).flatten(1).mean(1) + x.flatten(1).mean(1)
+
+
+def _memorization_scalars(memorization, D, out_real, seen=lambda x: x):
+    probe = Probe()
+    with collecting(probe):
+        memorization.report(D, out_real, seen, contextlib.nullcontext)
+    return probe.scalars
+
+
+def test_memorization_reports_train_heldout_gap_and_ada_rt_as_defined():
+    """D/out_train and D/ada_rt from the logits of D's step, D/out_heldout from D on the
+    held-out batch as D's input path shows it, D/overfit_gap their difference."""
+    D = _BatchNormD()
+    heldout = torch.randn(6, 1, 4, 4)
+    out_real = torch.tensor([2.0, -1.0, 0.5, 3.0])
+
+    def seen(x):  # draws from the global RNG, as DiffAugment does
+        return x + torch.rand(len(x), 1, 1, 1)
+
+    torch.manual_seed(0)
+    rng = torch.get_rng_state()
+    buffers = [b.clone() for b in D.buffers()]
+    s = _memorization_scalars(Memorization(heldout), D, out_real, seen)
+    assert torch.equal(torch.get_rng_state(), rng)  # the training RNG did not move
+    assert all(torch.equal(a, b) for a, b in zip(buffers, D.buffers(), strict=True))
+    assert s[D_OUT_TRAIN] == pytest.approx(4.5 / 4)
+    assert s[D_ADA_RT] == pytest.approx((1 - 1 + 1 + 1) / 4)
+    torch.manual_seed(0)  # the draws ``seen`` made: the next ones training would make
+    expected = D(seen(heldout)).mean()
+    assert s[D_OUT_HELDOUT] == pytest.approx(expected.item())
+    assert s[D_OVERFIT_GAP] == pytest.approx(s[D_OUT_TRAIN] - s[D_OUT_HELDOUT])
+
+
+def test_memorization_without_heldout_images_reports_only_what_d_step_gives():
+    D = _BatchNormD()
+    s = _memorization_scalars(Memorization(None), D, torch.tensor([1.0, -2.0]))
+    assert set(s) == {D_OUT_TRAIN, D_ADA_RT} and D.calls == 0
+
+
+def test_memorization_costs_nothing_between_log_steps():
+    D = _BatchNormD()
+    Memorization(torch.randn(3, 1, 4, 4)).report(
+        D, torch.ones(2), lambda x: x, contextlib.nullcontext
+    )
+    assert D.calls == 0

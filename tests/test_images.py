@@ -14,6 +14,7 @@ from PIL import Image
 
 from ganopt.config import ConfigError
 from ganopt.data import DataError, ImageBatches, digits, folder, torchvision_dataset
+from ganopt.data.images import split
 from ganopt.models import DCGANDiscriminator, DCGANGenerator
 from ganopt.setup.assembly import build
 from tests.conftest import compose_config
@@ -30,7 +31,7 @@ def test_folder_resizes_center_crops_and_scales_to_unit_range(tmp_path):
     write_png(tmp_path / "a.png", half)
     write_png(tmp_path / "nested" / "b.png", np.full((50, 30, 3), 255))
     (tmp_path / "notes.txt").write_text("not an image")
-    data = folder(batch_size=4, path=str(tmp_path), resolution=16)
+    data = folder(batch_size=4, path=str(tmp_path), resolution=16, holdout=0)
     assert data.shape == (3, 16, 16)
     assert len(data) == 2
     first = data.images[0]  # sorted: a.png first
@@ -43,7 +44,8 @@ def test_folder_resizes_center_crops_and_scales_to_unit_range(tmp_path):
 
 def test_folder_grayscale(tmp_path):
     write_png(tmp_path / "g.png", np.full((8, 8, 3), 128))
-    assert folder(batch_size=2, path=str(tmp_path), resolution=8, channels=1).shape == (1, 8, 8)
+    gray = folder(batch_size=2, path=str(tmp_path), resolution=8, channels=1, holdout=0)
+    assert gray.shape == (1, 8, 8)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,7 @@ def test_16_bit_png_spans_the_unit_range_and_8_bit_images_load_as_before(tmp_pat
     Image.fromarray(np.tile(levels, (8, 1)).astype(np.uint16)).save(tmp_path / "a16.png")
     rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3))
     write_png(tmp_path / "b8.png", rgb)
-    data = folder(batch_size=2, path=str(tmp_path), resolution=8)
+    data = folder(batch_size=2, path=str(tmp_path), resolution=8, holdout=0)
     gray = data.images[0]  # a 16-bit grayscale PNG, repeated in R, G and B
     expected = torch.tensor(levels / 32767.5 - 1, dtype=torch.float32).expand(3, 8, 8)
     assert torch.allclose(gray, expected, atol=1e-6)
@@ -82,7 +84,8 @@ def test_16_bit_png_spans_the_unit_range_and_8_bit_images_load_as_before(tmp_pat
     old = torch.from_numpy(rgb.astype(np.uint8)).permute(2, 0, 1).float().div(127.5).sub(1.0)
     assert torch.equal(data.images[1], old)
     # resized (in float), the gradient keeps its mean and range
-    small = folder(batch_size=2, path=str(tmp_path), resolution=4, channels=1).images[0]
+    small = folder(batch_size=2, path=str(tmp_path), resolution=4, channels=1, holdout=0)
+    small = small.images[0]
     assert small.min() >= -1 and small.max() <= 1
     assert small.mean().item() == pytest.approx(expected.mean().item(), abs=0.02)
 
@@ -119,7 +122,7 @@ def test_a_named_pipe_is_refused_without_opening_it_and_symlinks_load(tmp_path):
     assert re.search(r"x\.png.* is not a regular file", str(raised[0]))
     assert "\n" not in str(raised[0])
     fifo.unlink()
-    assert len(folder(batch_size=2, path=str(tmp_path), resolution=8)) == 2
+    assert len(folder(batch_size=2, path=str(tmp_path), resolution=8, holdout=0)) == 2
 
 
 def test_folder_without_path_is_rejected_before_training():
@@ -128,9 +131,10 @@ def test_folder_without_path_is_rejected_before_training():
 
 
 def test_digits_are_the_1797_bundled_images_in_unit_range():
-    data = digits(batch_size=32)
+    data = digits(batch_size=32, holdout=0)
     assert len(data) == 1797 and data.shape == (1, 8, 8)
     assert data.images.min() == -1.0 and data.images.max() == 1.0
+    assert data.reference is data.images and len(data.heldout) == 0
     up = digits(batch_size=32, resolution=16)
     assert up.shape == (1, 16, 16) and next(up).shape == (32, 1, 16, 16)
 
@@ -158,6 +162,96 @@ def test_sample_leaves_the_stream_and_global_rng_alone():
     sample = data.sample(30, generator=torch.Generator().manual_seed(3))
     assert sample.shape == (30, 1, 8, 8)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def rows(images):
+    """Each image as a tuple of its pixels: images compared as a set."""
+    return {tuple(x.flatten().tolist()) for x in images}
+
+
+def test_digits_hold_out_a_tenth_disjoint_from_training_and_the_reference_holds_both():
+    data = digits(batch_size=32)
+    assert (len(data), len(data.heldout), len(data.reference)) == (1617, 180, 1797)
+    train, heldout, every = rows(data.images), rows(data.heldout), rows(data.reference)
+    assert not train & heldout
+    assert train | heldout == every == rows(digits(batch_size=32, holdout=0).images)
+    assert next(data).shape == (32, 1, 8, 8)
+
+
+def test_limit_trains_on_the_first_n_of_the_rest_and_holds_out_as_many_as_before():
+    full, limited = digits(batch_size=8), digits(batch_size=8, limit=200)
+    assert (len(limited), len(limited.heldout), len(limited.reference)) == (200, 180, 1797)
+    assert torch.equal(limited.images, full.images[:200])  # the same fixed order
+    assert torch.equal(limited.heldout, full.heldout)
+    assert len(digits(batch_size=8, holdout=0, limit=5)) == 5
+
+
+def test_at_least_one_image_is_held_out_and_holdout_zero_keeps_the_images_as_loaded():
+    images = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 1, 8, 8)
+    training, heldout, reference = split(images, holdout=0.01)
+    assert (len(training), len(heldout), len(reference)) == (5, 1, 6)
+    training, heldout, reference = split(images, holdout=0)
+    assert training is images and reference is images and len(heldout) == 0
+    assert len(split(images, holdout=0, limit=2)[0]) == 2
+
+
+def test_the_split_depends_on_the_data_alone_not_the_seed_nor_the_global_rng():
+    heldout = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        state = torch.get_rng_state()
+        heldout.append(digits(batch_size=8).heldout)
+        assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(*heldout)
+    built = [
+        build(compose_config(["model=dcgan", "data=digits", f"trainer.seed={seed}"])).data
+        for seed in (0, 1)
+    ]
+    assert torch.equal(built[0].heldout, built[1].heldout)
+    assert torch.equal(built[0].images, built[1].images)
+    assert not torch.equal(next(built[0]), next(digits(batch_size=256)))  # draws: the seed's
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"holdout": 0.7}, "data.holdout must be in [0, 0.5], got 0.7"),
+        ({"holdout": -0.1}, "data.holdout must be in [0, 0.5], got -0.1"),
+        ({"holdout": "a"}, "data.holdout must be a number in [0, 0.5]"),
+        ({"limit": 0}, "data.limit must be an int from 1 to the 1617 images left after"),
+        ({"limit": 1618}, "data.limit must be an int from 1 to the 1617 images left after"),
+        ({"limit": 2.5}, "data.limit must be an int"),
+    ],
+)
+def test_holdout_and_limit_out_of_range_are_refused_in_one_line(kwargs, message):
+    with pytest.raises(DataError) as raised:
+        digits(batch_size=8, **kwargs)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_single_image_cannot_be_held_out_and_trained_on():
+    with pytest.raises(DataError, match=r"holds out all 1 images.*data\.holdout=0"):
+        split(torch.zeros(1, 1, 8, 8), holdout=0.1)
+
+
+def test_image_batches_built_directly_hold_nothing_out():
+    images = torch.randn(10, 1, 8, 8)
+    data = ImageBatches(images, batch_size=4)
+    assert data.reference is data.images and data.heldout.shape == (0, 1, 8, 8)
+
+
+def test_a_stream_saved_over_other_training_images_is_refused_on_load():
+    data = digits(batch_size=8, limit=100)
+    next(data)
+    state = data.state_dict()
+    same = digits(batch_size=8, limit=100)
+    same.load_state_dict(state)
+    assert torch.equal(next(same), next(data))
+    with pytest.raises(
+        ValueError, match="streams 100 training images, this config's data has 1617"
+    ):
+        digits(batch_size=8).load_state_dict(state)
 
 
 @pytest.mark.skipif(

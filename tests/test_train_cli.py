@@ -145,6 +145,59 @@ def test_a_rejected_config_exits_2_in_one_line_and_writes_nothing(tmp_path, over
     assert not run_dir.exists()
 
 
+def test_diffaugment_on_limited_digits_logs_the_held_out_gap_and_ada_rt(tmp_path):
+    """docs/limited_data.md's command, shortened: D's outputs on training and held-out reals,
+    their gap and r_t reach TensorBoard on every log step, and the run says what it trains on."""
+    run_dir = tmp_path / "run"
+    proc = train(
+        *["experiment=dcgan_paper", "data.limit=200", "aug=diffaugment", "trainer.steps=4"],
+        *["trainer.batch_size=32", "model.g.width=4", "model.d.width=4", "trainer.log_every=2"],
+        *["trainer.eval_every=0", "trainer.sample_every=0", "trainer.hist_every=0"],
+        f"hydra.run.dir={run_dir}",
+        *QUIET,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "data digits: 200 images train, 180 held out" in proc.stderr
+    assert "aug diffaugment(policy=color,translation,cutout)" in proc.stderr
+    acc = events(run_dir)
+    values = {}
+    for tag in ("D/out_train", "D/out_heldout", "D/overfit_gap", "D/ada_rt"):
+        events_of_tag = acc.Scalars(tag)
+        assert [e.step for e in events_of_tag] == [1, 2, 4], tag
+        assert all(math.isfinite(e.value) for e in events_of_tag), tag
+        values[tag] = [e.value for e in events_of_tag]
+    for train_, heldout, gap in zip(
+        values["D/out_train"], values["D/out_heldout"], values["D/overfit_gap"], strict=True
+    ):
+        assert gap == pytest.approx(train_ - heldout, abs=1e-6)
+    assert all(-1 <= r <= 1 for r in values["D/ada_rt"])
+    assert values["D/out_train"] == [e.value for e in acc.Scalars("D/out_real")]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["aug=diffaugment"], "aug: diffaugment augments images, and this run's data (ring)"),
+        (
+            ["experiment=dcgan_paper", "aug=diffaugment", "aug.policy=[color,colour]"],
+            "aug: no augmentation 'colour' in policy 'color,colour'; choose from color, "
+            "translation, cutout",
+        ),
+        (["experiment=dcgan_paper", "data.holdout=0.6"], "data: data.holdout must be in [0, 0.5]"),
+        (["experiment=dcgan_paper", "data.limit=0"], "data: data.limit must be an int from 1"),
+        (["experiment=dcgan_paper", "data.limit=1618"], "to the 1617 images left after"),
+    ],
+    ids=["points", "policy", "holdout", "limit_0", "limit_too_large"],
+)
+def test_augmentation_and_limited_data_refusals_exit_2_in_one_line(tmp_path, overrides, message):
+    run_dir = tmp_path / "run"
+    proc = train(*overrides, f"hydra.run.dir={run_dir}", *QUIET)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert message in proc.stderr
+    assert not run_dir.exists()
+
+
 @pytest.mark.slow
 def test_a_config_rejected_in_the_task_leaves_no_empty_outputs_date_folder(tmp_path):
     """reg.every=0 is refused while building, after Hydra made outputs/DATE/TIME_.../; the run
@@ -251,7 +304,7 @@ def test_help_lists_every_option_of_every_user_facing_group_and_no_internal_grou
     text = proc.stdout
     assert text.startswith("ganopt: train a GAN")
     assert max(len(line) for line in text.splitlines()) <= 100
-    for group in ("loss", "optim", "reg", "model", "data", "experiment", "hparams_search"):
+    for group in ("loss", "optim", "reg", "model", "data", "aug", "experiment", "hparams_search"):
         assert f"\n  {group} " in text, group
         for option in (REPO / "configs" / group).glob("*.yaml"):
             assert re.search(rf"\b{option.stem}\b", text), f"{group}={option.stem}"

@@ -27,6 +27,11 @@ FAST_PAIRS = {
     ("standard", "rmsprop"),
 }
 SMALL = ["trainer.batch_size=64", "model.g.hidden=[32,32,32]", "model.d.hidden=[32,32,32]"]
+#: a small DCGAN on the digits with BatchNorm in D
+DIGITS = [
+    *["model=dcgan", "data=digits", "data.resolution=16", "model.d.norm=batch"],
+    *["reg=none", "model.g.width=4", "model.d.width=4"],
+]
 
 
 @pytest.mark.parametrize(
@@ -293,13 +298,18 @@ class _Counter:
 
 
 @pytest.mark.slow
-def test_no_host_sync_between_log_steps(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "model",
+    [SMALL, [*DIGITS, "trainer.batch_size=16", "aug=diffaugment"]],
+    ids=["mlp", "diffaugment_heldout"],
+)
+def test_no_host_sync_between_log_steps(model, tmp_path, monkeypatch):
     """Syncs happen on log steps only: 10 or 150 steps with the same log steps cost the same
     (150 steps also refill the divergence guard's device buffer of 64 steps)."""
     counts = []
     for steps in (10, 150):
         trainer, _ = make_trainer(
-            [f"trainer.steps={steps}", "trainer.log_every=1000", *SMALL], tmp_path / str(steps)
+            [f"trainer.steps={steps}", "trainer.log_every=1000", *model], tmp_path / str(steps)
         )
         counter = _Counter(monkeypatch)
         trainer.fit()
@@ -466,8 +476,10 @@ def test_histograms_come_early_too_where_a_collapse_shows(run_dir):
             *["model=dcgan", "data=digits", "data.resolution=16", "model.d.norm=batch"],
             *["reg=none", "model.g.width=4", "model.d.width=4"],
         ],
+        # D on held-out reals, seen augmented, before D's backward: BatchNorm and spectral norm
+        [*DIGITS, "model.d.spectral_norm=true", "aug=diffaugment", "data.limit=100"],
     ],
-    ids=["mlp", "spectral_norm", "dcgan_batchnorm"],
+    ids=["mlp", "spectral_norm", "dcgan_batchnorm", "diffaugment_heldout"],
 )
 def test_logging_and_measuring_never_change_the_training_trajectory(model, tmp_path):
     """Every diagnostic at every step (interpolates, shadows, histograms, figures) vs none:

@@ -4,6 +4,11 @@ Sources: scikit-learn's bundled 8×8 digits (real images, no download), torchvis
 Fashion-MNIST and CIFAR-10 (optional), and any folder of image files. Every source ends as a
 float tensor (N, C, R, R) in [-1, 1]; the order of batches comes from the global torch RNG, so
 ``trainer.seed`` fixes it.
+
+Every source holds out ``holdout`` of its images (10 % by default), which nothing trains on, and
+may train on only the first ``limit`` of the rest (docs/limited_data.md). Which images those
+are is fixed by the data set alone, never by the seed: every run of a data set holds out the
+same images.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ MAX_IMAGE_PIXELS = 50_000_000
 MAX_ASPECT_RATIO = 16
 #: unsigned 16-bit grayscale, mapped by 65535 (not clipped at 255 as ``convert("L")`` does)
 SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+#: seeds the one permutation that chooses the held-out images and the order ``limit`` takes
+#: the rest in: a constant, so that the split depends on the data set alone
+SPLIT_SEED = 20200611
+MAX_HOLDOUT = 0.5
 
 
 class DataError(ValueError):
@@ -38,6 +47,10 @@ class ImageBatches:
 
     The images stay on the host; on CUDA each batch is copied from pinned memory without
     blocking, so the copy overlaps the previous step's kernels.
+
+    ``images`` are what training draws; ``heldout`` the images held out of training (none by
+    default) and ``reference`` every image loaded (by default ``images``): the real
+    distribution an evaluation compares with. :func:`split` makes the three of a data set.
     """
 
     kind = "images"  # see ToyDistribution.kind
@@ -48,12 +61,17 @@ class ImageBatches:
         batch_size: int,
         device: torch.device | str = "cpu",
         name: str = "images",
+        *,
+        heldout: Tensor | None = None,
+        reference: Tensor | None = None,
     ) -> None:
         if images.dim() != 4 or len(images) == 0:
             raise DataError(
                 f"expected a non-empty (N, C, H, W) image tensor, got {tuple(images.shape)}"
             )
         self.images = images.float().contiguous()
+        self.heldout = (images[:0] if heldout is None else heldout).float().contiguous()
+        self.reference = self.images if reference is None else reference.float().contiguous()
         self.name = name  # which dataset: the evaluator depends on it
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
@@ -80,14 +98,23 @@ class ImageBatches:
 
     def state_dict(self) -> dict[str, object]:
         """Where the stream is: the epoch's permutation and the position in it (and, sharded,
-        the shared generator)."""
+        the shared generator), and how many images it permutes."""
         state: dict[str, object] = {"order": self._order.clone(), "position": self._position}
+        state["count"] = len(self.images)
         if self._shard is not None and len(self._order):
             state["epoch_rng"] = self._epoch_rng
         return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        """Sharded, every rank rebuilds its own slice of the saved epoch (rank 0 saved it)."""
+        """Sharded, every rank rebuilds its own slice of the saved epoch (rank 0 saved it). A
+        stream over another number of training images (data.limit or data.holdout changed)
+        is refused: its permutation indexes other images."""
+        count = state.get("count", len(self.images))  # absent from older checkpoints
+        if count != len(self.images):
+            raise ValueError(
+                f"it streams {count} training images, this config's data has {len(self.images)} "
+                f"(data.holdout or data.limit differ)"
+            )
         self._order, self._position = state["order"], int(state["position"])
         if self._shard is not None and "epoch_rng" in state:
             self._shard[2].set_state(state["epoch_rng"])
@@ -129,6 +156,51 @@ class ImageBatches:
         return self._to_device(self.images.index_select(0, idx))
 
 
+def split(
+    images: Tensor, holdout: float = 0.1, limit: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(training images, held-out images, every image) of a data set: ``holdout`` of the
+    images (at least one where it is > 0) held out, then the first ``limit`` of the rest (all
+    by default) to train on, both in the order of a fixed permutation (SPLIT_SEED). Every image
+    stays in its loaded order, so the evaluator's yardstick does not move with either."""
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)):
+        raise DataError(f"data.holdout must be a number in [0, {MAX_HOLDOUT}], got {holdout!r}")
+    if not 0 <= holdout <= MAX_HOLDOUT:
+        raise DataError(f"data.holdout must be in [0, {MAX_HOLDOUT}], got {holdout}")
+    count = len(images)
+    held = max(1, round(holdout * count)) if holdout > 0 else 0
+    if held >= count:
+        raise DataError(
+            f"data.holdout={holdout} holds out all {count} images, leaving none to train "
+            "on; set data.holdout=0"
+        )
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= count - held
+    ):
+        raise DataError(
+            f"data.limit must be an int from 1 to the {count - held} images left after "
+            f"data.holdout, or null; got {limit!r}"
+        )
+    if held == 0 and limit is None:
+        return images, images[:0], images
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    shuffled = images[order]
+    end = count if limit is None else held + limit
+    return shuffled[held:end], shuffled[:held], images
+
+
+def _batches(
+    images: Tensor,
+    batch_size: int,
+    device: torch.device | str,
+    name: str,
+    holdout: float,
+    limit: int | None,
+) -> ImageBatches:
+    training, heldout, reference = split(images, holdout, limit)
+    return ImageBatches(training, batch_size, device, name, heldout=heldout, reference=reference)
+
+
 def _to_unit_range(images: Tensor, max_value: float) -> Tensor:
     return images.float().div(max_value / 2).sub(1.0)
 
@@ -148,17 +220,22 @@ def _resize(images: Tensor, resolution: int | None) -> Tensor:
 
 
 def digits(
-    batch_size: int, device: torch.device | str = "cpu", resolution: int = 8
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    resolution: int = 8,
+    holdout: float = 0.1,
+    limit: int | None = None,
 ) -> ImageBatches:
     """scikit-learn's 1797 bundled 8×8 handwritten digits (pixel values 0–16), in [-1, 1],
-    optionally resized to ``resolution`` (bilinear)."""
+    optionally resized to ``resolution`` (bilinear); ``holdout`` and ``limit`` as in
+    :func:`split`."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         raise DataError("data=digits needs scikit-learn: pip install scikit-learn") from None
     images = torch.from_numpy(load_digits().images.astype(np.float32)).unsqueeze(1)
     images = _resize(_to_unit_range(images, 16.0), resolution)
-    return ImageBatches(images, batch_size, device, "digits")
+    return _batches(images, batch_size, device, "digits", holdout, limit)
 
 
 TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
@@ -172,10 +249,13 @@ def torchvision_dataset(
     download: bool = False,
     train: bool = True,
     resolution: int | None = None,
+    holdout: float = 0.1,
+    limit: int | None = None,
 ) -> ImageBatches:
     """MNIST, Fashion-MNIST or CIFAR-10 through torchvision (``pip install ganopt[vision]``).
 
     With ``download=false`` (the default) the files must already be under ``root``.
+    ``holdout`` and ``limit`` as in :func:`split`.
     """
     if name not in TORCHVISION_DATASETS:
         raise DataError(
@@ -201,9 +281,8 @@ def torchvision_dataset(
         raise DataError(f"data={name}: download failed ({e})") from None
     raw = torch.as_tensor(np.asarray(dataset.data))
     images = raw.unsqueeze(1) if raw.dim() == 3 else raw.permute(0, 3, 1, 2)  # NHW or NHWC
-    return ImageBatches(
-        _resize(_to_unit_range(images, 255.0), resolution), batch_size, device, name
-    )
+    images = _resize(_to_unit_range(images, 255.0), resolution)
+    return _batches(images, batch_size, device, name, holdout, limit)
 
 
 def folder(
@@ -212,6 +291,8 @@ def folder(
     device: torch.device | str = "cpu",
     resolution: int = 64,
     channels: int = 3,
+    holdout: float = 0.1,
+    limit: int | None = None,
 ) -> ImageBatches:
     """Every image file under ``path`` (recursively), resized so its short side is
     ``resolution``, center-cropped to a square, as RGB (``channels=3``) or grayscale (1).
@@ -220,7 +301,8 @@ def folder(
     resized as float so it keeps its precision. Float (mode F) and 32-bit integer (mode I)
     pixels are refused: they have no fixed range to map, and guessing one would shift every
     value silently. The one mode I accepted is a PNG's: PNG holds at most 16 bits a channel,
-    and older Pillow opens 16-bit grayscale PNG as I (newer as I;16).
+    and older Pillow opens 16-bit grayscale PNG as I (newer as I;16). ``holdout`` and ``limit``
+    as in :func:`split`.
     """
     if not path:
         raise DataError("data=folder needs data.path=<a folder of images>")
@@ -244,7 +326,7 @@ def folder(
                 images[i] = _load(file, img, channels, resolution)  # grayscale fills RGB
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot read image {str(file)!r}: {e}") from None
-    return ImageBatches(images, batch_size, device, name="folder")
+    return _batches(images, batch_size, device, "folder", holdout, limit)
 
 
 def _image_files(root: Path) -> list[Path]:

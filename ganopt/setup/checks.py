@@ -85,6 +85,18 @@ def refuse_batchnorm_under_penalty(D: nn.Module, sources: dict[str, Regularizer 
         )
 
 
+def refuse_augmented_points(aug_name: str, data_name: str, data: object) -> None:
+    """DiffAugment's operations (color, translation, cutout) are defined on images; 2-D points
+    have no channels or pixels to move."""
+    if aug_name != "none" and getattr(data, "kind", None) != "images":
+        raise ConfigError(
+            [
+                f"aug: {aug_name} augments images, and this run's data ({data_name}) is "
+                f"2-D points; use aug=none"
+            ]
+        )
+
+
 def warn_unconstrained_critic(
     loss_name: str, D: nn.Module, regularizers: list[Regularizer], clipper: WeightClipper | None
 ) -> None:

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ganopt import losses, regularizers
+from ganopt.augment import DiffAugment
 from ganopt.config import ConfigError
 from ganopt.data import SwissRoll, digits, folder, grid, ring, torchvision_dataset
 from ganopt.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
@@ -34,6 +35,11 @@ NAME = "name"
 
 def _no_regularizer() -> None:
     """``reg=none``: nothing beyond what the loss carries."""
+    return None
+
+
+def _no_augmentation() -> None:
+    """``aug=none``: D sees the images as they are."""
     return None
 
 
@@ -83,6 +89,10 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "optimistic_adam": OptimisticAdam,
     "optimistic_sgd": OptimisticSGD,
 }
+AUGMENTATIONS: dict[str, Callable[..., Any]] = {
+    "none": _no_augmentation,
+    "diffaugment": DiffAugment,
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ SLOTS: dict[str, Slot] = {
     "data": Slot("data source", DATA, ("batch_size", "device")),
     "optim.g": Slot("optimizer", OPTIMIZERS, ("params",)),
     "optim.d": Slot("optimizer", OPTIMIZERS, ("params",)),
+    "aug": Slot("augmentation", AUGMENTATIONS),
 }
 #: slots a config may leave empty (null)
 OPTIONAL_SLOTS = ("reg2", "reg3")
