@@ -18,6 +18,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ganopt.evidence import criterion_problems
+
 SCHEMA_NAME = "ganopt_schema"
 
 
@@ -79,6 +81,10 @@ class ObjectiveConfig:
 
     metric: str | None = None  # a metrics.json key, e.g. kl or fd_digits; null: return nothing
     direction: str = "minimize"  # minimize | maximize: a failed run returns the worst value
+    # {metric: threshold}: a run succeeds when every metric is at least as good as its threshold
+    # (a number or a metrics.json key): {modes:n_modes,hq_ratio:0.8}; null: that on 2-D
+    # mixtures, none on images (docs/sweeps.md)
+    success: Any = None
 
 
 @dataclass
@@ -94,6 +100,7 @@ class Config:
     reg: Any = MISSING  # a regularizer by registered name (reg=r1, reg=none)
     reg2: Any = None  # a second regularizer beside reg: +reg@reg2=instance_noise
     reg3: Any = None  # and a third
+    aug: Any = MISSING  # DiffAugment of D's inputs by registered name (aug=diffaugment, aug=none)
 
 
 def register_schema() -> None:
@@ -112,7 +119,7 @@ class ConfigError(ValueError):
 #: the nodes a config must have, each a mapping (``model.g=null`` or ``~optim`` is refused)
 REQUIRED_NODES = (
     *("trainer", "optim", "optim.g", "optim.d", "model", "model.g", "model.d"),
-    *("data", "loss", "reg"),
+    *("data", "loss", "reg", "aug"),
 )
 #: nodes typed by the schema: a key they do not declare is a typo (``+trainer.step=10``)
 SCHEMA_NODES = {
@@ -129,6 +136,14 @@ CODE_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_", "_se
 MAX_SEED = 2**63 - 2**16
 #: learning rates and other optimizer numbers end up in float32 kernels
 FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _success_problems(success: object) -> list[str]:
+    if success is None:
+        return []
+    if not isinstance(success, DictConfig):
+        return [f"objective.success: a mapping {{metric: threshold}}, got {success!r}"]
+    return criterion_problems(OmegaConf.to_container(success))
 
 
 def check_structure(cfg: DictConfig) -> None:
@@ -276,6 +291,7 @@ def validate(cfg: DictConfig) -> None:
         problems.append(
             f"objective.direction: must be minimize or maximize, got {cfg.objective.direction!r}"
         )
+    problems += _success_problems(cfg.objective.success)
     z_dim = cfg.model.get("z_dim")
     if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
         problems.append(f"model.z_dim: must be an int >= 1, got {z_dim!r}")

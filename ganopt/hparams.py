@@ -28,12 +28,15 @@ from ganopt.run_record import hydra_record, recorded_config
 from ganopt.tags import FINAL_SCALARS, METRICS, STEPS_PER_SEC
 
 #: the config groups every run records, in the order a reader looks for them
-CHOICES = ("loss", "optim", "reg", "model", "data", "experiment")
+CHOICES = ("loss", "optim", "reg", "model", "data", "aug", "experiment")
 #: metrics.json key → the TensorBoard scalar of the same value, in the order they are shown
 METRIC_TAGS = {
     **{
         name: f"{METRICS}/{name}"
-        for name in ("modes", "hq_ratio", "kl", "fd_digits", "classes_covered", "class_kl", "fid")
+        for name in (
+            *("success", "modes", "hq_ratio", "kl", "fd_digits", "classes_covered", "class_kl"),
+            *("fid", "precision", "recall", "density", "coverage"),
+        )
     },
     **{key: FINAL_SCALARS[key] for key in ("grad_norm_G", "grad_norm_D", "grad_signal_G")},
     **{key: FINAL_SCALARS[key] for key in ("loss_D", "loss_G")},

@@ -11,6 +11,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from ganopt.composition import check_group_overrides, check_overrides, compose_config, name_suffix
 from ganopt.config import ConfigError
 from ganopt.distributed import World
@@ -33,6 +35,8 @@ REFUSED_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--confi
 REFUSED_FLAGS += ("--experimental-rerun",)
 #: overrides a run directory's name leaves out, as configs/config.yaml's override_dirname does
 NOT_IN_RUN_NAME = ("hydra", "resume=", "trainer.progress=")
+#: keys configs/config.yaml leaves out of every run's name (override_dirname.exclude_keys)
+NAMELESS_KEYS = ("trainer.progress", "resume")
 #: overrides whose value is a path, which may hold the '=' and ',' of a run directory's name
 PATH_KEYS = ("resume=", "hydra.run.dir=", "hydra.sweep.dir=")
 #: the longest name a file system takes for one path component, in bytes
@@ -108,9 +112,22 @@ def _sweep(argv: list[str], overrides: list[str], world: World) -> list[str]:
                     f"a new directory (resume= continues one run at a time)"
                 ]
             )
-        return argv
+        return [*argv, *_job_names(overrides)]
     sweep_dir = new_run_dir(Path(f"multirun/{datetime.now():%Y-%m-%d/%H-%M-%S}"))
-    return [*argv, *quote_paths([f"hydra.sweep.dir={sweep_dir}"])]
+    return [*argv, *quote_paths([f"hydra.sweep.dir={sweep_dir}"]), *_job_names(overrides)]
+
+
+def _job_names(overrides: list[str]) -> list[str]:
+    """Job directories named by what differs between the jobs (``3_loss=wgan,trainer.seed=1``),
+    so that TensorBoard's run list reads: the overrides every job shares are left out of the
+    names (their records keep them). Nothing is left out where nothing is swept."""
+    parser = OverridesParser.create()
+    parsed = [parser.parse_override(o) for o in overrides if not o.startswith("hydra")]
+    if not any(o.is_sweep_override() for o in parsed):
+        return []
+    shared = [o.get_key_element() for o in parsed if not o.is_sweep_override()]
+    keys = ",".join(repr(k) for k in [*NAMELESS_KEYS, *shared])
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"]
 
 
 def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, list[str]]:

@@ -25,6 +25,8 @@ from ganopt.components import Components
 from ganopt.diagnostics import Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
 from ganopt.evaluation import generate
+from ganopt.evaluation.history import EvaluationHistory
+from ganopt.evidence import first_success, meets
 from ganopt.logger import TensorBoardLogger, figure_to_rgb
 from ganopt.losses import GANLoss
 from ganopt.plots import gradient_flow_figure, image_grid, spectrum_figure, toy_samples_figure
@@ -137,6 +139,7 @@ class RunRecorder:
         self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # checkpointed
         self.last_logged: dict[str, float] = {}
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
+        self.evaluations = EvaluationHistory()  # every evaluation: checkpointed
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
@@ -261,13 +264,18 @@ class RunRecorder:
 
     @timed("evaluation (trainer.eval_every)")
     def evaluate(self, step: int) -> None:
-        """Evaluation metrics → ``metrics/<name>`` and metrics.json (rewritten, status running)."""
+        """Evaluation metrics → ``metrics/<name>``, evaluations.csv and metrics.json (rewritten,
+        status running)."""
         if self.evaluator is None:
             return
         self.last_metrics = self.evaluator(self.figures.sampler())
+        self.evaluations.add(step, self.last_metrics)
         defined = {k: v for k, v in self.last_metrics.items() if v is not None}
+        if (success := self._success().get("success")) is not None:
+            defined["success"] = success
         self.logger.scalars(step, {f"{METRICS}/{k}": v for k, v in defined.items()})
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
+        self.evaluations.write(self.run_dir)  # the evaluator lives on the main rank only
         self.write_metrics(self.metrics("running", step))
 
     @timed("the game's spectrum (diagnostics.game_every)")
@@ -303,8 +311,19 @@ class RunRecorder:
             metrics[key] = value if value is None or math.isfinite(value) else None
         metrics |= self.alarm.metrics()
         if self.evaluator is not None:
-            metrics |= self.evaluator.info | self.last_metrics
+            metrics |= self.evaluator.info | self.last_metrics | self._success()
         return metrics
+
+    def _success(self) -> dict[str, float | None]:
+        """``success`` (1 or 0) at the latest evaluation and ``success_step``, the first
+        evaluation that met the criterion (docs/sweeps.md), where the evaluator has one."""
+        criterion, info = self.evaluator.success, self.evaluator.info
+        if not criterion or not self.evaluations.rows:
+            return {}
+        latest = self.evaluations.rows[-1]
+        met = meets(criterion, info | {k: v for k, v in latest.items() if v is not None})
+        rows = [{k: v for k, v in r.items() if v is not None} for r in self.evaluations.rows]
+        return {"success": float(met), "success_step": first_success(criterion, rows, info)}
 
     def write_progress(self, step: int) -> None:
         """metrics.json of a run in progress, never behind its newest checkpoint."""

@@ -17,6 +17,9 @@ UPDATE_RATIO = "update_ratio"
 UPDATE_RATIO_TOTAL = {network: f"{UPDATE_RATIO}/{network}/total" for network in ("G", "D")}
 GRAD_SIGNAL_G = "grad_signal/G"
 WASSERSTEIN = "wasserstein/estimate"
+#: D memorizing its training images (docs/limited_data.md): image data, log steps
+D_OUT_TRAIN, D_OUT_HELDOUT = "D/out_train", "D/out_heldout"
+D_OVERFIT_GAP, D_ADA_RT = "D/overfit_gap", "D/ada_rt"
 STEPS_PER_SEC = "perf/steps_per_sec"
 #: evaluation metrics are METRICS/<name>
 METRICS = "metrics"
@@ -44,6 +47,8 @@ FINAL_SCALARS = {
     "grad_norm_G": GRAD_NORM_TOTAL["G"],
     "grad_norm_D": GRAD_NORM_TOTAL["D"],
     "grad_signal_G": GRAD_SIGNAL_G,
+    "overfit_gap": D_OVERFIT_GAP,
+    "ada_rt": D_ADA_RT,
 }
 
 #: prefix → description, for tags whose meaning is easy to misread; the longest prefix wins
@@ -61,6 +66,28 @@ DESCRIPTIONS: dict[str, str] = {
         "mean D(x) - mean D(G(z)). A K-Lipschitz critic estimates K * W1: under weight "
         "clipping K is unknown (it depends on c and the weights), so compare this within a run, "
         "not across clipping bounds or architectures. With WGAN-GP, K is about 1."
+    ),
+    "D/out_train": (
+        "D's mean output (logit) on the training reals of its last critic step, as D saw them "
+        "(augmented under aug=diffaugment): D/out_real under the name that pairs it with "
+        "D/out_heldout. Image data only."
+    ),
+    "D/out_heldout": (
+        "D's mean output on a fixed batch of held-out reals (data.holdout), which no one trains "
+        "on, seen as D sees its training reals (the same augmentation), without a gradient and "
+        "without moving the training RNG or D's buffers. Image data with held-out images only."
+    ),
+    "D/overfit_gap": (
+        "D/out_train - D/out_heldout. Near 0 while D generalizes; growing while D memorizes "
+        "its training images (Karras et al. 2020, Fig. 1): the sign of too little data, which "
+        "aug=diffaugment treats (docs/limited_data.md)."
+    ),
+    "D/ada_rt": (
+        "ADA's overfitting heuristic r_t = E[sign(D(x))] over the training reals of D's last "
+        "critic step (Karras et al. 2020, section 3): 0 while D is unsure, toward 1 as it "
+        "separates its training reals with certainty (ADA aims at 0.6). Meaningful where 0 is "
+        "D's decision boundary (logistic and hinge losses), not for a WGAN critic. Image data "
+        "only."
     ),
     "grad_norm/D": (
         "L2 norm of the gradient of D's whole objective (loss and penalty) after backward, "

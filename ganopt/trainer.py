@@ -44,8 +44,9 @@ class Trainer:
         self.opt_G, self.opt_D, self.schedule = parts.opt_G, parts.opt_D, parts.schedule
         self.settings, self.diagnostics = parts.settings, parts.diagnostics
         self.recorder, self.checkpoints = recorder, checkpoints
-        flows = {f"flow_{network}": flow for network, flow in recorder.flows.items()}
-        self.state = RunState(parts.stateful() | flows, parts.identity(), parts.G.data_shape)
+        shown = {f"flow_{network}": flow for network, flow in recorder.flows.items()}
+        shown["evaluations"] = recorder.evaluations
+        self.state = RunState(parts.stateful() | shown, parts.identity(), parts.G.data_shape)
         self.guard = NonFiniteGuard(["D", "G"], parts.device)
         self.updates = Updates(parts)
         self.phases = self.objective.phases(self.settings.d_steps, self.settings.update)

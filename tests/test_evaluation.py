@@ -17,9 +17,11 @@ from ganopt.evaluation import (
     evaluator_for,
     frechet_distance,
     frechet_distance_of,
+    manifold,
     mode_metrics,
 )
 from ganopt.evaluation.digits_classifier import load_digits_classifier
+from ganopt.evaluation.manifold import prdc
 
 
 class Replay(nn.Module):
@@ -94,11 +96,51 @@ def test_high_quality_means_strictly_within_three_standard_deviations():
 
 def test_mode_coverage_of_a_generator_uses_2500_samples():
     G = Replay(RING.centers.repeat(400, 1))
-    result = ModeCoverage(RING.centers, RING.std)(G)
+    result = ModeCoverage(RING)(G)
     assert G.position == 2500
     assert result["modes"] == 8
     assert result["hq_ratio"] == 1.0
     assert result["kl"] == pytest.approx(0.0, abs=1e-5)  # 2500 is not a multiple of 8
+
+
+def test_manifold_metrics_agree_with_naeem_et_al_s_code():
+    """prdc (the package of Naeem et al. 2020) on fixed points, k = 5."""
+    prdc_package = pytest.importorskip("prdc")  # a dev dependency: installed with .[dev]
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(700, 6, generator=g, dtype=torch.float64)
+    for fake in (
+        0.8 * torch.randn(600, 6, generator=g, dtype=torch.float64) + 0.3,
+        torch.randn(300, 6, generator=g, dtype=torch.float64)[:, [0, 0, 1, 2, 3, 4]],
+    ):
+        ours = prdc(real, fake)
+        theirs = prdc_package.compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+        assert ours == pytest.approx({k: float(v) for k, v in theirs.items()}, abs=1e-12)
+
+
+def test_chunked_distances_give_the_same_metrics(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(300, 3, generator=g), torch.randn(250, 3, generator=g) + 0.5
+    whole = prdc(real, fake)
+    monkeypatch.setattr(manifold, "CHUNK", 64)
+    assert prdc(real, fake) == whole
+
+
+def test_half_the_modes_fool_frechet_distance_but_not_coverage():
+    """A generator that covers every other mode of ring8 well: its mean and covariance match
+    the ring's, so its Fréchet distance is as low as fresh real samples' (their noise floor);
+    coverage and recall halve."""
+    g = torch.Generator().manual_seed(1)
+    evaluator = ModeCoverage(RING)
+    fresh = [RING.sample(2500, generator=g) for _ in range(5)]
+    floor = sum(frechet_distance_of(x, evaluator.real) for x in fresh) / len(fresh)
+    four = RING.centers[torch.randint(4, (2500,), generator=g) * 2]
+    four = four + RING.std * torch.randn(2500, 2, generator=g)
+    assert frechet_distance_of(four, evaluator.real) < 2 * floor < 0.01
+    scores = evaluator(Replay(four))
+    assert scores["coverage"] == pytest.approx(0.5, abs=0.05)
+    assert scores["recall"] == pytest.approx(0.5, abs=0.05)
+    assert scores["precision"] > 0.95
+    assert evaluator(Replay(fresh[0]))["coverage"] > 0.9
 
 
 def test_frechet_distance_of_a_set_to_itself_is_zero_and_grows_with_a_shift():
@@ -145,11 +187,16 @@ def test_training_or_loading_the_classifier_leaves_the_rng_alone(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_digits_score_of_the_real_digits():
-    images = digits(batch_size=8).images
+def test_digits_score_of_the_real_digits_is_near_its_floor():
+    """Real digits score about the real-vs-real floor, which is measured at the counts the
+    score uses: half the digits generated against the other half."""
+    images = digits(batch_size=8, holdout=0).images
     score = DigitsScore(images, n=len(images))
-    result = score(Replay(images))
-    assert result["fd_digits"] == pytest.approx(0.0, abs=1e-3)
+    result = score(Replay(images.flip(0)))
+    assert score.info["fd_digits_n"] == 899 and score.info["fd_digits_n_real"] == 898
+    assert 0.3 * score.floor < result["fd_digits"] < 3 * score.floor
+    assert score.floor > 0.5  # finite samples: a real sample is not at distance 0
+    assert result["coverage"] > 0.9 and result["precision"] > 0.9
     assert result["classes_covered"] == 10
     assert result["class_kl"] < 0.01
     assert score.info["digits_classifier_acc"] > 0.95
@@ -160,7 +207,7 @@ def test_digits_score_of_a_generator_that_draws_one_digit():
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = digits(batch_size=8).images
+    images = digits(batch_size=8, holdout=0).images
     threes = images[torch.from_numpy(bunch.target) == 3]
     result = DigitsScore(images, n=500)(Replay(threes))
     assert result["classes_covered"] == 1
@@ -175,7 +222,7 @@ def test_evaluator_for_each_kind_of_data(tmp_path, caplog):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
-    images = folder(batch_size=2, path=str(tmp_path), resolution=8)
+    images = folder(batch_size=2, path=str(tmp_path), resolution=8, holdout=0)  # one image
     if "pytorch_fid" in sys.modules or _importable("pytorch_fid"):
         pytest.skip("pytorch-fid is installed here")
     with caplog.at_level(logging.WARNING):
@@ -224,5 +271,9 @@ def test_inception_fid_glue_with_a_stand_in_network(tmp_path, monkeypatch):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "pt_inception-weights.pth").write_bytes(b"")
     fid = InceptionFID(real, n=300)
-    assert fid(Replay(real))["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert fid.info == {"fid_floor": fid.floor, "fid_n": 150.0, "fid_n_real": 150.0}
+    reference = real[torch.randperm(300, generator=torch.Generator().manual_seed(0))[:150]]
+    scores = fid(Replay(reference))
+    assert scores["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["coverage"] == 1.0 and scores["precision"] == 1.0
     assert fid(Replay(real * 0.2))["fid"] > 0.01

@@ -23,7 +23,7 @@ DCGAN = [
     "model.d.width=8",
     "trainer.batch_size=32",
 ]
-EVERY_STEP = ["trainer.log_every=1", "trainer.hist_every=3"]
+EVERY_STEP = ["trainer.log_every=1", "trainer.hist_every=3", "trainer.eval_every=4"]
 
 
 def _run(overrides, run_dir, resume_from=None):
@@ -75,6 +75,10 @@ def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):
     for tag in ("loss/D", "loss/G", "grad_norm/G/total", "grad_signal/G"):
         after = [(s, v) for s, v in straight_log.scalar_log[tag] if s > 6]
         assert resumed_log.scalar_log[tag] == after, tag
+    # every evaluation, the one before the checkpoint included (steps 4, 8 and 12)
+    history = (straight_dir / "evaluations.csv").read_text()
+    assert (tmp_path / "split" / "evaluations.csv").read_text() == history
+    assert [line.split(",")[0] for line in history.splitlines()] == ["step", "4", "8", "12"]
 
 
 @pytest.mark.slow

@@ -145,7 +145,13 @@ def test_samples_and_evaluation_use_the_ema_weights(run_dir):
     seen = []
     real_evaluator = trainer.recorder.evaluator
     trainer.recorder.evaluator = type(
-        "Spy", (), {"info": {}, "__call__": lambda self, G: seen.append(G) or real_evaluator(G)}
+        "Spy",
+        (),
+        {
+            "info": {},
+            "success": None,
+            "__call__": lambda self, G: seen.append(G) or real_evaluator(G),
+        },
     )()
     trainer.fit()
     assert seen == [trainer.ema.module]

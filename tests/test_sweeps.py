@@ -3,6 +3,7 @@
 import contextlib
 import json
 import math
+import re
 import shutil
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def make_job(sweep, number, overrides, metrics=None, log=""):
     (job / "train.log").write_text(log)
 
 
-def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
+def test_summary_groups_seeds_with_their_interval_and_keeps_statuses(tmp_path):
     sweep = tmp_path / "sweep"
     bookkeeping = {"step": 5, "checkpoint_step": 5}  # not results: no columns
     make_job(
@@ -51,19 +52,93 @@ def test_summary_groups_seeds_into_mean_and_std_and_keeps_statuses(tmp_path):
     make_job(sweep, 4, ["loss=wgan", "trainer.seed=2"], None, log="ERROR - invalid config:")
     table, terminal = summarize_sweep(sweep)
     lines = table.strip().splitlines()
-    assert lines[0] == "| loss | seeds | status | kl |"
-    assert lines[2] == f"| standard | 2 | ok x2 | 2 ± {math.sqrt(2):.2g} |"
-    # the status a job recorded, never one guessed from its log
-    assert lines[3] == "| wgan | 3 | diverged, no metrics.json, rejected | – |"
-    assert (sweep / "summary.md").read_text().endswith(table)
+    assert lines[0] == "| loss | seeds | status | verdict | alarms | kl ↓ |"
+    # [1, 3]: a resample's mean is 1, 2 or 3 with probabilities 1/4, 1/2, 1/4
+    assert lines[2] == "| standard | 2 | ok x2 | clean x2 | – | 2 [1, 3] |"
+    # the status a job recorded, never one guessed from its log; a missing kl is no value
+    assert lines[3] == "| wgan | 3 | diverged, no metrics.json, rejected | failed x3 | – | – |"
+    assert table in (sweep / "summary.md").read_text()
     rows = (sweep / "summary.csv").read_text().splitlines()
-    assert rows[0] == "loss,seeds,status,kl_mean,kl_std"
-    assert rows[1].startswith("standard,2,ok x2,2,1.4142")
+    assert rows[0] == (
+        "loss,seeds,status,verdict,alarms,successes,success_rate,steps_to_success_median,"
+        "kl_mean,kl_ci_low,kl_ci_high,kl_std"
+    )
+    assert rows[1].startswith("standard,2,ok x2,clean x2,–,,,,2,1,3,1.4142")
+    assert rows[2] == 'wgan,3,"diverged, no metrics.json, rejected",failed x3,–,,,,,,,'
     assert (sweep / "summary.png").stat().st_size > 0
     status = "status".ljust(len("diverged, no metrics.json, rejected"))
-    assert terminal.splitlines()[0] == f"loss      seeds  {status}  kl"
-    ok = "ok x2".ljust(len(status))
-    assert terminal.splitlines()[2] == f"standard  2      {ok}  2 ± {math.sqrt(2):.2g}"
+    assert terminal.splitlines()[0] == f"loss      seeds  {status}  verdict    alarms  kl ↓"
+
+
+def make_toy_job(sweep, number, overrides, final, history, **extra):
+    """A job on a 2-D mixture with its evaluations over training."""
+    metrics = {"status": "ok", "n_modes": 8, **final, **extra}
+    make_job(sweep, number, overrides, metrics)
+    job = next(sweep.glob(f"{number}_*"))
+    columns = list(history[0])
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in history]
+    (job / "evaluations.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_seed_evidence_success_rate_steps_to_success_and_best_over_training(tmp_path):
+    sweep = tmp_path / "sweep"
+    good = [
+        {"step": 1000, "modes": 8, "hq_ratio": 0.70, "kl": 0.3},
+        {"step": 2000, "modes": 8, "hq_ratio": 0.85, "kl": 0.05},
+        {"step": 3000, "modes": 8, "hq_ratio": 0.90, "kl": 0.1},
+    ]
+    late = [
+        {"step": 1000, "modes": 7, "hq_ratio": 0.9, "kl": 0.2},
+        {"step": 2000, "modes": 8, "hq_ratio": 0.8, "kl": 0.1},
+        {"step": 3000, "modes": 8, "hq_ratio": 0.9, "kl": 0.1},
+    ]
+    collapsed = [
+        {"step": 1000, "modes": 8, "hq_ratio": 0.9, "kl": 0.02},  # met it, then lost it
+        {"step": 2000, "modes": 3, "hq_ratio": 0.9, "kl": 0.9},
+        {"step": 3000, "modes": 0, "hq_ratio": 0.0, "kl": ""},
+    ]
+    for seed, history in enumerate((good, late, collapsed)):
+        final = {k: v for k, v in history[-1].items() if k != "step" and v != ""}
+        make_toy_job(sweep, seed, ["loss=hinge", f"trainer.seed={seed}"], final, history)
+    wild = [{"step": 1000, "modes": 2, "hq_ratio": 0.1, "kl": 1.5}]
+    make_toy_job(sweep, 3, ["loss=wgan", "trainer.seed=0"], wild[0] | {}, wild, exploding_step=50)
+    table, terminal = summarize_sweep(sweep)
+    header, _, *groups = (line.strip("| ").split(" | ") for line in table.splitlines())
+    hinge, wgan = (dict(zip(header, row, strict=True)) for row in groups)
+    assert hinge["verdict"] == "missed, success x2"
+    assert hinge["success"] == "2/3"
+    assert hinge["steps to success"] == "2000 (3 of 3)"  # the median of 2000, 2000 and 1000
+    assert hinge["kl best ↓"] == f"{(0.05 + 0.1 + 0.02) / 3:.4g} [0.02, 0.1]"
+    assert hinge["modes ↑"].startswith("**5.333 [")  # the best group's mean, in bold
+    assert wgan["alarms"] == "exploding" and wgan["verdict"] == "missed"
+    assert wgan["steps to success"] == "–"
+    assert "success" in terminal.splitlines()[0]
+    text = (sweep / "summary.md").read_text()
+    assert "Success: modes >= n_modes, hq_ratio >= 0.8" in text
+    # a criterion of the user's own
+    table, _ = summarize_sweep(sweep, criterion={"kl": 0.5})
+    assert " | 3/3 | 1000 (3 of 3) | " not in table  # the collapsed seed ends without a kl
+    assert " | 2/3 | 1000 (3 of 3) | " in table
+
+
+def test_missing_values_are_never_drawn_as_zero(tmp_path, monkeypatch):
+    from ganopt.sweeps import figure
+
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["optim.d.lr=0.1"], {"status": "ok", "kl": None, "modes": 0})
+    make_job(sweep, 1, ["optim.d.lr=0.2"], {"status": "ok", "kl": 0.4, "modes": 6})
+    drawn = []
+    original = figure._group
+
+    def spy(ax, x, group, metric, criterion, rng):
+        before = len(ax.collections)
+        original(ax, x, group, metric, criterion, rng)
+        drawn.append((metric, x, len(ax.collections) - before, [t.get_text() for t in ax.texts]))
+
+    monkeypatch.setattr(figure, "_group", spy)
+    summarize_sweep(sweep)
+    kl_first = next(d for d in drawn if d[:2] == ("kl", 0))
+    assert kl_first[2] == 0 and "no value" in kl_first[3]  # no point, no bar, at zero or else
 
 
 def test_the_terminal_table_fits_100_columns_and_sorts_by_the_objective(tmp_path):
@@ -105,7 +180,7 @@ def test_a_job_file_that_cannot_be_read_is_its_status_and_the_rest_is_summarized
     broken = next(sweep.glob("1_*")) / file
     broken.write_bytes(content if isinstance(content, bytes) else content.encode())
     table, _ = summarize_sweep(sweep)
-    assert "| standard | 1 | ok | 0.5 |" in table
+    assert "| standard | 1 | ok | clean | – | 0.5 |" in table
     assert f"| {status} |" in table
 
 
@@ -119,7 +194,7 @@ def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path, caps
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "loss      seeds  status  kl" in proc.stdout
+    assert "loss      seeds  status  verdict  alarms  kl ↓" in proc.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     assert summarize_script().main([str(empty)]) == 2
@@ -158,10 +233,7 @@ def sweep(tmp_path_factory):
 def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
     sweep_dir, proc = sweep
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
-    assert jobs[0] == (
-        "0_loss=nonsaturating,optim.d.lr=0.0002,optim=sgd,trainer.d_steps=1,trainer.log_every=4,"
-        "trainer.sample_every=0,trainer.steps=12"
-    )
+    assert jobs[0] == "0_loss=nonsaturating,optim.d.lr=0.0002"  # what differs, no more
     assert [j.split(",")[0] for j in jobs] == [
         "0_loss=nonsaturating",
         "1_loss=nonsaturating",
@@ -174,6 +246,9 @@ def test_multirun_names_jobs_records_failures_and_summarizes_itself(sweep):
     assert summary.count("\n| ") == 5  # header + 4 configurations
     assert "| diverged |" in summary
     assert "status" in proc.stdout.splitlines()[0]  # the callback printed the table
+    header = proc.stdout.splitlines()[0]
+    assert {"verdict", "alarms", "success", "steps to success"} <= set(re.split(r"\s{2,}", header))
+    assert "success" in summary and "[" in summary  # intervals and the criterion
     assert max(len(line) for line in proc.stdout.splitlines()) <= 100
 
 
@@ -234,7 +309,7 @@ def test_tensorboard_serves_every_job_its_gradient_norms_and_hparams(sweep):
         assert {"loss", "reg", "optim.d.lr", "status"} <= set(differing)  # wgan brings reg=none
         assert {"optim", "trainer.seed", "trainer.d_steps"} <= set(hparams) - set(differing)
         metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-        assert metrics[:3] == ["metrics/modes", "metrics/hq_ratio", "metrics/kl"]
+        assert metrics[:4] == ["metrics/success", "metrics/modes", "metrics/hq_ratio", "metrics/kl"]
         assert metrics.index("grad_norm/G/total") < metrics.index("loss/D")
         clip = next(h for h in experiment["hparamInfos"] if h["name"] == "optim.clip")
         assert clip["type"] == "DATA_TYPE_STRING"  # "none", not 0.0

@@ -35,16 +35,32 @@ __all__ = [
 ]
 
 
-def evaluator_for(data: object, device: torch.device, seed: int) -> Evaluator | None:
+def evaluator_for(
+    data: object, device: torch.device, seed: int, success: dict | None = None
+) -> Evaluator | None:
     """Mode coverage for Gaussian mixtures, the digits CNN for digits, Inception FID for other
-    images where it can run (otherwise one message, and the run goes on without it)."""
+    images where it can run (otherwise one message, and the run goes on without it). A
+    ``success`` criterion replaces the evaluator's own (docs/sweeps.md)."""
+    evaluator = _evaluator(data, device, seed)
+    if evaluator is not None and success is not None:
+        evaluator.success = dict(success)
+    return evaluator
+
+
+def _evaluator(data: object, device: torch.device, seed: int) -> Evaluator | None:
     if isinstance(data, GaussianMixture):
-        return ModeCoverage(data.centers, data.std, seed=seed)
+        return ModeCoverage(data, seed=seed, device=device)
     if isinstance(data, ImageBatches):
         if data.name == "digits":
-            return DigitsScore(data.images, seed=seed, device=device)
+            return DigitsScore(_reference(data), seed=seed, device=device)
         try:
-            return InceptionFID(data.images, seed=seed, device=device)
+            return InceptionFID(_reference(data), seed=seed, device=device)
         except EvaluatorUnavailable as e:
             log.warning("no image metric for this run: %s", e)
     return None
+
+
+def _reference(data: ImageBatches) -> torch.Tensor:
+    """The real distribution an image generator is judged against: every image loaded, the
+    held-out ones and those a ``data.limit`` left out of training included."""
+    return data.reference

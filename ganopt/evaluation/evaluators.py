@@ -13,11 +13,19 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganopt.data import GaussianMixture
 from ganopt.evaluation.digits_classifier import load_digits_classifier
 from ganopt.evaluation.frechet import feature_stats, frechet_distance
+from ganopt.evaluation.manifold import kth_neighbour_radii, prdc
 from ganopt.evaluation.modes import mode_metrics, uniform_kl
+from ganopt.evidence import TOY_SUCCESS
 
 log = logging.getLogger(__name__)
+
+
+#: the split of the real images into reference and floor sample, and the toy evaluator's real
+#: sample: the same for every run, one yardstick whatever trainer.seed is
+SPLIT_SEED = 0
 
 
 class EvaluatorUnavailable(RuntimeError):
@@ -42,44 +50,107 @@ def generate(G: nn.Module, n: int, seed: int, batch_size: int = 500) -> Tensor:
 
 
 class Evaluator(ABC):
+    #: {metric: threshold} a run meets to succeed (docs/sweeps.md); None: no criterion
+    success: dict[str, float | str] | None = None
+
     @property
     def info(self) -> dict[str, float]:
         """Constants of the evaluator worth recording with the results."""
         return {}
 
     @abstractmethod
-    def __call__(self, G: nn.Module) -> dict[str, float]:
-        """Evaluate G; return metric name → value."""
+    def __call__(self, G: nn.Module) -> dict[str, float | None]:
+        """Evaluate G; return metric name → value (None where it is undefined)."""
 
 
 class ModeCoverage(Evaluator):
-    """``modes``, ``hq_ratio`` and ``kl`` of ``n`` samples on a Gaussian mixture."""
+    """``modes``, ``hq_ratio`` and ``kl`` of ``n`` samples on a Gaussian mixture, and the
+    manifold metrics of the raw points against ``n`` samples of the mixture (drawn once, from a
+    private generator)."""
 
-    def __init__(self, centers: Tensor, std: float, n: int = 2500, seed: int = 0) -> None:
-        self.centers, self.std, self.n, self.seed = centers, std, n, seed
+    def __init__(
+        self,
+        data: GaussianMixture,
+        n: int = 2500,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.centers, self.std, self.n, self.seed = data.centers, data.std, n, seed
+        self.success = dict(TOY_SUCCESS)
+        real_rng = torch.Generator(device=data.rng_device).manual_seed(SPLIT_SEED)
+        self.real = data.sample(n, generator=real_rng).to(device)
+        self.real_radii = kth_neighbour_radii(self.real.double())
 
-    def __call__(self, G: nn.Module) -> dict[str, float]:
-        return mode_metrics(generate(G, self.n, self.seed), self.centers, self.std)
+    @property
+    def info(self) -> dict[str, float]:
+        return {"n_modes": float(len(self.centers))}
+
+    def __call__(self, G: nn.Module) -> dict[str, float | None]:
+        fake = generate(G, self.n, self.seed)
+        scores = mode_metrics(fake, self.centers, self.std)
+        return scores | prdc(self.real, fake.to(self.real.device), real_radii=self.real_radii)
 
 
-class DigitsScore(Evaluator):
-    """``fd_digits`` (Fréchet distance on the digits CNN's 128-d features, generated vs. the
-    training images), ``classes_covered`` (classes predicted for at least 1% of samples) and
-    ``class_kl`` (KL of the predicted-class histogram to uniform)."""
+class FeatureScore(Evaluator):
+    """A Fréchet distance and the manifold metrics in a feature network's space, against half
+    of the real images (the reference), with the floor beside it: the distance of the other
+    half, as many real images as the generator draws, to the same reference. A Fréchet
+    distance of finite samples is biased upwards by about tr(Σ)/n, so it means something only
+    next to this floor at the same counts (docs/evaluation.md)."""
 
+    name = "fd"
+
+    def __init__(self, real_images: Tensor, n: int, seed: int, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        split = torch.Generator().manual_seed(SPLIT_SEED)  # one yardstick for every run
+        order = torch.randperm(len(real_images), generator=split)
+        half = len(order) // 2
+        reference, held = real_images[order[:half][:n]], real_images[order[half:][:n]]
+        self.n = len(held)
+        reference_features = self._features(reference)
+        self.real_stats = feature_stats(reference_features)
+        self.reference = reference_features.double()
+        self.real_radii = kth_neighbour_radii(self.reference)
+        self.floor = frechet_distance(*feature_stats(self._features(held)), *self.real_stats)
+        self.seed = seed
+
+    @property
+    def info(self) -> dict[str, float]:
+        return {
+            f"{self.name}_floor": self.floor,
+            f"{self.name}_n": float(self.n),
+            f"{self.name}_n_real": float(len(self.reference)),
+        }
+
+    @abstractmethod
+    def _features(self, images: Tensor) -> Tensor:
+        """(N, d) features of images in [-1, 1]."""
+
+    def scores(self, features: Tensor) -> dict[str, float | None]:
+        """The Fréchet distance and the manifold metrics of generated features."""
+        distance = frechet_distance(*feature_stats(features), *self.real_stats)
+        manifold = prdc(self.reference, features, real_radii=self.real_radii)
+        return {self.name: distance} | manifold
+
+
+class DigitsScore(FeatureScore):
+    """``fd_digits`` (on the digits CNN's 128-d features), ``classes_covered`` (classes
+    predicted for at least 1% of samples), ``class_kl`` (KL of the predicted-class histogram to
+    uniform) and the manifold metrics in the same features."""
+
+    name = "fd_digits"
     MIN_SHARE = 0.01
 
     def __init__(
         self, real_images: Tensor, n: int = 2000, seed: int = 0, device: torch.device | str = "cpu"
     ) -> None:
         self.classifier, self.classifier_accuracy = load_digits_classifier(device)
-        self.n, self.seed, self.device = n, seed, torch.device(device)
-        self.real_stats = feature_stats(self._features(real_images))
+        super().__init__(real_images, n, seed, device)
         log.info("digits classifier: %.1f%% held-out accuracy", 100 * self.classifier_accuracy)
 
     @property
     def info(self) -> dict[str, float]:
-        return {"digits_classifier_acc": self.classifier_accuracy}
+        return super().info | {"digits_classifier_acc": self.classifier_accuracy}
 
     @torch.no_grad()
     def _features(self, images: Tensor) -> Tensor:
@@ -88,20 +159,21 @@ class DigitsScore(Evaluator):
         )
 
     @torch.no_grad()
-    def __call__(self, G: nn.Module) -> dict[str, float]:
+    def __call__(self, G: nn.Module) -> dict[str, float | None]:
         features = self._features(generate(G, self.n, self.seed))
         predicted = self.classifier.logits(features).argmax(dim=1)
         counts = torch.bincount(predicted, minlength=10)
-        return {
-            "fd_digits": frechet_distance(*feature_stats(features), *self.real_stats),
+        return self.scores(features) | {
             "classes_covered": float((counts >= self.MIN_SHARE * self.n).sum()),
             "class_kl": uniform_kl(counts),
         }
 
 
-class InceptionFID(Evaluator):
-    """Inception-v3 FID through ``pytorch-fid`` (``pip install 'ganopt[fid]'``), computed on
-    ``n`` samples against ``n`` real images: comparable across ganopt runs, not to FID-50k."""
+class InceptionFID(FeatureScore):
+    """Inception-v3 FID through ``pytorch-fid`` (``pip install 'ganopt[fid]'``), on at most
+    ``n`` samples against as many real images: comparable across ganopt runs, not to FID-50k."""
+
+    name = "fid"
 
     def __init__(
         self, real_images: Tensor, n: int = 5000, seed: int = 0, device: torch.device | str = "cpu"
@@ -120,10 +192,8 @@ class InceptionFID(Evaluator):
                 "(python -c 'from pytorch_fid.inception import fid_inception_v3; "
                 "fid_inception_v3()') to fetch them"
             )
-        self.device = torch.device(device)
-        self.network = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(self.device).eval()
-        self.n, self.seed = n, seed
-        self.real_stats = feature_stats(self._features(real_images[:n]))
+        self.network = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(device).eval()
+        super().__init__(real_images, n, seed, device)
 
     @torch.no_grad()
     def _features(self, images: Tensor) -> Tensor:
@@ -135,6 +205,5 @@ class InceptionFID(Evaluator):
             chunks.append(self.network(x)[0].flatten(1))
         return torch.cat(chunks)
 
-    def __call__(self, G: nn.Module) -> dict[str, float]:
-        features = self._features(generate(G, self.n, self.seed))
-        return {"fid": frechet_distance(*feature_stats(features), *self.real_stats)}
+    def __call__(self, G: nn.Module) -> dict[str, float | None]:
+        return self.scores(self._features(generate(G, self.n, self.seed)))

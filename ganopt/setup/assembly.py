@@ -19,6 +19,7 @@ from ganopt.config import TrainerConfig
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm
 from ganopt.diagnostics.game import GameProbe
+from ganopt.diagnostics.memorization import Memorization
 from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import evaluator_for
@@ -29,7 +30,12 @@ from ganopt.objective import Objective
 from ganopt.recorder import RunRecorder
 from ganopt.regularizers import Regularizer
 from ganopt.schedule import LinearDecay
-from ganopt.setup.checks import check, refuse_batchnorm_under_penalty, warn_unconstrained_critic
+from ganopt.setup.checks import (
+    check,
+    refuse_augmented_points,
+    refuse_batchnorm_under_penalty,
+    warn_unconstrained_critic,
+)
 from ganopt.setup.device import (
     compiled_passes,
     flushed_subnormals,
@@ -100,15 +106,15 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     loss = component("loss", plain(cfg.loss)).build()
     clipper = WeightClipper(D.parameters(), cfg.optim.clip) if cfg.optim.clip else None
     regularizers = _regularizers(cfg, loss, D, clipper)
+    objective = _objective(cfg, loss, regularizers, data, settings, device)
     (opt_G, opt_D), flat = _optimizers(cfg, settings, (G, D), regularizers)
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
     diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
-    evaluator = evaluator_for(data, device, seed=settings.seed) if world.is_main else None
+    success = OmegaConf.to_container(cfg.objective.success) if cfg.objective.success else None
+    evaluator = evaluator_for(data, device, settings.seed, success) if world.is_main else None
     if world.distributed:
         seed_everything(settings.seed + world.rank)  # each rank its own z (and toy data)
-    bf16 = settings.amp == "bf16" and device.type == "cuda"
-    objective = Objective(loss, regularizers, autocast_bf16=bf16)
     return Components(
         G=G,
         D=D,
@@ -133,6 +139,33 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     )
 
 
+def _objective(
+    cfg: DictConfig,
+    loss: GANLoss,
+    regularizers: list[Regularizer],
+    data: object,
+    settings: TrainerConfig,
+    device: torch.device,
+) -> Objective:
+    """The loss and its regularizers, with the augmentation of D's inputs (aug=diffaugment,
+    images only) and, for images, what D's outputs on the reals it trains on and on a fixed
+    batch of held-out ones show on log steps (docs/limited_data.md)."""
+    aug = component("aug", plain(cfg.aug))
+    refuse_augmented_points(aug.name, cfg.data.name, data)
+    memorization = None
+    if getattr(data, "kind", None) == "images":
+        heldout = getattr(data, "heldout", None)
+        some = heldout is not None and len(heldout) > 0
+        memorization = Memorization(heldout[: settings.batch_size].to(device) if some else None)
+    return Objective(
+        loss,
+        regularizers,
+        autocast_bf16=settings.amp == "bf16" and device.type == "cuda",
+        augment=aug.build(),
+        memorization=memorization,
+    )
+
+
 def _optimizers(
     cfg: DictConfig,
     settings: TrainerConfig,
@@ -154,11 +187,15 @@ def _optimizers(
 
 
 def _chosen_names(cfg: DictConfig) -> dict[str, str]:
-    """Each component slot's registered name (an empty reg2/reg3 is "none")."""
+    """Each component slot's registered name (an empty reg2/reg3 is "none"). ``aug`` joins only
+    when it augments: checkpoints written before augmentation existed name none, and resume
+    them as aug=none."""
     names = {}
     for key in SLOTS:
         node = plain(OmegaConf.select(cfg, key))
         names[key] = node[NAME] if isinstance(node, dict) else "none"
+    if names.get("aug") == "none":
+        del names["aug"]
     return names
 
 
