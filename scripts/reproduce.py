@@ -153,6 +153,18 @@ TABLES: dict[str, Table] = {
         ),
         3,
     ),
+    "limited_data": Table(
+        "DCGAN on 200 digits and on all of them, with and without DiffAugment, seeds 0-2",
+        (
+            "python train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "
+            "experiment=dcgan_paper data.limit=200,null aug=none,diffaugment trainer.seed=0,1,2 "
+            f"trainer.threads=1 hydra.sweep.dir={SCRATCH / 'limited_data'}",
+            f"python scripts/summarize.py {SCRATCH / 'limited_data'} --metrics "
+            "fd_digits,coverage,precision,recall,classes_covered,overfit_gap,ada_rt "
+            f"{_table('limited_data')}",
+        ),
+        15,
+    ),
     "bench": Table(
         "the Trainer against a hand-written loop, toy and DCGAN, and fused kernels",
         _bench("--fused --reps 5", "bench"),
