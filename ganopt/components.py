@@ -17,6 +17,7 @@ from ganopt.distributed import SINGLE_PROCESS, World
 from ganopt.ema import EMA
 from ganopt.evaluation import Evaluator
 from ganopt.flat import FlatOptimizerState, FlatParameters
+from ganopt.lookahead import LookaheadMinmax
 from ganopt.losses import GANLoss
 from ganopt.objective import Objective
 from ganopt.regularizers import Regularizer
@@ -44,10 +45,13 @@ class Components:
     device: torch.device
     schedule: LinearDecay | None = None
     ema: EMA | None = None
+    lookahead: LookaheadMinmax | None = None
     world: World = SINGLE_PROCESS
     game: GameProbe | None = None
     #: the registered name chosen at each component slot ("loss": "wgan", "reg": "r1", ...)
     names: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: the CPU threads the run computes with, and why (``threads 1 (auto: small MLP; ...)``)
+    threads: str = ""
 
     @property
     def loss(self) -> GANLoss:
@@ -73,6 +77,8 @@ class Components:
         parts: dict[str, object] = {"G": self.G, "D": self.D}
         if self.ema is not None:
             parts["G_ema"] = self.ema.module
+        if self.lookahead is not None:
+            parts["lookahead"] = self.lookahead
         for name, optimizer in (("G", self.opt_G), ("D", self.opt_D)):
             flat = self.flat.get(name)
             parts[f"opt_{name}"] = (

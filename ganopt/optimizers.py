@@ -13,17 +13,23 @@ gradients into steps, so they are optimizers here, one instance per player as al
   optimizer's update minus the previous one, ``2 u_t - u_{t-1}`` with ``u_0 = 0``; with SGD that
   is ``-2 lr g_t + lr g_{t-1}``, with Adam it is the paper's Optimistic Adam (Algorithm 1). One
   gradient per step; ``u_{t-1}`` is part of the optimizer's state, so checkpoints keep it.
+- **Negative momentum** (Gidel et al. 2019b, "Negative Momentum for Improved Game Dynamics"):
+  SGD's momentum and Adam's beta1 may be negative here, where torch refuses them: under
+  alternating updates a negative momentum damps the rotation of a game.
+
+Lookahead-minmax acts on both players at once, so it is not an optimizer: ganopt/lookahead.py.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 __all__ = ["ExtraAdam", "ExtraSGD", "Extragradient", "FlushedSubnormals", "Optimistic"]
-__all__ += ["OptimisticAdam", "OptimisticSGD"]
+__all__ += ["SGD", "Adam", "OptimisticAdam", "OptimisticSGD"]
 
 
 class FlushedSubnormals:
@@ -84,6 +90,46 @@ class Optimistic(torch.optim.Optimizer):
             p.add_(update if previous is None else update - previous)
             self.state[p]["previous_update"] = update
         return loss
+
+
+class SGD(torch.optim.SGD):
+    """torch's SGD, whose ``momentum`` may also be negative, in (-1, 0): heavy ball
+    ``b = momentum b + g``, ``p -= lr b``, with the same arithmetic as torch's."""
+
+    def __init__(self, params: object, lr: float = 1e-3, momentum: float = 0.0, **kwargs: object):
+        negative = isinstance(momentum, (int, float)) and momentum < 0
+        if negative and not momentum > -1:
+            raise ValueError(f"Invalid momentum value: {momentum} (must be in (-1, 1))")
+        if negative and (kwargs.get("nesterov") or kwargs.get("dampening")):
+            raise ValueError("a negative momentum takes neither nesterov nor dampening")
+        super().__init__(params, lr=lr, momentum=0.0 if negative else momentum, **kwargs)
+        _set_after_init(self, "momentum", momentum)
+
+
+class Adam(torch.optim.Adam):
+    """torch's Adam, whose ``betas[0]`` may also be negative, in (-1, 0): the first moment
+    ``m = beta1 m + (1 - beta1) g``, bias-corrected by ``1 - beta1^t`` as always."""
+
+    def __init__(self, params: object, lr: float = 1e-3, betas: object = (0.9, 0.999), **kwargs):
+        beta1 = betas[0] if isinstance(betas, (list, tuple)) and len(betas) == 2 else None
+        negative = isinstance(beta1, (int, float)) and beta1 < 0
+        if negative and not beta1 > -1:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1} (must be in (-1, 1))")
+        start = (0.0, betas[1]) if negative else betas
+        super().__init__(params, lr=lr, betas=start, **kwargs)
+        _set_after_init(self, "betas", tuple(betas) if negative else start)
+
+
+# the arguments ganopt's configs may set are torch's (ganopt/setup/registry.py reads them)
+SGD.__signature__ = inspect.signature(torch.optim.SGD)
+Adam.__signature__ = inspect.signature(torch.optim.Adam)
+
+
+def _set_after_init(optimizer: torch.optim.Optimizer, key: str, value: object) -> None:
+    """A setting torch's constructor would refuse, put where its step reads it."""
+    optimizer.defaults[key] = value
+    for group in optimizer.param_groups:
+        group[key] = value
 
 
 class ExtraSGD(Extragradient, torch.optim.SGD):

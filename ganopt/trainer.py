@@ -174,8 +174,8 @@ class Trainer:
             losses["G"] = self.g_gradients(z, probe, real)
         for network in phase.kind:  # both gradients are taken before either step
             self.updates.apply(network, probe, extrapolate)
-        if "G" in phase.kind and not extrapolate and self.ema is not None:
-            self.ema.update(self.step + 1)  # the step in progress
+        if "G" in phase.kind and not extrapolate:
+            self.updates.after_generator_step(self.step + 1)  # the step in progress
         return losses
 
     def d_gradients(self, real: Tensor, z: Tensor, probe: Probe | None = None) -> Tensor:

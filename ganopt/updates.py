@@ -1,6 +1,7 @@
 """How a network's gradients become its step: its own optimizer over its parameters (or their
 one buffer, trainer.flat_params), with subnormals flushed where trainer.flush_denormal asks,
-D's weight clipping after D's step, and the diagnostics that read a step on log steps."""
+D's weight clipping after D's step, the diagnostics that read a step on log steps, and after
+the generator's step lookahead-minmax and the EMA."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Updates:
 
     def __init__(self, parts: Components) -> None:
         self.optimizers = {"G": parts.opt_G, "D": parts.opt_D}
+        self.lookahead, self.ema = parts.lookahead, parts.ema
         self.flat, self.clipper, self.diagnostics = parts.flat, parts.clipper, parts.diagnostics
         flush = parts.settings.flush_denormal
         self.arithmetic = FlushedSubnormals() if flush else contextlib.nullcontext()
@@ -37,6 +39,14 @@ class Updates:
             self.diagnostics.after_step(probe, network)
             if network == "D":
                 self.diagnostics.on_d_step(probe)
+
+    def after_generator_step(self, step: int) -> None:
+        """What follows G's step ``step`` (both players have stepped): lookahead-minmax's
+        synchronization on its interval, then the EMA of G's weights."""
+        if self.lookahead is not None:
+            self.lookahead.after_generator_step(step)
+        if self.ema is not None:
+            self.ema.update(step)
 
 
 def zero_grad(params: list[nn.Parameter]) -> None:

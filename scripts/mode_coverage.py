@@ -83,12 +83,24 @@ GAME: dict[str, tuple[str, list[str]]] = {
         ["trainer.update=simultaneous", *EVERY_250],
     ),
     "extra_adam": (
-        "Extra-Adam, alternating order (`optim=extra_adam`)",
+        "Extra-Adam as in the paper, simultaneous order (`optim=extra_adam`)",
         ["optim=extra_adam", *EVERY_250],
     ),
     "extra_adam_half": (
         "Extra-Adam, equal gradients: 2500 steps (`optim=extra_adam trainer.steps=2500`)",
         ["optim=extra_adam", "trainer.steps=2500", *EVERY_250],
+    ),
+    "extra_adam_alternating": (
+        "Extra-Adam's look-ahead, alternating order (`optim=extra_adam_alternating`)",
+        ["optim=extra_adam_alternating", *EVERY_250],
+    ),
+    "lookahead_adam": (
+        "Lookahead-minmax, k = 5, α = 0.5 (`optim=lookahead_adam`)",
+        ["optim=lookahead_adam", *EVERY_250],
+    ),
+    "negative_momentum": (
+        "negative momentum, D's β1 = −0.5 (`optim=negative_momentum`)",
+        ["optim=negative_momentum", *EVERY_250],
     ),
     "optimistic_adam": (
         "Optimistic Adam (`optim=optimistic_adam`)",
@@ -112,7 +124,14 @@ WITHOUT_R1 = {
         ("alternating", "alternating Adam", ["reg=none"]),
         ("simultaneous", "simultaneous Adam", ["reg=none", "trainer.update=simultaneous"]),
         ("extra_adam", "Extra-Adam", ["reg=none", "optim=extra_adam"]),
+        (
+            "extra_adam_half",
+            "Extra-Adam, 2500 steps",
+            ["reg=none", "optim=extra_adam", "trainer.steps=2500"],
+        ),
         ("optimistic_adam", "Optimistic Adam", ["reg=none", "optim=optimistic_adam"]),
+        ("lookahead_adam", "Lookahead-minmax", ["reg=none", "optim=lookahead_adam"]),
+        ("negative_momentum", "negative momentum", ["reg=none", "optim=negative_momentum"]),
         ("consensus", "consensus γ = 1 alone", ["reg=consensus"]),
     ]
 }

@@ -3,11 +3,13 @@ game of the WGAN Dirac-GAN: L_D = psi theta, L_G = -psi theta, so v = (-psi, the
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
+from ganopt.config import ConfigError
 from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.objective import Objective
@@ -267,12 +269,14 @@ def test_game_diagnostics_leave_the_trajectory_bit_identical_and_log_the_spectru
     assert set(GAME_TAGS) <= set(measured.scalar_log) and measured.expected_tags == set(GAME_TAGS)
 
 
-def test_the_game_is_measured_at_evaluations_on_toy_data_by_default(tmp_path):
+def test_the_game_is_measured_mid_run_and_at_the_end_on_toy_data_by_default(tmp_path):
+    """Every max(eval_every, steps // 2) steps and at the end: a few percent of a run."""
     trainer, logger = make_trainer(
-        ["trainer.steps=4", "trainer.eval_every=2", *SMALL_MLP], tmp_path
+        ["trainer.steps=9", "trainer.eval_every=2", "diagnostics.game_every=null", *SMALL_MLP],
+        tmp_path,
     )
     trainer.fit()
-    assert [s for s, _ in logger.scalar_log["game/rotation"]] == [2, 4]
+    assert [s for s, _ in logger.scalar_log["game/rotation"]] == [4, 8, 9]
 
 
 def test_the_game_layout_is_in_tensorboards_custom_scalars():
@@ -345,3 +349,65 @@ def test_a_lazy_regularizer_looks_ahead_with_the_rest_under_extragradient(tmp_pa
         setattr(trainer.opt_D, name, lambda o=original, n=name: calls.append(n) or o())
     trainer.train_step(2, None)  # R1's lazy phase is due at step 2
     assert calls == ["extrapolate", "extrapolate", "step", "step"]
+
+
+# ---------------------------------------------------------------- the update rules' presets
+@pytest.mark.parametrize(
+    ("optim", "order"),
+    [
+        ("extra_adam", "simultaneous"),  # Gidel et al.'s method
+        ("extra_sgd", "simultaneous"),
+        ("extra_adam_alternating", "alternating"),
+        ("extra_sgd_alternating", "alternating"),
+        ("negative_momentum", "alternating"),
+        ("lookahead_adam", "alternating"),
+    ],
+)
+def test_each_update_rule_preset_chooses_its_order(optim, order):
+    cfg = compose_config([f"optim={optim}"])
+    assert cfg.trainer["update"] == order
+    assert (
+        compose_config([f"optim={optim}", "trainer.update=alternating"]).trainer["update"]
+        == "alternating"
+    )  # the command line still decides
+
+
+def test_negative_momentum_preset_gives_d_a_negative_beta1_only():
+    parts = build(compose_config(["optim=negative_momentum"]))
+    assert parts.opt_D.param_groups[0]["betas"] == (-0.5, 0.9)
+    assert parts.opt_G.param_groups[0]["betas"] == (0.5, 0.9)
+
+
+def test_lookahead_in_training_syncs_both_players_every_k_steps(tmp_path):
+    """After step k the weights are slow + alpha (fast - slow) from the start: one step of
+    either player's optimizer moved them, lookahead pulled them back alpha of the way."""
+    trainer, _ = make_trainer(
+        [
+            "optim=lookahead_adam",
+            "optim.lookahead.k=1",
+            "optim.lookahead.alpha=0.25",
+            "trainer.steps=1",
+        ],
+        tmp_path / "la",
+    )
+    start = [p.detach().clone() for p in [*trainer.G.parameters(), *trainer.D.parameters()]]
+    trainer.fit()  # each run built and trained in turn: both draw the same batches
+    plain, _ = make_trainer(["optim=adam_decay", "trainer.steps=1"], tmp_path / "plain")
+    plain.fit()
+    fast = [p.detach() for p in [*plain.G.parameters(), *plain.D.parameters()]]
+    synced = [p.detach() for p in [*trainer.G.parameters(), *trainer.D.parameters()]]
+    for s, f, got in zip(start, fast, synced, strict=True):
+        torch.testing.assert_close(got, s + 0.25 * (f - s))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lookahead={k: 0, alpha: 0.5}", "optim.lookahead: k must be an int >= 1"),
+        ("optim.lookahead={k: 5}", "optim.lookahead: {k: int, alpha: float} or null"),
+        ("optim.d.betas=[-1.5,0.9]", "Invalid beta parameter at index 0"),
+    ],
+)
+def test_bad_update_rule_settings_are_refused_in_one_line(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build(compose_config([override]))

@@ -48,6 +48,8 @@ def _run(overrides, run_dir, resume_from=None):
         [*MLP, "optim=optimistic_adam", "trainer.update=simultaneous"],
         [*MLP, "optim=extra_adam", "reg=consensus"],
         [*MLP, "trainer.fused=true"],
+        [*MLP, "optim=lookahead_adam", "optim.lookahead.k=4"],
+        [*MLP, "optim=negative_momentum"],
     ],
     ids=[
         "mlp",
@@ -57,6 +59,8 @@ def _run(overrides, run_dir, resume_from=None):
         "optimistic+simultaneous",
         "extra+consensus",
         "mlp+fused",
+        "lookahead",
+        "negative_momentum",
     ],
 )
 def test_a_resumed_run_is_bit_identical_to_a_straight_one(model, tmp_path):

@@ -12,8 +12,10 @@ from ganopt.bench import timing
 RULES = {
     "alternating": ("alternating Adam (the default)", [], 1),
     "simultaneous": ("simultaneous Adam", ["trainer.update=simultaneous"], 1),
-    "extra_adam": ("Extra-Adam", ["optim=extra_adam"], 2),
+    "extra_adam": ("Extra-Adam (simultaneous, as in the paper)", ["optim=extra_adam"], 2),
     "optimistic_adam": ("Optimistic Adam", ["optim=optimistic_adam"], 1),
+    "lookahead_adam": ("Lookahead-minmax over Adam", ["optim=lookahead_adam"], 1),
+    "negative_momentum": ("negative momentum (D's beta1 = -0.5)", ["optim=negative_momentum"], 1),
     "consensus": ("consensus beside R1 (double backward)", ["+reg@reg2=consensus"], 1),
 }
 
