@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganopt.rundir import WriteError, staged, write_atomic, write_failure
+from ganopt.rundir import LAST, WriteError, staged, write_atomic, write_failure
 from ganopt.stopwatch import Stopwatch, timed
 
-LAST = "last.pt"
 DIGEST_SUFFIX = ".sha256"
 _PERIODIC = re.compile(r"step_(\d+)\.pt")
 _DIGEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")

@@ -2,23 +2,25 @@
 Hydra compose it and create the run directory, build, train, exit with the run's status.
 
 Bad input of any kind gets one line and exit code 2 before anything is written
-(docs/reliability.md, "How a run ends")."""
+(docs/reliability.md, "How a run ends"), and before torch loads where the check needs none: the
+training stack (torch, TensorBoard) is imported once the command line has passed."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganopt.components import Components
 from ganopt.composition import (
     config_dir,
     register,
@@ -27,10 +29,7 @@ from ganopt.config import ConfigError
 from ganopt.distributed import init as init_distributed
 from ganopt.distributed import shutdown as shutdown_distributed
 from ganopt.distributed import world_from_env
-from ganopt.hparams import run_hparams
-from ganopt.launch import preflight, quote_paths
-from ganopt.logger import NullLogger, TensorBoardLogger
-from ganopt.resume import resume
+from ganopt.launch import preflight, quote_paths, runs
 from ganopt.rundir import (
     LOCK_FILE,
     lock,
@@ -38,10 +37,16 @@ from ganopt.rundir import (
     remove_rejected,
     write_atomic,
 )
-from ganopt.setup.assembly import build, make_trainer
-from ganopt.trainer import RunResult, Trainer
+from ganopt.stopping import ctrl_c_held
+
+if TYPE_CHECKING:
+    from ganopt.components import Components
+    from ganopt.logger import TensorBoardLogger
+    from ganopt.trainer import RunResult, Trainer
 
 log = logging.getLogger("ganopt")
+#: what every run imports beyond the command line's check, loaded once that check has passed
+TRAINING_STACK = ("ganopt.setup.assembly", "ganopt.logger", "ganopt.hparams", "ganopt.resume")
 
 
 def main() -> None:
@@ -55,6 +60,9 @@ def main() -> None:
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        with ctrl_c_held():
+            for module in TRAINING_STACK if runs(sys.argv) else ():
+                importlib.import_module(module)
         train()
     except KeyboardInterrupt:  # a second Ctrl-C, or one during start-up: quietly
         print("interrupted", file=sys.stderr)
@@ -85,11 +93,14 @@ def objective(cfg: DictConfig, result: RunResult | None) -> float | None:
 
 def describe(parts: Components, cfg: DictConfig) -> None:
     """The run in one line: device, network sizes, and each component as the config chose it
-    (``reg r1(gamma=1.0, every=1)``), not as the code spells it; for images, a second line
-    with how many train and how many are held out."""
+    (``reg r1(gamma=1.0, every=1)``), not as the code spells it; on a CPU, a line with its
+    threads and why; for images, a line with how many train and how many are held out."""
     chosen = {key: _as_set(cfg, key) for key in ("loss", "reg", "reg2", "reg3", "optim.d")}
     if OmegaConf.select(cfg, "aug.name", default="none") != "none":
         chosen["aug"] = _as_set(cfg, "aug")
+    chosen["update"] = cfg.trainer["update"]  # the order of the players' steps
+    if parts.lookahead is not None:
+        chosen["optim"] = repr(parts.lookahead)
     log.info(
         "device %s x %d process(es) | G %s | D %s | %s | clip %s",
         parts.device,
@@ -99,6 +110,8 @@ def describe(parts: Components, cfg: DictConfig) -> None:
         " | ".join(f"{key} {text}" for key, text in chosen.items() if text),
         cfg.optim.clip,
     )
+    if parts.threads:
+        log.info("%s", parts.threads)
     heldout = getattr(parts.data, "heldout", None)
     if heldout is not None:  # image data: what D trains on and what it never sees
         log.info(
@@ -154,6 +167,10 @@ def train(cfg: DictConfig) -> float | None:
         if in_sweep:
             return objective(cfg, None)
         sys.exit(2)
+    from ganopt.logger import NullLogger, TensorBoardLogger
+    from ganopt.resume import resume
+    from ganopt.setup.assembly import build, make_trainer
+
     try:
         if world.is_main:
             lock(run_dir)
@@ -180,6 +197,8 @@ def _fit(
 ) -> RunResult | None:
     """Train, then record the run in TensorBoard's HParams and say how it ended, with the
     command that continues it where it can be continued."""
+    from ganopt.hparams import run_hparams
+
     result = None
     try:
         result = trainer.fit()

@@ -59,6 +59,9 @@ class OptimConfig:
     d: Any = MISSING  # ... and D's own, another instance
     clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
     lr_decay: float = 0.0  # both lrs fall linearly to 0 over this last fraction of the steps
+    # Lookahead-minmax: {k: 5, alpha: 0.5}, both players' slow weights move alpha of the way
+    # every k generator steps (optim=lookahead_adam, docs/game.md); null: off
+    lookahead: Any = None
 
 
 @dataclass
@@ -70,7 +73,7 @@ class DiagnosticsConfig:
     stalled_ratio: float = 1e-6  # "not learning": G's ||dtheta||/||theta|| below this ...
     stalled_logs: int = 3  # ... for this many log steps in a row
     # docs/game.md: a DCGAN's spectrum costs seconds on a CPU, so images default to never
-    game_every: int | None = None  # the game's spectrum every N steps; null: each eval on 2-D data
+    game_every: int | None = None  # the game's spectrum every N steps; null: 2-D data, mid-run, end
     game_k: int = 6  # eigenvalues kept, the largest by modulus
     game_iters: int = 20  # Arnoldi / Lanczos iterations: one double backward each
 

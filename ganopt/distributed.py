@@ -9,13 +9,15 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
-from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
+if TYPE_CHECKING:  # torch itself is imported where a world of several processes needs it
+    import torch
+    from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,12 @@ class World:
         if not self.distributed:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        _dist().broadcast_object_list(box, src=0)
         return box[0]
 
     def all_min(self, tensor: Tensor) -> Tensor:
         if self.distributed:
+            dist = _dist()
             dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
         return tensor
 
@@ -52,14 +55,14 @@ class World:
         if not self.distributed:
             return value
         box = [None] * self.size
-        dist.all_gather_object(box, value)
+        _dist().all_gather_object(box, value)
         return max(box)
 
     def all_equal(self, value: object) -> bool:
         if not self.distributed:
             return True
         box = [None] * self.size
-        dist.all_gather_object(box, value)
+        _dist().all_gather_object(box, value)
         return all(v == box[0] for v in box)
 
     def agreed_signal(self, received: int | None, collective: bool) -> int | None:
@@ -76,6 +79,8 @@ class World:
         without one."""
         if not self.distributed:
             return None
+        import torch
+
         with torch.no_grad():
             params = [p for m in modules for p in m.parameters()]
             checksum = float(torch.stack([p.double().sum() for p in params]).sum())
@@ -86,18 +91,29 @@ class World:
         ranks in its backward), or ``module`` itself in a world of one."""
         if not self.distributed:
             return module
+        from torch.nn.parallel import DistributedDataParallel
+
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, **_NO_FORWARD_BUFFER_SYNC)
+        return DistributedDataParallel(module, device_ids=ids, **_no_forward_buffer_sync())
 
 
-#: DDP must not overwrite rank-local buffers (spectral norm's vectors, BatchNorm statistics)
-#: at each forward: torch >= 2.13 names that forward_sync_buffers (broadcast_buffers is
-#: deprecated there); older releases only know broadcast_buffers
-_NO_FORWARD_BUFFER_SYNC = (
-    {"forward_sync_buffers": False}
-    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-    else {"broadcast_buffers": False}
-)
+def _dist() -> ModuleType:
+    """torch.distributed, imported by a world of several processes only."""
+    import torch.distributed
+
+    return torch.distributed
+
+
+def _no_forward_buffer_sync() -> dict[str, bool]:
+    """DDP must not overwrite rank-local buffers (spectral norm's vectors, BatchNorm
+    statistics) at each forward: torch >= 2.13 names that forward_sync_buffers
+    (broadcast_buffers is deprecated there); older releases only know broadcast_buffers."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
 
 #: a plain ``python train.py``: one process, no process group
 SINGLE_PROCESS = World()
@@ -113,8 +129,11 @@ def world_from_env() -> World:
 
 def init(world: World) -> None:
     """Join the process group: gloo for CPU tensors, NCCL for CUDA ones when there is CUDA."""
-    if not world.distributed or dist.is_initialized():
+    if not world.distributed or _dist().is_initialized():
         return
+    import torch
+
+    dist = _dist()
     if torch.cuda.is_available():
         torch.cuda.set_device(world.local_rank)
         backend = "cpu:gloo,cuda:nccl"
@@ -131,7 +150,8 @@ def shutdown() -> None:
     past destroy_process_group, its worker threads into the interpreter's finalization. Then
     a barrier, so that no rank tears its group down while another still has a collective in
     flight."""
-    if not dist.is_initialized():
+    dist = sys.modules.get("torch.distributed")  # never imported: no group to leave
+    if dist is None or not dist.is_initialized():
         return
     gc.collect()
     try:

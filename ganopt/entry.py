@@ -1,12 +1,11 @@
-"""The console entry points. They import the heavy modules (torch, Hydra) with Ctrl-C held
-back, so that Ctrl-C while they load ends the program with one line and exit code 130, not a
-traceback through the import machinery (or through a library that was half-way through
-building a config when the KeyboardInterrupt arrived)."""
+"""The console entry points. They import their modules with Ctrl-C held back, so that Ctrl-C
+while they load ends the program with one line and exit code 130, not a traceback through the
+import machinery (or through a library that was half-way through building a config when the
+KeyboardInterrupt arrived); a Ctrl-C at any later moment of start-up ends it the same way."""
 
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,27 +17,26 @@ def _interrupted() -> None:
 
 
 def _load_main(module: str) -> Callable[[], Any]:
-    """``module.main``, imported while SIGINT only sets a flag; then exit 130 if it came."""
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
-    try:
-        main = importlib.import_module(module).main
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        _interrupted()
-    return main
+    """``module.main``, imported while Ctrl-C waits (then KeyboardInterrupt, if it came)."""
+    from ganopt.stopping import ctrl_c_held
+
+    with ctrl_c_held():
+        return importlib.import_module(module).main
 
 
 def train() -> None:
     """``ganopt-train`` and ``python train.py``."""
-    _load_main("ganopt.cli")()
+    try:
+        main = _load_main("ganopt.cli")
+        main()
+    except KeyboardInterrupt:
+        _interrupted()
 
 
 def sample() -> int:
     """``ganopt-sample``."""
-    main = _load_main("ganopt.sample")
     try:
+        main = _load_main("ganopt.sample")
         return main()
     except KeyboardInterrupt:
         _interrupted()

@@ -12,8 +12,6 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 #: which way a metric improves; one not listed (a loss, a gradient norm, density) has no
 #: better direction, so no best group and no success threshold
 BETTER: dict[str, str] = {
@@ -35,6 +33,8 @@ def finite(values: Sequence[float | None]) -> list[float]:
 def bootstrap_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
     """The percentile bootstrap interval of the mean: the middle ``level`` of the means of
     RESAMPLES resamples with replacement. None for fewer than two values."""
+    import numpy as np  # here, not above: config checks read this module before a run starts
+
     x = np.asarray(finite(values), dtype=np.float64)
     if len(x) < 2:
         return None

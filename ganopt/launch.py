@@ -19,7 +19,8 @@ from ganopt.distributed import World
 from ganopt.resume import path_value, with_recorded_overrides
 from ganopt.run_record import locate, recorded_checkpoint_step, recorded_status
 from ganopt.rundir import check_run_dir, holds_a_run, lock, new_run_dir, run_above
-from ganopt.setup.checks import check
+from ganopt.setup.checks import check, check_config
+from ganopt.stopping import ctrl_c_held
 
 #: Hydra flags after which no run happens (help, printing the config, shell completion)
 NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc")
@@ -66,12 +67,17 @@ def preflight(argv: list[str], world: World) -> list[str]:
     check_flags(argv)
     overrides = _overrides(argv)
     check_overrides(overrides)
-    if any(a in NO_RUN_FLAGS or a.startswith(("--cfg=", "--info=")) for a in argv[1:]):
+    if not runs(argv):
         return argv
     if any(a in ("-m", "--multirun") for a in argv):
         return _sweep(argv, overrides, world)
     run_dir, overrides = _run_dir_and_overrides(overrides, world)
     return [argv[0], *overrides, *run_dir_overrides(run_dir, overrides, world)]
+
+
+def runs(argv: list[str]) -> bool:
+    """Whether the command line trains (not --help, --cfg, --info or shell completion)."""
+    return not any(a in NO_RUN_FLAGS or a.startswith(("--cfg=", "--info=")) for a in argv[1:])
 
 
 def check_flags(argv: list[str]) -> None:
@@ -144,7 +150,7 @@ def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, li
         check_run_dir(run_dir)
         given = with_recorded_overrides(run_dir, given)
     cfg = compose_config(given)
-    check(cfg, world)
+    check_config(cfg, world)  # without torch: a typo is answered before it loads
     if resumed:
         check_more_steps(resumed[-1], cfg.trainer.steps)
     if run_dir is None:
@@ -166,6 +172,8 @@ def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, li
         if world.distributed:
             run_dir = Path(world.broadcast(str(run_dir) if world.is_main else ""))
     assert run_dir is not None
+    with ctrl_c_held():  # torch loads here: Ctrl-C waits for the import, then ends the run
+        check(cfg, world)  # the registry itself and the device
     if world.is_main:
         check_writable(run_dir)
     return run_dir, given

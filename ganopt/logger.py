@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from torch import Tensor
@@ -21,6 +21,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from ganopt.tags import description
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: TensorBoard's Custom Scalars tab: title → (the tags it draws, the tag it needs), as
 #: regular expressions. A chart is in a run's layout only when the run logs a tag it needs, so
@@ -63,6 +66,8 @@ def custom_scalars_layout(tags: Iterable[str]) -> dict[str, dict[str, list]]:
 
 def figure_to_rgb(fig: Figure) -> np.ndarray:
     """Render a matplotlib figure to an (H, W, 3) uint8 array, without pyplot's global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -77,6 +82,7 @@ class TensorBoardLogger:
         self.scalar_tags: set[str] = set()
         self.expected_tags: set[str] = set()  # logged later than the first log step
         self._writer: SummaryWriter | None = None
+        self._opening = threading.Lock()  # figures are written from another thread
 
     def continue_after(self, step: int) -> None:
         """A resumed run: TensorBoard hides whatever the interrupted run logged after ``step``,
@@ -86,8 +92,9 @@ class TensorBoardLogger:
     @property
     def writer(self) -> SummaryWriter:
         """Opened on first use: a run rejected before training leaves no event file."""
-        if self._writer is None:
-            self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=self.purge_step)
+        with self._opening:
+            if self._writer is None:
+                self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=self.purge_step)
         return self._writer
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:

@@ -1,15 +1,23 @@
-"""Figures of what G and D are doing, for TensorBoard and the run directory."""
+"""Figures of what G and D are doing, for TensorBoard and the run directory. What a figure
+shows is computed on the training thread (:func:`toy_picture`); drawing it takes plain arrays
+only, so that ganopt/drawing.py can draw it on another thread, and imports matplotlib when the
+first figure is drawn."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ganopt.data.toy import ToyDistribution
 from ganopt.diagnostics.flow import GradientFlow
 from ganopt.losses import GANLoss
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @torch.no_grad()
@@ -48,35 +56,48 @@ def _toy_points_and_surface(
     return real, fake, axis, surface
 
 
-def toy_samples_figure(
+@dataclass(frozen=True)
+class ToyPicture:
+    """What the 2-D figure draws, as host arrays: real and generated points, the grid's axis,
+    D's output on it, and whether that output is a probability."""
+
+    real: np.ndarray
+    fake: np.ndarray
+    axis: np.ndarray
+    surface: np.ndarray
+    probability: bool
+
+
+def toy_picture(
     G: nn.Module,
     D: nn.Module,
     data: ToyDistribution,
     loss: GANLoss,
-    step: int,
     n: int = 1000,
     seed: int = 0,
     resolution: int = 120,
-) -> Figure:
-    """Real vs. generated points over a contour of D's output, for 2-D data.
-
-    Sampling uses its own seeded generator, so drawing a figure never moves the training RNG
-    and figures at different steps show the same z.
-    """
+) -> ToyPicture:
+    """The 2-D figure's arrays. Sampling uses its own seeded generator, so that a figure never
+    moves the training RNG and figures at different steps show the same z."""
     real, fake, axis, surface = _toy_points_and_surface(G, D, data, loss, n, seed, resolution)
-    lim = float(axis[-1])
+    host = (t.cpu().numpy().copy() for t in (real, fake, axis, surface))
+    return ToyPicture(*host, probability=loss.uses_sigmoid)
+
+
+def toy_samples_figure(picture: ToyPicture, step: int) -> Figure:
+    """Real vs. generated points over a contour of D's output, for 2-D data."""
+    from matplotlib.figure import Figure
+
+    p = picture
+    lim = float(p.axis[-1])
     fig = Figure(figsize=(5.2, 4.6), dpi=100)  # a fixed layout draws in half the time
     fig.subplots_adjust(left=0.08, right=0.84, bottom=0.07, top=0.93)
     ax = fig.add_subplot()
-    axis_np = axis.cpu().numpy()
-    levels = np.linspace(0, 1, 11) if loss.uses_sigmoid else 12
-    contour = ax.contourf(
-        axis_np, axis_np, surface.cpu().numpy(), levels=levels, cmap="RdBu_r", alpha=0.55
-    )
-    fig.colorbar(contour, ax=ax, label="D(x) = sigmoid(logit)" if loss.uses_sigmoid else "critic")
-    real_np, fake_np = real.cpu().numpy(), fake.cpu().numpy()
-    ax.scatter(real_np[:, 0], real_np[:, 1], s=3, c="black", label="real", alpha=0.6)
-    ax.scatter(fake_np[:, 0], fake_np[:, 1], s=3, c="#e8a000", label="generated", alpha=0.6)
+    levels = np.linspace(0, 1, 11) if p.probability else 12
+    contour = ax.contourf(p.axis, p.axis, p.surface, levels=levels, cmap="RdBu_r", alpha=0.55)
+    fig.colorbar(contour, ax=ax, label="D(x) = sigmoid(logit)" if p.probability else "critic")
+    ax.scatter(p.real[:, 0], p.real[:, 1], s=3, c="black", label="real", alpha=0.6)
+    ax.scatter(p.fake[:, 0], p.fake[:, 1], s=3, c="#e8a000", label="generated", alpha=0.6)
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"step {step}")
     ax.legend(loc="upper right", markerscale=3, fontsize=8)
     return fig
@@ -116,6 +137,8 @@ def gradient_flow_figure(flow: GradientFlow) -> Figure:
     input (bottom), log steps from left to right, on a fixed log10 colour scale (FLOW_SCALE;
     beyond it the extreme colours). A gradient that dies with depth or with time shows as a
     dark band or a dark end."""
+    from matplotlib.figure import Figure
+
     matrix = flow.matrix()
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log10(np.where(matrix > 0, matrix, np.nan))
@@ -139,6 +162,8 @@ def gradient_flow_figure(flow: GradientFlow) -> Figure:
 def spectrum_figure(eigenvalues: np.ndarray, step: int) -> Figure:
     """The top eigenvalues of the Jacobian of -v in the complex plane: left of the imaginary
     axis they attract, above and below the real axis they rotate."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(4.0, 4.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.axhline(0, color="0.7", lw=0.8)

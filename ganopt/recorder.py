@@ -10,31 +10,24 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from torch import nn
 from tqdm.auto import tqdm
 
 from ganopt.checkpoint import Checkpointer
 from ganopt.components import Components
 from ganopt.diagnostics import Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
-from ganopt.evaluation import generate
 from ganopt.evaluation.history import EvaluationHistory
 from ganopt.evidence import first_success, meets
-from ganopt.logger import TensorBoardLogger, figure_to_rgb
-from ganopt.losses import GANLoss
-from ganopt.plots import gradient_flow_figure, image_grid, spectrum_figure, toy_samples_figure
+from ganopt.figures import Figures, FigureWriter
+from ganopt.logger import TensorBoardLogger
 from ganopt.rundir import WriteError, write_atomic
 from ganopt.stopwatch import Stopwatch, timed
 from ganopt.tags import (
     FINAL_SCALARS,
-    GAME_SPECTRUM,
     GAME_TAGS,
     GRAD_NORM_LOG10,
     GRAD_NORM_TOTAL,
@@ -101,22 +94,6 @@ def peak_memory_mb(device: torch.device) -> float | None:
     return kilobytes / 1024 if sys.platform != "darwin" else kilobytes / 2**20  # macOS: bytes
 
 
-def save_png_atomic(rgb: np.ndarray, path: Path) -> None:
-    """A picture written as the run's other files are: whole, never through a symlink."""
-    write_atomic(path, lambda f: Image.fromarray(rgb).save(f, format="PNG"))
-
-
-@dataclass
-class Figures:
-    """What the sample figures draw: the generator that samples (the EMA weights when kept),
-    and for 2-D data D's contour under its loss."""
-
-    sampler: Callable[[], nn.Module]
-    D: nn.Module
-    loss: GANLoss
-    data: object
-
-
 class RunRecorder:
     """Decides which steps log, sample and evaluate, and writes what they show: TensorBoard,
     the figures, evaluation, the game's spectrum, metrics.json and how the run ended."""
@@ -143,6 +120,8 @@ class RunRecorder:
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
+        #: the figures, drawn and written off the training thread
+        self.figure_writer = FigureWriter(self.figures, logger, self.run_dir, self.settings.seed)
 
     def progress_bar(self, step: int) -> tqdm:
         """The run directory made, and a progress bar on stderr from ``step`` (trainer.progress)."""
@@ -225,42 +204,16 @@ class RunRecorder:
     def log_samples(self, step: int, save_png: bool = False) -> None:
         """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
         on a fixed batch of z, so that frames are comparable over time; ``gradient_flow/G`` and
-        ``/D``: the per-layer gradient norms logged so far as heatmaps."""
+        ``/D``: the per-layer gradient norms logged so far as heatmaps. What they show is
+        computed here; the worker draws and writes it (ganopt/drawing.py)."""
         if not self.world.is_main:
             return
-        rgb = self._samples_picture(step)
-        if rgb is None:
-            return
-        self.logger.image("samples", rgb, step)
-        flows = {
-            net: figure_to_rgb(gradient_flow_figure(flow))
-            for net, flow in self.flows.items()
-            if flow.steps
-        }
-        for network, picture in flows.items():
-            self.logger.image(f"gradient_flow/{network}", picture, step)
-        if save_png:
-            save_png_atomic(rgb, self.run_dir / "samples.png")
-        if save_png and flows:  # G above D; the figures share their width
-            save_png_atomic(
-                np.concatenate(list(flows.values())), self.run_dir / "gradient_flow.png"
-            )
-
-    def _samples_picture(self, step: int) -> np.ndarray | None:
-        f = self.figures
-        kind = getattr(f.data, "kind", None)  # a data source without one gets no figure
-        if kind == "points":
-            return figure_to_rgb(toy_samples_figure(f.sampler(), f.D, f.data, f.loss, step))
-        if kind == "images":
-            return image_grid(generate(f.sampler(), 64, seed=self.settings.seed))
-        return None
+        self.figure_writer.samples(step, list(self.flows.values()), save_png)
 
     def log_real_samples(self, step: int) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""
-        data = self.figures.data
-        if self.world.is_main and step == 0 and getattr(data, "kind", None) == "images":
-            rng = torch.Generator().manual_seed(self.settings.seed)
-            self.logger.image("real", image_grid(data.sample(64, generator=rng)), step)
+        if self.world.is_main and step == 0:
+            self.figure_writer.real(step)
 
     @timed("evaluation (trainer.eval_every)")
     def evaluate(self, step: int) -> None:
@@ -290,8 +243,7 @@ class RunRecorder:
             self.game = None
             return
         self.logger.scalars(step, measured.scalars)
-        picture = figure_to_rgb(spectrum_figure(measured.eigenvalues, step))
-        self.logger.image(GAME_SPECTRUM, picture, step)
+        self.figure_writer.spectrum(measured.eigenvalues, step)
 
     # ---------------------------------------------------------------- metrics.json
     def metrics(self, status: str, step: int, ended_at: float | None = None) -> dict[str, object]:
@@ -326,7 +278,9 @@ class RunRecorder:
         return {"success": float(met), "success_step": first_success(criterion, rows, info)}
 
     def write_progress(self, step: int) -> None:
-        """metrics.json of a run in progress, never behind its newest checkpoint."""
+        """metrics.json of a run in progress, never behind its newest checkpoint, nor its figures
+        (the worker's are written first)."""
+        self.figure_writer.drawing.wait()
         self.write_metrics(self.metrics("running", step))
 
     def write_metrics(self, metrics: dict[str, object]) -> None:
@@ -348,7 +302,9 @@ class RunRecorder:
         aborted: bool = False,
         error: str | None = None,
     ) -> RunResult:
-        """Write metrics.json and say how the run ended, in one line."""
+        """Write metrics.json, once every figure is written, and say how the run ended, in one
+        line."""
+        self.figure_writer.drawing.close()
         metrics = self.metrics(status, step, ended_at)
         saved = self.checkpoints.saved_step
         kept = f"step {saved}" if saved is not None else "none yet"

@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganopt.checkpoint import CheckpointError, load
 from ganopt.config import ConfigError
 from ganopt.run_record import locate, recorded_overrides, recorded_status
 
@@ -38,6 +37,8 @@ def with_recorded_overrides(run_dir: Path, given: list[str]) -> list[str]:
 def resume(trainer: Trainer, path: str) -> None:
     """Load ``resume=``'s checkpoint into ``trainer``. ConfigError if it cannot be read, does not
     fit this config, or is already at trainer.steps."""
+    from ganopt.checkpoint import CheckpointError, load  # torch: the run has started
+
     run_dir, checkpoint = locate(path)
     try:
         trainer.state.load_state_dict(load(checkpoint, map_location=trainer.device))

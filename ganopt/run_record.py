@@ -20,10 +20,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ganopt.checkpoint import LAST
 from ganopt.composition import check_overrides, config_dir, parse_override
 from ganopt.config import Config, ConfigError, check_structure
-from ganopt.setup.registry import check_components
+from ganopt.rundir import LAST
+from ganopt.setup.names import written
 
 #: the file of a run's overrides, and of its resolved config, inside the run directory
 OVERRIDES = Path(".hydra") / "overrides.yaml"
@@ -148,7 +148,7 @@ def recorded_config(run_dir: Path) -> DictConfig:
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(Config), data)
         check_structure(cfg)
-        problems = check_components(OmegaConf.to_container(cfg, resolve=True))
+        problems = written().problems(OmegaConf.to_container(cfg, resolve=True))
     except OmegaConfBaseException as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError([f"{source}: {first}"]) from None

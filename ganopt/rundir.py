@@ -21,6 +21,8 @@ from ganopt.config import ConfigError
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+#: the checkpoint a run's checkpoints/ folder always holds, its latest
+LAST = "last.pt"
 #: the locks this process holds: run directory → open lock file
 _held: dict[Path, IO[str]] = {}
 #: the folders this process made for its run directories: only these may a rejection remove

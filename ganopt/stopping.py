@@ -11,6 +11,28 @@ log = logging.getLogger("ganopt.trainer")
 
 
 @contextlib.contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C during the block raises KeyboardInterrupt when the block ends, not inside it: an
+    import or a library (torch, Hydra, OmegaConf) interrupted half-way can leave a traceback
+    from its own machinery where one line should be. Where Ctrl-C is ignored, or outside the
+    main thread, nothing changes."""
+    received: list[int] = []
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    except ValueError:  # not the main thread
+        previous = signal.SIG_IGN
+    try:
+        yield
+    finally:
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block ends, so that what it writes is written whole:
     a checkpoint and the metrics.json that records it."""

@@ -35,6 +35,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --scaling            # cost against batch size and network width
     python scripts/bench.py --threads            # steps/s at each CPU thread count
     python scripts/bench.py --breakdown          # where a default run's training time goes
+    python scripts/bench.py --startup            # a 6-step run's process against import torch
 
 --scaling measures the Trainer, the bare loop (at the Trainer's thread count: what the
 framework adds) and the Trainer with per-layer diagnostics at every step, each in a process of
@@ -47,6 +48,11 @@ log-log plot OUT/bench_scaling.png.
 part: the steps (log steps apart), the TensorBoard writes, the sample and gradient-flow figures,
 evaluation, the game's spectrum and checkpoints on their default intervals (the other modes
 leave evaluation and the game out), and the rest, the loop's own bookkeeping.
+
+--startup times whole processes, interleaved (default 5 repetitions): a 6-step train.py run (with
+--extra's overrides), ``python -c "import torch"`` and a mistyped ``train.py loss=wgna``, and
+reports their medians, minima and maxima, the run's time beyond import torch and the typo's
+time over it.
 
 Steps/s are generator steps per second of training proper (the Trainer's own measurement, which
 leaves out start-up, the final figure and the final evaluation).
@@ -62,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from ganopt.arguments import output_dir
-from ganopt.bench import breakdown, compare, rules, scaling, subnormals, threads, timing
+from ganopt.bench import breakdown, compare, rules, scaling, startup, subnormals, threads, timing
 from ganopt.config import ConfigError
 from ganopt.rundir import WriteError
 from ganopt.tables import add_table_argument, printed, write_table
@@ -151,6 +157,12 @@ def _add_modes(p: argparse.ArgumentParser) -> None:
         "(default: toy, 5000 steps)",
     )
     p.add_argument(
+        "--startup",
+        action="store_true",
+        help="instead: a 6-step run's wall time against python -c 'import torch' and a "
+        f"refused typo, whole processes, interleaved (default {startup.REPS} repetitions)",
+    )
+    p.add_argument(
         "--rules",
         action="store_true",
         help="instead: each update rule's steps/s on the toy config against the default's",
@@ -189,7 +201,7 @@ def _plan(
     """The configs to measure, each one's run length, and the repetitions; argparse's error
     (exit 2) for an unknown config or a run too short to time."""
     default = threads.THREAD_CONFIGS if args.threads else timing.DEFAULT_CONFIGS
-    configs = args.configs or ("toy" if args.quick else ",".join(default))
+    configs = args.configs or ("toy" if args.quick or args.startup else ",".join(default))
     names = [n.strip() for n in configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in timing.CONFIGS]
     reps = args.reps or timing.REPS[args.quick]
@@ -216,6 +228,12 @@ def _run_mode(args: argparse.Namespace, names: list[str], steps: dict[str, int],
         length = [f"trainer.steps={args.steps}"] if args.steps else []  # else the config's own
         measured = breakdown.measure(names if args.configs else ["toy"], [*base, *length])
         _show(args, measured, breakdown.print_tables)
+    elif args.startup:
+        _show(
+            args,
+            startup.measure(args.extra, reps if args.reps else startup.REPS),
+            startup.print_table,
+        )
     elif args.rules:
         length = args.steps or timing.STEPS["toy"][args.quick]
         _show(args, rules.measure(base, length, reps), rules.print_table)

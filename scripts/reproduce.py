@@ -56,8 +56,11 @@ def _scalars(run: str, name: str, tags: str, steps: str = "") -> str:
 DIGITS_STEPS = "1000,2000,3000,4000,5000"
 WGAN_STEPS = "1,1000,2000,3000,4000,5000"
 DIGITS_TAGS = "metrics/fd_digits metrics/classes_covered metrics/class_kl"
-GAME_METHODS = "alternating_no_r1,simultaneous_no_r1,extra_adam_no_r1,optimistic_adam_no_r1"
-GAME_METHODS += ",consensus_no_r1"
+GAMES = ("bilinear", "quadratic", "dirac")
+GAME_METHODS = "alternating_no_r1,simultaneous_no_r1,extra_adam_no_r1,extra_adam_half_no_r1"
+GAME_METHODS += (
+    ",optimistic_adam_no_r1,lookahead_adam_no_r1,negative_momentum_no_r1,consensus_no_r1"
+)
 
 TABLES: dict[str, Table] = {
     "default_recipe": Table(
@@ -77,15 +80,12 @@ TABLES: dict[str, Table] = {
     "game_coverage": Table(
         "the update rules on ring8 and grid25, seeds 0-4, and the game's spectrum",
         (f"python scripts/mode_coverage.py --game {_table('game_coverage')}",),
-        120,
+        180,
     ),
     "game_no_r1": Table(
-        "the update rules without R1, seeds 0-2",
-        (
-            f"python scripts/mode_coverage.py --seeds 0,1,2 --methods {GAME_METHODS} "
-            f"{_table('game_no_r1')}",
-        ),
-        60,
+        "the update rules without R1, seeds 0-4, at equal steps and equal gradients",
+        (f"python scripts/mode_coverage.py --methods {GAME_METHODS} {_table('game_no_r1')}",),
+        150,
     ),
     "wgan_sgd_clip": Table(
         "WGAN with SGD and weight clipping: the Wasserstein estimate over a default-length run",
@@ -120,6 +120,12 @@ TABLES: dict[str, Table] = {
             "wgan": "model=dcgan data=digits loss=wgan optim=rmsprop_clip trainer.batch_size=64",
         }.items()
     },
+    "games": Table(
+        "the update rules on games with a known equilibrium, per gradient evaluation",
+        (f"python scripts/games.py --out {SCRATCH / 'games'} {_table('games')}",),
+        0.5,
+        {f"{SCRATCH / 'games'}/{g}.png": f"docs/img/games_{g}.png" for g in GAMES},
+    ),
     "dirac": Table(
         "the Dirac-GAN: each method's distance to the equilibrium after 500 steps",
         (f"python scripts/dirac_gan.py --out {SCRATCH / 'dirac'} {_table('dirac')}",),
@@ -189,6 +195,11 @@ TABLES: dict[str, Table] = {
         "where a default run's training time goes, part by part, toy and DCGAN",
         _bench("--breakdown --configs toy,dcgan", "breakdown"),
         2.5,
+    ),
+    "startup": Table(
+        "a 6-step run's process against import torch and a refused typo",
+        _bench("--startup", "startup"),
+        1,
     ),
     "one_buffer": Table(
         "each network's parameters in one buffer against separate tensors",

@@ -44,13 +44,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-#: small, quiet runs: no progress bar, no figures or periodic checkpoints unless asked
+#: small, quiet runs: no progress bar, no figures, periodic checkpoints or game spectrum unless
+#: asked (the spectrum leaves a run's bits alone: tests/test_game.py)
 FAST = [
     "trainer.progress=false",
     "trainer.sample_every=0",
     "trainer.hist_every=0",
     "trainer.eval_every=0",
     "trainer.ckpt_every=0",
+    "diagnostics.game_every=0",
 ]
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from ganopt.bench import breakdown, scaling, subnormals, threads, timing
+from ganopt.bench import breakdown, scaling, startup, subnormals, threads, timing
 from ganopt.bench.rules import RULES
 from tests.conftest import load_script
 
@@ -53,7 +53,7 @@ def test_separate_fused_and_compiled_add_their_trainer_runs_against_bare(
     torch.compiler.reset()  # later tests compile with the real backend
 
 
-@pytest.mark.parametrize("mode", [[], ["--breakdown"], ["--scaling"], ["--rules"]])
+@pytest.mark.parametrize("mode", [[], ["--breakdown"], ["--scaling"], ["--rules"], ["--startup"]])
 def test_a_bad_override_is_refused_in_one_line_before_anything_runs(bench, capsys, mode):
     assert bench.main([*mode, "--quick", "--extra", "trainer.steps=abc"]) == 2
     out, err = capsys.readouterr()
@@ -185,3 +185,21 @@ def test_the_bare_loop_runs_at_torchs_thread_count_and_like_for_like_beside_it(
         "| config | bare loop at the Trainer's threads | Trainer | Trainer / it (range) |" in table
     )
     assert "| toy (1 thread) |" in table
+
+
+def test_startup_times_each_command_interleaved_and_the_differences(bench, capsys, monkeypatch):
+    """The three processes, each as many times as asked, and the two differences; here with
+    stand-ins for the commands (a 6-step run's time is not what this checks)."""
+    seen = []
+
+    def timed(argv, code, cwd):
+        seen.append(argv)
+        return {"import torch": 1.0, "loss=wgna": 0.5}.get(argv[-1], 3.0)
+
+    monkeypatch.setattr(startup, "_timed", timed)
+    assert bench.main(["--startup", "--reps", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["run_minus_import_torch"] == 2.0 and report["typo_over_import_torch"] == 0.5
+    assert all(len(r["runs"]) == 2 for r in report["seconds"].values())
+    runs = [a for a in seen if "trainer.steps=6" in a]
+    assert len(runs) == 3 and all(any(x.startswith("hydra.run.dir=") for x in a) for a in runs)

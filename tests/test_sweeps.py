@@ -53,6 +53,7 @@ def test_summary_groups_seeds_with_their_interval_and_keeps_statuses(tmp_path):
     table, terminal = summarize_sweep(sweep)
     lines = table.strip().splitlines()
     assert lines[0] == "| loss | seeds | status | verdict | alarms | kl ↓ |"
+    assert "95 % bootstrap interval" in table  # the notes come with the table
     # [1, 3]: a resample's mean is 1, 2 or 3 with probabilities 1/4, 1/2, 1/4
     assert lines[2] == "| standard | 2 | ok x2 | clean x2 | – | 2 [1, 3] |"
     # the status a job recorded, never one guessed from its log; a missing kl is no value
@@ -103,7 +104,8 @@ def test_seed_evidence_success_rate_steps_to_success_and_best_over_training(tmp_
     wild = [{"step": 1000, "modes": 2, "hq_ratio": 0.1, "kl": 1.5}]
     make_toy_job(sweep, 3, ["loss=wgan", "trainer.seed=0"], wild[0] | {}, wild, exploding_step=50)
     table, terminal = summarize_sweep(sweep)
-    header, _, *groups = (line.strip("| ").split(" | ") for line in table.splitlines())
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    header, _, *groups = (line.strip("| ").split(" | ") for line in lines)
     hinge, wgan = (dict(zip(header, row, strict=True)) for row in groups)
     assert hinge["verdict"] == "missed, success x2"
     assert hinge["success"] == "2/3"

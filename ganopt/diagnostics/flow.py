@@ -41,6 +41,12 @@ class GradientFlow:
             self.steps.append(step)
             self.rows.append(row)
 
+    def snapshot(self) -> GradientFlow:
+        """A copy as it stands, for a figure drawn while this one goes on collecting."""
+        copy = GradientFlow(self.network)
+        copy.layers, copy.steps, copy.rows = list(self.layers), list(self.steps), list(self.rows)
+        return copy
+
     def state_dict(self) -> dict[str, object]:
         """What the figure of a resumed run needs from before: checkpoints keep it, so that
         gradient_flow.png covers the whole run, where vanishing shows first."""

@@ -41,6 +41,16 @@ def _flat(tensors: list[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors]).to(torch.float64)
 
 
+def _weighted(pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """Σ (o·w).sum() over (output, weight) pairs: its gradient is autograd's vector-Jacobian
+    product with grad_outputs=w, bit for bit, without the import of torch's symbolic shapes
+    that a tensor grad_outputs costs on first use (docs/performance.md, "Start-up")."""
+    total = (pairs[0][0] * pairs[0][1]).sum()
+    for output, weight in pairs[1:]:
+        total = total + (output * weight).sum()
+    return total
+
+
 class GameField:
     """v at one point on one batch, with its graph kept for products with its Jacobian."""
 
@@ -61,13 +71,7 @@ class GameField:
         pairs = [(o, w) for o, w in pairs if o.requires_grad]
         if not pairs:
             return _flat([torch.zeros_like(x) for x in inputs])
-        grads = torch.autograd.grad(
-            [o for o, _ in pairs],
-            inputs,
-            [w for _, w in pairs],
-            retain_graph=True,
-            allow_unused=True,
-        )
+        grads = torch.autograd.grad(_weighted(pairs), inputs, retain_graph=True, allow_unused=True)
         return _flat(zeros_for_none(grads, inputs))
 
     def jt(self, u: Tensor) -> Tensor:
@@ -79,11 +83,7 @@ class GameField:
         dummy = [torch.zeros_like(v, requires_grad=True) for v in self.v]
         live = [(v, d) for v, d in zip(self.v, dummy, strict=True) if v.requires_grad]
         grads = torch.autograd.grad(
-            [v for v, _ in live],
-            self.params,
-            [d for _, d in live],
-            create_graph=True,
-            allow_unused=True,
+            _weighted(live), self.params, create_graph=True, allow_unused=True
         )
         return self._grad(zeros_for_none(grads, self.params), dummy, u)
 

@@ -194,7 +194,9 @@ class Diagnostics:
         for name, other in self.shadow_losses.items():
             real = self._real_logits(out_real) if other.uses_real_in_g else None
             weights = other.g_grad(logits, real) / logits.shape[0]
-            grads = torch.autograd.grad(out_fake, params, grad_outputs=weights, retain_graph=True)
+            # (a·w).sum()'s gradient is grad_outputs=w's, bit for bit, without the import of
+            # torch's symbolic shapes that a tensor grad_outputs costs (docs/performance.md)
+            grads = torch.autograd.grad((out_fake * weights).sum(), params, retain_graph=True)
             norms = torch._foreach_norm(list(grads))
             probe.scalars[f"grad_norm_shadow/G/{name}"] = torch.linalg.vector_norm(
                 torch.stack(norms)

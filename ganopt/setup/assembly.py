@@ -15,7 +15,7 @@ from torch import nn
 from ganopt.checkpoint import Checkpointer
 from ganopt.clipping import WeightClipper
 from ganopt.components import Components
-from ganopt.config import TrainerConfig
+from ganopt.config import ConfigError, TrainerConfig
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm
 from ganopt.diagnostics.game import GameProbe
@@ -25,6 +25,7 @@ from ganopt.ema import EMA
 from ganopt.evaluation import evaluator_for
 from ganopt.flat import FlatParameters
 from ganopt.logger import TensorBoardLogger
+from ganopt.lookahead import LookaheadMinmax
 from ganopt.losses import GENERATOR_LOSSES, GANLoss
 from ganopt.objective import Objective
 from ganopt.recorder import RunRecorder
@@ -99,7 +100,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         device, settings = per_rank(device, settings, world)
     settings = compiled_passes(settings, device)
     settings = flushed_subnormals(settings, device)
-    set_threads(settings.threads, device)
+    threads = set_threads(settings.threads, device, plain(cfg.model))
     seed_everything(settings.seed)  # the same initial weights on every rank
 
     data, G, D = _data_and_networks(cfg, settings, device, world)
@@ -131,8 +132,10 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         device=device,
         schedule=schedule,
         ema=EMA(G, settings.ema_decay) if settings.ema_decay else None,
+        lookahead=_lookahead(cfg.optim.lookahead, G, D),
         world=world,
         names=_chosen_names(cfg),
+        threads=threads,
         game=_game_probe(cfg.diagnostics, objective, G, D, data, settings)
         if world.is_main
         else None,
@@ -186,6 +189,19 @@ def _optimizers(
     return (optimizers[0], optimizers[1]), flat
 
 
+def _lookahead(node: object, G: nn.Module, D: nn.Module) -> LookaheadMinmax | None:
+    """optim.lookahead: {k, alpha}, or null."""
+    if node is None:
+        return None
+    settings = plain(node)
+    if not isinstance(settings, dict) or set(settings) != {"k", "alpha"}:
+        raise ConfigError([f"optim.lookahead: {{k: int, alpha: float}} or null, got {settings!r}"])
+    try:
+        return LookaheadMinmax([G, D], settings["k"], settings["alpha"])
+    except ValueError as e:
+        raise ConfigError([f"optim.lookahead: {e}"]) from None
+
+
 def _chosen_names(cfg: DictConfig) -> dict[str, str]:
     """Each component slot's registered name (an empty reg2/reg3 is "none"). ``aug`` joins only
     when it augments: checkpoints written before augmentation existed name none, and resume
@@ -196,6 +212,8 @@ def _chosen_names(cfg: DictConfig) -> dict[str, str]:
         names[key] = node[NAME] if isinstance(node, dict) else "none"
     if names.get("aug") == "none":
         del names["aug"]
+    if (lookahead := plain(cfg.optim.lookahead)) is not None:  # its slow weights are state
+        names["optim.lookahead"] = f"k={lookahead.get('k')}, alpha={lookahead.get('alpha')}"
     return names
 
 
@@ -252,12 +270,14 @@ def _game_probe(
     data: object,
     settings: TrainerConfig,
 ) -> GameProbe | None:
-    """The game's spectrum on its interval (at each evaluation on 2-D data by default)."""
+    """The game's spectrum on its interval; by default on 2-D data only, every
+    max(eval_every, steps // 2) steps and at the end (the default run: at 2500 and 5000; with
+    eval_every=0 at the end only), a few percent of a run (docs/performance.md, "Where a default run's time goes")."""
     every = diag.game_every
     if every is None:
         if getattr(data, "kind", None) != "points":
             return None
-        every = settings.eval_every
+        every = settings.eval_every and max(settings.eval_every, settings.steps // 2)
     elif every == 0:
         return None
     return GameProbe(

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import os
+import statistics
+import time
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -47,12 +52,84 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def set_threads(threads: int | str, device: torch.device) -> None:
-    """torch's intra-op threads on the CPU: trainer.threads=N sets N; auto leaves torch's own
-    count, one per core, or OMP_NUM_THREADS, which torchrun and Hydra's joblib launcher set so
-    that the processes they start share the cores (docs/install.md, "Threads")."""
-    if threads != "auto" and device.type == "cpu":
+def set_threads(threads: int | str, device: torch.device, model: object = None) -> str:
+    """torch's intra-op threads on the CPU, and a line that says how many and why:
+    trainer.threads=N sets N; auto the count :func:`auto_threads` chooses for ``model`` (its
+    config node) on this machine now (docs/install.md, "Threads")."""
+    if device.type != "cpu":
+        return ""
+    if threads != "auto":
         torch.set_num_threads(int(threads))
+        return f"threads {int(threads)} (trainer.threads)"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    omp = os.environ.get("OMP_NUM_THREADS")
+    count, why = auto_threads(TORCH_THREADS, cpus or 1, busy_cores(), small_mlp(model), omp)
+    if count is None:
+        count = torch.get_num_threads()
+    torch.set_num_threads(count)
+    return f"threads {count} (auto: {why})"
+
+
+#: torch's own intra-op thread count, one per physical core (or OMP_NUM_THREADS), before any
+#: run in this process set one
+TORCH_THREADS = torch.get_num_threads()
+#: MLPs up to this width (the toy default) run as fast on one thread as on two, their products
+#: too small to split; at 256 units two threads are faster (scripts/bench.py --threads)
+SMALL_MLP_WIDTH = 128
+
+
+def small_mlp(model: object) -> bool:
+    """Whether a model node (``cfg.model``, plain) is two MLPs no wider than SMALL_MLP_WIDTH (a
+    node that is not one is not: building refuses it)."""
+    nets = [model.get(k) for k in ("g", "d")] if isinstance(model, Mapping) else [None]
+    return all(_small_mlp_net(net) for net in nets)
+
+
+def _small_mlp_net(net: object) -> bool:
+    if not isinstance(net, Mapping) or net.get("name") != "mlp":
+        return False
+    hidden = net.get("hidden")
+    return isinstance(hidden, list) and all(
+        isinstance(w, int) and w <= SMALL_MLP_WIDTH for w in hidden
+    )
+
+
+#: Linux's load figures; its fourth field counts the tasks runnable now ("3/412")
+LOADAVG = "/proc/loadavg"
+
+
+def busy_cores() -> float:
+    """How many cores other work keeps busy now: the tasks /proc/loadavg counts as runnable,
+    less this one (the median of five reads, 2 ms apart). Not the load average, which lags a
+    minute behind and counts this process's own past work (a sweep's earlier jobs); where
+    there is no /proc, it is all there is."""
+    try:
+        counts = []
+        for _ in range(5):
+            with open(LOADAVG, encoding="ascii") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+            time.sleep(0.002)
+        return max(0.0, float(statistics.median(counts)))
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def auto_threads(
+    cores: int, cpus: int, busy: float, small: bool, omp: str | None = None
+) -> tuple[int | None, str]:
+    """trainer.threads=auto: the count never far from the fastest on an idle machine that does
+    not collapse on a busy one (a thread waiting for a busy core stalls the others), and why.
+    ``cores``: torch's own count; ``cpus``: those this process may run on; ``busy``: the cores
+    other work keeps busy (:func:`busy_cores`); ``small``: a small MLP, on one thread never
+    more than a few percent slower (docs/install.md, "Threads"). None where OMP_NUM_THREADS
+    chose (torchrun, the joblib launcher, the test suite): torch's count, which follows it."""
+    others = f"{busy:g} of {cpus} cores busy"
+    if omp:
+        return None, f"OMP_NUM_THREADS={omp}; {others}"
+    if small:
+        return 1, f"small MLP; {others}"
+    idle = max(1, math.floor(cpus - busy + 0.5))  # the cores other work leaves free
+    return min(cores, idle), f"one per idle core; {others}"
 
 
 def per_rank(

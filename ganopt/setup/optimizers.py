@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ganopt.config import ConfigError, is_number
+from ganopt.eager import without_compiler
 from ganopt.flat import ELEMENTWISE, FlatParameters
 from ganopt.regularizers import Regularizer
 from ganopt.setup.registry import arguments, component, plain
@@ -53,6 +54,8 @@ def build_optimizer(
         if not numbers or not all(is_number(b) for b in betas):
             raise ConfigError([f"{key}.betas: must be two numbers, got {betas!r}"])
         settings["betas"] = tuple(float(b) for b in betas)
+    if isinstance(optimizer, type):
+        without_compiler(optimizer)  # no torch._dynamo for a run that compiles nothing
     try:
         return optimizer(params, **settings), buffer
     except (TypeError, ValueError, RuntimeError, IndexError) as e:

@@ -6,13 +6,14 @@ name is fixed here, in code: a config file, a command line or a run directory ca
 these entries and set their arguments, never name other code (docs/architecture.md has the
 recipes).
 
-To add a component: write it, add one line to its table below, and add a YAML file to the
-matching folder of configs/ (configs/loss/, configs/optimizer/, ...) that sets ``name``.
+To add a component: write it, add one line to its table below, add a YAML file to the
+matching folder of configs/ (configs/loss/, configs/optimizer/, ...) that sets ``name``, and run
+``python scripts/docs_reference.py``, which writes the names and arguments the command line is
+checked against before torch loads (ganopt/setup/catalog.json).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable, Mapping
@@ -27,10 +28,9 @@ from ganopt.augment import DiffAugment
 from ganopt.config import ConfigError
 from ganopt.data import SwissRoll, digits, folder, grid, ring, torchvision_dataset
 from ganopt.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from ganopt.optimizers import ExtraAdam, ExtraSGD, OptimisticAdam, OptimisticSGD
-
-#: the key of a component node that names its registered entry
-NAME = "name"
+from ganopt.optimizers import SGD, Adam, ExtraAdam, ExtraSGD, OptimisticAdam, OptimisticSGD
+from ganopt.setup.names import NAME as NAME  # the registry's own, named in ganopt/setup/names.py
+from ganopt.setup.names import Catalog
 
 
 def _no_regularizer() -> None:
@@ -81,8 +81,8 @@ DATA: dict[str, Callable[..., Any]] = {
     },
 }
 OPTIMIZERS: dict[str, Callable[..., Any]] = {
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
+    "adam": Adam,  # torch's, and beta1 may be negative (negative momentum)
+    "sgd": SGD,  # torch's, and momentum may be negative
     "rmsprop": torch.optim.RMSprop,
     "extra_adam": ExtraAdam,
     "extra_sgd": ExtraSGD,
@@ -116,8 +116,6 @@ SLOTS: dict[str, Slot] = {
     "optim.d": Slot("optimizer", OPTIMIZERS, ("params",)),
     "aug": Slot("augmentation", AUGMENTATIONS),
 }
-#: slots a config may leave empty (null)
-OPTIONAL_SLOTS = ("reg2", "reg3")
 
 
 @dataclass(frozen=True)
@@ -155,40 +153,33 @@ def component(key: str, node: object) -> Component:
     naming the key, for a node that is not a mapping, names no registered entry, or sets an
     argument the entry does not take."""
     slot = SLOTS[key]
-    if not isinstance(node, Mapping):
-        raise ConfigError([f"{key}: must be a config node naming a {slot.kind}, got {node!r}"])
-    name = node.get(NAME)
-    choices = ", ".join(sorted(slot.entries))
-    if not isinstance(name, str) or name not in slot.entries:
-        raise ConfigError([f"{key}.{NAME}: no {slot.kind} {name!r}; choose from {choices}"])
-    factory = slot.entries[name]
-    accepted = {a for a in arguments(factory) if a not in slot.supplied}
-    kwargs = {k: v for k, v in node.items() if k != NAME}
-    problems = []
-    for unknown in sorted(set(kwargs) - accepted):
-        close = difflib.get_close_matches(str(unknown), accepted, n=1)
-        hint = f"did you mean {key}.{close[0]}? " if close else ""
-        takes = ", ".join(sorted(accepted)) or "no arguments"
-        problems.append(
-            f"{key}.{unknown}: not an argument of {slot.kind} {name!r} ({hint}it takes {takes})"
-        )
-    if problems:
-        raise ConfigError(problems)
-    return Component(key, name, factory, kwargs)
+    entries = {name: tuple(arguments(factory)) for name, factory in slot.entries.items()}
+    one_slot = Catalog({key: (slot.kind, slot.supplied)}, {slot.kind: entries}, ())
+    name, kwargs = one_slot.chosen(key, node)
+    return Component(key, name, slot.entries[name], kwargs)
+
+
+def catalog() -> Catalog:
+    """The registry's names and arguments as they stand (a recipe or a test may have added
+    an entry): what building checks against, and what scripts/docs_reference.py writes into
+    ganopt/setup/catalog.json for the command line's check before torch loads."""
+    from ganopt.optimizers import Extragradient
+
+    looks_ahead = [
+        name
+        for name, optimizer in OPTIMIZERS.items()
+        if isinstance(optimizer, type) and issubclass(optimizer, Extragradient)
+    ]
+    return Catalog(
+        slots={key: (slot.kind, slot.supplied) for key, slot in SLOTS.items()},
+        arguments={
+            slot.kind: {name: tuple(arguments(f)) for name, f in slot.entries.items()}
+            for slot in SLOTS.values()
+        },
+        extrapolating=tuple(sorted(looks_ahead)),
+    )
 
 
 def check_components(config: Mapping[str, Any]) -> list[str]:
     """Every problem with the components a plain (resolved) config names, without building."""
-    problems = []
-    for key in SLOTS:
-        head, _, tail = key.partition(".")
-        node = config.get(head)
-        if tail:
-            node = node.get(tail) if isinstance(node, Mapping) else None
-        if node is None and key in OPTIONAL_SLOTS:
-            continue
-        try:
-            component(key, node)
-        except ConfigError as e:
-            problems += e.problems
-    return problems
+    return catalog().problems(config)

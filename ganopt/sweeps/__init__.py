@@ -17,26 +17,24 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.tensorboard import SummaryWriter
 
 from ganopt.config import ConfigError
-from ganopt.hparams import experiment_summary, job_hparams
 from ganopt.rundir import write_atomic
-from ganopt.sweeps.figure import write_figure
-from ganopt.sweeps.jobs import job_number, read_job, read_sweep
-from ganopt.sweeps.table import (
-    aligned_table,
-    header,
-    markdown_table,
-    notes,
-    rows,
-    summarize,
-    write_csv,
-)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SummarizeCallback", "read_sweep", "summarize_sweep", "write_hparams_experiment"]
+
+
+def __getattr__(name: str) -> object:
+    """``read_sweep``, imported when asked for. Every run imports this package for its callback
+    (configs/config.yaml), so what reads and draws a sweep (TensorBoard, matplotlib, the
+    evaluation stack) is imported where a sweep is summarized."""
+    if name == "read_sweep":
+        from ganopt.sweeps.jobs import read_sweep
+
+        return read_sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def summarize_sweep(
@@ -46,14 +44,27 @@ def summarize_sweep(
     only: list[str] | None = None,
 ) -> tuple[str, str]:
     """Write summary.md, summary.csv and summary.png into ``sweep_dir`` (every column); return
-    the markdown table and the terminal's (aligned, at most 100 columns wide)."""
+    the markdown table with the notes under it (what summary.md holds below its title) and the
+    terminal's table (aligned, at most 100 columns wide)."""
+    from ganopt.sweeps.figure import write_figure
+    from ganopt.sweeps.table import (
+        aligned_table,
+        header,
+        markdown_table,
+        notes,
+        rows,
+        summarize,
+        write_csv,
+    )
+
     sweep_dir = Path(sweep_dir)
     summary = summarize(sweep_dir, objective, criterion, only)
     if not summary.groups:
         raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) in {sweep_dir}")
     columns = header(summary)
     table = markdown_table(columns, rows(summary, 4, "**"))
-    text = f"# Sweep {sweep_dir}\n\n{table}\n" + "".join(f"{n}\n\n" for n in notes(summary))
+    markdown = table + "".join(f"\n{n}\n" for n in notes(summary))
+    text = f"# Sweep {sweep_dir}\n\n{markdown}"
     write_atomic(sweep_dir / "summary.md", lambda out: out.write(text.encode()))
     write_csv(sweep_dir / "summary.csv", summary)
     write_figure(sweep_dir / "summary.png", summary)
@@ -61,12 +72,17 @@ def summarize_sweep(
     terminal = aligned_table(columns, rows(summary, 3, ""), fixed) + "".join(
         f"{line}\n" for line in summary.floors
     )
-    return table, terminal
+    return markdown, terminal
 
 
 def write_hparams_experiment(sweep_dir: Path) -> None:
     """The sweep's HParams experiment, as an event file at the sweep's root (TensorBoard's run
     "."): what differs across the jobs first, the metrics researchers compare first."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ganopt.hparams import experiment_summary, job_hparams
+    from ganopt.sweeps.jobs import job_number, read_job
+
     jobs = [
         (job_dir, read_job(job_dir))
         for job_dir in sorted(sweep_dir.iterdir(), key=job_number)

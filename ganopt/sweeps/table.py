@@ -38,13 +38,15 @@ class Summary:
     floors: list[str]
 
     def best_group(self, metric: str) -> Group | None:
-        """The group whose mean is best, where the metric has a better direction."""
-        scored = [(g.mean(metric), i) for i, g in enumerate(self.groups)]
-        scored = [(m, i) for m, i in scored if m is not None]
+        """The group whose mean is best, where the metric has a better direction and one group
+        is ahead of all others (a tie marks none)."""
+        scored = [(m, g) for g in self.groups if (m := g.mean(metric)) is not None]
         if metric not in evidence.BETTER or len(scored) < 2:
             return None
         pick = max if evidence.BETTER[metric] == "higher" else min
-        return self.groups[pick(scored)[1]]
+        best = pick(m for m, _ in scored)
+        leaders = [g for m, g in scored if m == best]
+        return leaders[0] if len(leaders) == 1 else None
 
 
 def summarize(

@@ -1,0 +1,112 @@
+"""The run's figures: the samples (D's contour for 2-D data, a grid for images), the gradient
+flow heatmaps, the real images and the game's spectrum. What each shows is computed on the
+training thread, as host arrays; drawing it and writing it (TensorBoard, the run directory's
+PNGs) is a job for the worker of ganopt/drawing.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ganopt.diagnostics.flow import GradientFlow
+from ganopt.drawing import Drawing
+from ganopt.evaluation import generate
+from ganopt.logger import TensorBoardLogger, figure_to_rgb
+from ganopt.losses import GANLoss
+from ganopt.plots import (
+    gradient_flow_figure,
+    image_grid,
+    spectrum_figure,
+    toy_picture,
+    toy_samples_figure,
+)
+from ganopt.rundir import write_atomic
+from ganopt.tags import GAME_SPECTRUM
+
+
+def save_png_atomic(rgb: np.ndarray, path: Path) -> None:
+    """A picture written as the run's other files are: whole, never through a symlink."""
+    write_atomic(path, lambda f: Image.fromarray(rgb).save(f, format="PNG"))
+
+
+@dataclass
+class Figures:
+    """What the sample figures draw: the generator that samples (the EMA weights when kept),
+    and for 2-D data D's contour under its loss."""
+
+    sampler: Callable[[], nn.Module]
+    D: nn.Module
+    loss: GANLoss
+    data: object
+
+
+class FigureWriter:
+    """Each figure's arrays taken now, its drawing and writing handed to ``drawing``."""
+
+    def __init__(
+        self, figures: Figures, logger: TensorBoardLogger, run_dir: Path, seed: int
+    ) -> None:
+        self.figures, self.logger, self.run_dir, self.seed = figures, logger, run_dir, seed
+        self.drawing = Drawing(logger)
+
+    def samples(self, step: int, flows: list[GradientFlow], save_png: bool) -> None:
+        """``samples`` and ``gradient_flow/G``, ``/D`` (with their PNGs at the end)."""
+        draw = self._samples_drawer(step)
+        if draw is None:
+            return
+        samples_png = self.run_dir / "samples.png" if save_png else None
+        self.drawing.submit("samples", step, lambda: self._write_samples(draw(), step, samples_png))
+        shown = [flow.snapshot() for flow in flows if flow.steps]
+        if shown:
+            flow_png = self.run_dir / "gradient_flow.png" if save_png else None
+            self.drawing.submit(
+                "gradient_flow", step, lambda: self._write_flows(shown, step, flow_png)
+            )
+
+    def real(self, step: int) -> None:
+        """A grid of real images, for comparison (image data only)."""
+        data = self.figures.data
+        if getattr(data, "kind", None) != "images":
+            return
+        rng = torch.Generator().manual_seed(self.seed)
+        grid = image_grid(data.sample(64, generator=rng))
+        self.drawing.submit("real", step, lambda: self.logger.image("real", grid, step))
+
+    def spectrum(self, eigenvalues: np.ndarray, step: int) -> None:
+        """The game's top eigenvalues in the complex plane."""
+        copy = np.array(eigenvalues)  # the worker's own
+
+        def write() -> None:
+            self.logger.image(GAME_SPECTRUM, figure_to_rgb(spectrum_figure(copy, step)), step)
+
+        self.drawing.submit("game spectrum", step, write)
+
+    def _samples_drawer(self, step: int) -> Callable[[], np.ndarray] | None:
+        """The samples picture's drawing, over host arrays computed now (None: no figure)."""
+        f = self.figures
+        kind = getattr(f.data, "kind", None)  # a data source without one gets no figure
+        if kind == "points":
+            picture = toy_picture(f.sampler(), f.D, f.data, f.loss)
+            return lambda: figure_to_rgb(toy_samples_figure(picture, step))
+        if kind == "images":
+            grid = image_grid(generate(f.sampler(), 64, seed=self.seed))
+            return lambda: grid
+        return None
+
+    def _write_samples(self, rgb: np.ndarray, step: int, png: Path | None) -> None:
+        self.logger.image("samples", rgb, step)
+        if png is not None:
+            save_png_atomic(rgb, png)
+
+    def _write_flows(self, flows: list[GradientFlow], step: int, png: Path | None) -> None:
+        pictures = [figure_to_rgb(gradient_flow_figure(flow)) for flow in flows]
+        for flow, picture in zip(flows, pictures, strict=True):
+            self.logger.image(f"gradient_flow/{flow.network}", picture, step)
+        if png is not None:  # G above D; the figures share their width
+            save_png_atomic(np.concatenate(pictures), png)

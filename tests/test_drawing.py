@@ -1,0 +1,80 @@
+"""Figures off the training path (ganopt/drawing.py): the worker changes no bit of a run, a
+figure that fails is reported and the run ends ok, the queue is bounded."""
+
+import json
+import logging
+import threading
+
+import torch
+
+import ganopt.figures
+from ganopt.drawing import QUEUE_SIZE, Drawing
+from tests.conftest import MemoryLogger, make_trainer
+
+#: figures, evaluation, the game's spectrum and checkpoints all during a short toy run
+DURING = [
+    "trainer.steps=24",
+    "trainer.log_every=4",
+    "trainer.sample_every=8",
+    "trainer.eval_every=12",
+    "trainer.ckpt_every=12",
+    "diagnostics.game_every=12",
+    "diagnostics.game_iters=6",
+    "trainer.batch_size=64",
+    *["model.g.hidden=[32,32]", "model.d.hidden=[32,32]"],
+]
+#: what metrics.json holds that a clock or the process measured
+MEASURED = ("steps_per_sec", "peak_memory_mb")
+
+
+def _run(run_dir, background):
+    trainer, logger = make_trainer(DURING, run_dir)
+    trainer.recorder.figure_writer.drawing.background = background
+    result = trainer.fit()
+    assert result.status == "ok", result.metrics
+    weights = {k: v.clone() for k, v in trainer.state.state_dict()["G"].items()}
+    weights |= {f"D.{k}": v.clone() for k, v in trainer.state.state_dict()["D"].items()}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return weights, {k: v for k, v in metrics.items() if k not in MEASURED}, logger
+
+
+def test_figures_drawn_by_the_worker_change_no_bit_of_the_run(tmp_path):
+    weights, metrics, logger = _run(tmp_path / "worker", background=True)
+    same_weights, same_metrics, same_logger = _run(tmp_path / "here", background=False)
+    assert weights.keys() == same_weights.keys()
+    assert all(torch.equal(weights[k], same_weights[k]) for k in weights)
+    assert metrics == same_metrics
+    assert sorted(logger.images) == sorted(same_logger.images)
+    assert {tag for tag, _, _ in logger.images} >= {"samples", "gradient_flow/G", "game/spectrum"}
+    for run in ("worker", "here"):
+        assert (tmp_path / run / "samples.png").is_file()
+        assert (tmp_path / run / "gradient_flow.png").is_file()
+
+
+def test_a_figure_that_fails_is_reported_once_and_the_run_ends_ok(tmp_path, monkeypatch, caplog):
+    def broken(picture, step):
+        raise ValueError("no contour today")
+
+    monkeypatch.setattr(ganopt.figures, "toy_samples_figure", broken)
+    trainer, logger = make_trainer(DURING, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="ganopt.trainer"):
+        result = trainer.fit()
+    assert result.status == "ok"
+    reported = [r.getMessage() for r in caplog.records if "figure samples" in r.getMessage()]
+    assert len(reported) == 1 and "no contour today" in reported[0]
+    assert [t for t in logger.texts if t[0] == "alerts" and "figure samples" in t[1]]
+    assert "gradient_flow/G" in {tag for tag, _, _ in logger.images}  # the others are drawn
+    assert not (tmp_path / "samples.png").exists()
+
+
+def test_the_queue_is_bounded_and_close_waits_for_every_figure():
+    drawing, done = Drawing(MemoryLogger()), []
+    started, release = threading.Event(), threading.Event()
+    drawing.submit("first", 0, lambda: (started.set(), release.wait()))
+    started.wait()
+    for i in range(QUEUE_SIZE):
+        drawing.submit("next", i, lambda i=i: done.append(i))
+    assert drawing._jobs.full()  # the next submit would wait for the worker
+    release.set()
+    drawing.close()
+    assert done == list(range(QUEUE_SIZE))

@@ -1,0 +1,143 @@
+"""What a process costs before its steps (docs/performance.md, "Start-up"): a refused command
+line never loads torch, a run that compiles nothing never loads torch's compiler, and
+trainer.threads=auto's choice. Timings are scripts/bench.py --startup's, never asserted here."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ganopt.setup import device
+from ganopt.setup.device import auto_threads, busy_cores, small_mlp
+from tests.conftest import REPO
+
+#: what a refused command line must not have imported
+HEAVY = ("torch", "numpy", "tensorboard", "matplotlib", "sklearn")
+
+REFUSE = f"""
+import json, sys
+sys.argv = ["train.py", *sys.argv[1:]]
+from ganopt.entry import train
+try:
+    train()
+except SystemExit as e:
+    print(json.dumps([e.code, [m for m in {HEAVY!r} if m in sys.modules]]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss=wgna", "loss=wgna: no such option"),
+        ("+optim.g.lrr=0.1", "optim.g.lrr: not an argument of optimizer 'adam'"),
+        ("optim.g.name=adamm", "optim.g.name: no optimizer 'adamm'"),
+        ("trainer.steps=0", "trainer.steps: must be >= 1"),
+        ("+trainer.step=3", "trainer.step: unknown key"),
+    ],
+)
+def test_a_refused_command_line_never_imports_torch(override, message, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", REFUSE, override, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    code, imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert code == 2 and message in proc.stderr, proc.stderr
+    assert imported == [], f"{override} was refused after importing {imported}"
+    assert not (tmp_path / "run").exists()
+
+
+EAGER = """
+import sys, torch
+from ganopt.eager import without_compiler
+
+def trained():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(4, 3)).square().sum().backward()
+        opt.step()
+    opt.load_state_dict(opt.state_dict())
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+without_compiler(torch.optim.Adam)
+eager = trained()
+loaded = "torch._dynamo" in sys.modules
+import torch._dynamo  # from now on torch's own wrappers run
+print(loaded, torch.equal(eager, trained()))
+"""
+
+
+def test_optimizers_step_without_the_compiler_stack_to_the_same_bits():
+    """ganopt/eager.py: built, stepped, saved and loaded without importing torch._dynamo, and
+    the same weights as torch's own wrappers give once it is imported."""
+    out = subprocess.run(
+        [sys.executable, "-c", EAGER], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+@pytest.mark.slow
+def test_a_short_run_never_imports_the_compiler_stack(tmp_path):
+    run = f"""
+import sys
+sys.argv = ["train.py", "trainer.steps=3", "trainer.progress=false",
+            "hydra.run.dir={tmp_path / "run"}"]
+from ganopt.entry import train
+try:
+    train()
+except SystemExit:
+    pass
+print(sorted(m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", run], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("cores", "cpus", "busy", "small", "omp", "count", "why"),
+    [
+        (2, 2, 0, False, None, 2, "one per idle core; 0 of 2 cores busy"),
+        (2, 2, 1, False, None, 1, "one per idle core; 1 of 2 cores busy"),
+        (2, 2, 12.5, False, None, 1, "one per idle core; 12.5 of 2 cores busy"),
+        (8, 16, 11, False, None, 5, "one per idle core; 11 of 16 cores busy"),
+        (8, 16, 0, False, None, 8, "one per idle core; 0 of 16 cores busy"),
+        (2, 2, 0, True, None, 1, "small MLP; 0 of 2 cores busy"),
+        (2, 2, 3, False, "1", None, "OMP_NUM_THREADS=1; 3 of 2 cores busy"),
+    ],
+)
+def test_auto_threads_follows_the_idle_cores_and_gives_a_small_mlp_one(
+    cores, cpus, busy, small, omp, count, why
+):
+    assert auto_threads(cores, cpus, busy, small, omp) == (count, why)
+
+
+def test_busy_cores_counts_the_runnable_tasks_but_this_one(tmp_path, monkeypatch):
+    """Three runnable tasks, this one among them: two cores busy, whatever the load average
+    (which lags a minute behind); without /proc, the load average."""
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.31 0.20 0.10 3/412 9999\n")
+    monkeypatch.setattr(device, "LOADAVG", str(loadavg))
+    assert busy_cores() == 2
+    monkeypatch.setattr(device, "LOADAVG", str(tmp_path / "absent"))
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (3.5, 1.0, 0.5))
+    assert busy_cores() == 3.5
+
+
+def test_a_small_mlp_is_two_mlps_no_wider_than_128():
+    mlp = {"name": "mlp", "hidden": [128, 128, 128]}
+    assert small_mlp({"g": mlp, "d": mlp})
+    assert not small_mlp({"g": mlp, "d": {"name": "mlp", "hidden": [256]}})
+    assert not small_mlp({"g": {"name": "dcgan", "width": 64}, "d": mlp})
+    assert not small_mlp(None)
+    assert not small_mlp({"g": {"name": "mlp", "hidden": 14}, "d": mlp})  # building refuses it
