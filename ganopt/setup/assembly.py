@@ -272,7 +272,8 @@ def _game_probe(
 ) -> GameProbe | None:
     """The game's spectrum on its interval; by default on 2-D data only, every
     max(eval_every, steps // 2) steps and at the end (the default run: at 2500 and 5000; with
-    eval_every=0 at the end only), a few percent of a run (docs/performance.md, "Where a default run's time goes")."""
+    eval_every=0 at the end only), a few percent of a run (docs/performance.md, "Where a
+    default run's time goes")."""
     every = diag.game_every
     if every is None:
         if getattr(data, "kind", None) != "points":
