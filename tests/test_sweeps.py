@@ -123,6 +123,16 @@ def test_seed_evidence_success_rate_steps_to_success_and_best_over_training(tmp_
     assert " | 2/3 | 1000 (3 of 3) | " in table
 
 
+def test_a_symlinked_evaluations_file_is_not_followed(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, ["loss=standard"], {"status": "ok", "kl": 0.5})
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("step,kl\n1000,0.1\n")
+    (next(sweep.glob("0_*")) / "evaluations.csv").symlink_to(outside)
+    table, _ = summarize_sweep(sweep)
+    assert "| unreadable evaluations.csv |" in table
+
+
 def test_missing_values_are_never_drawn_as_zero(tmp_path, monkeypatch):
     from ganopt.sweeps import figure
 

@@ -52,15 +52,9 @@ def _evaluator(data: object, device: torch.device, seed: int) -> Evaluator | Non
         return ModeCoverage(data, seed=seed, device=device)
     if isinstance(data, ImageBatches):
         if data.name == "digits":
-            return DigitsScore(_reference(data), seed=seed, device=device)
+            return DigitsScore(data.reference, seed=seed, device=device)
         try:
-            return InceptionFID(_reference(data), seed=seed, device=device)
+            return InceptionFID(data.reference, seed=seed, device=device)
         except EvaluatorUnavailable as e:
             log.warning("no image metric for this run: %s", e)
     return None
-
-
-def _reference(data: ImageBatches) -> torch.Tensor:
-    """The real distribution an image generator is judged against: every image loaded, the
-    held-out ones and those a ``data.limit`` left out of training included."""
-    return data.reference

@@ -49,8 +49,11 @@ class EvaluationHistory:
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
     """A run's evaluations, each row without its undefined metrics; [] without the file. A
-    file that does not parse as ganopt writes it raises ValueError."""
+    file that does not parse as ganopt writes it, or a symlink (which would read a file from
+    outside the run directory), raises ValueError."""
     path = Path(run_dir) / FILE
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symlink; ganopt writes a file there")
     try:
         text = path.read_text()
     except FileNotFoundError:

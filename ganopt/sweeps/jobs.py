@@ -25,12 +25,12 @@ PREFERRED = [
 ]
 #: bookkeeping and the run's own verdict, not results to average
 SKIPPED = {"step", "checkpoint_step", "world_size", "peak_memory_mb", "success", "success_step"}
-SKIPPED |= {"vanishing_step", "exploding_step", "stalled_step", "diverged_step"}
 #: the evaluator's constants (docs/evaluation.md): a criterion may name them, no column shows them
 CONSTANT_SUFFIXES = ("_floor", "_n", "_n_real")
 CONSTANTS = {"n_modes", "digits_classifier_acc"}
 #: metrics.json keys of the alarms that fired (null when they did not)
 ALARMS = {"vanishing_step": "vanishing", "exploding_step": "exploding", "stalled_step": "stalled"}
+SKIPPED |= {*ALARMS, "diverged_step"}  # shown as the alarms column and the status
 #: a job's verdict: did it end cleanly, and then did it succeed, and did an alarm fire
 VERDICTS = ("success", "missed", "clean", "alarm", "failed")
 
