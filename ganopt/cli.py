@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import run_and_report
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganopt.composition import (
-    config_dir,
-    register,
-)
+from ganopt.composition import RunComposer, config_dir, register
 from ganopt.config import ConfigError
 from ganopt.distributed import init as init_distributed
 from ganopt.distributed import shutdown as shutdown_distributed
 from ganopt.distributed import world_from_env
-from ganopt.launch import preflight, quote_paths, runs
+from ganopt.launch import preflight, quote_paths, runs, single_run
 from ganopt.rundir import (
     LOCK_FILE,
     lock,
@@ -53,17 +53,21 @@ def main() -> None:
     """``python train.py ...``, ``ganopt-train ...`` and ``torchrun ... train.py ...``."""
     register()
     world = world_from_env()
+    composed = RunComposer()
     try:
         init_distributed(world)
         try:
-            sys.argv = preflight(quote_paths(sys.argv), world)
+            sys.argv = preflight(quote_paths(sys.argv), world, composed)
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         with ctrl_c_held():
             for module in TRAINING_STACK if runs(sys.argv) else ():
                 importlib.import_module(module)
-        train()
+        if single_run(sys.argv):
+            run_once(composed, sys.argv[1:])
+        else:
+            train()
     except KeyboardInterrupt:  # a second Ctrl-C, or one during start-up: quietly
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -154,8 +158,19 @@ def _other_files(run_dir: Path) -> str:
     return ", ".join(sorted(p.name for p in run_dir.iterdir() if p.name not in ours))
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def train(cfg: DictConfig) -> float | None:
+def run_once(composed: RunComposer, overrides: list[str]) -> None:
+    """A single run, as ``hydra.main`` runs one (its run directory, record and logging, through
+    Hydra's own run), with the config that preflight composed and checked: not composed again,
+    nor once more only to read the mode of the run."""
+    hydra_ = Hydra(task_name="train", config_loader=composed)
+    GlobalHydra.instance().initialize(hydra_)
+    try:
+        run_and_report(lambda: hydra_.run("config", run, overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def run(cfg: DictConfig) -> float | None:
     """One training run. In a sweep, a job that is rejected or fails is recorded and the sweep
     goes on; alone it exits non-zero."""
     hydra_cfg = HydraConfig.get()
@@ -190,6 +205,10 @@ def train(cfg: DictConfig) -> float | None:
     if result.status in ("interrupted", "failed") and not in_sweep:
         sys.exit(result.exit_code)
     return objective(cfg, result)
+
+
+#: every other command line (a sweep, --help, --cfg, --info): Hydra's own main
+train = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run)
 
 
 def _fit(

@@ -4,6 +4,7 @@ before Hydra creates a run directory). Building lives in ganopt/setup/."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import re
@@ -11,10 +12,13 @@ import typing
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, Override
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from ganopt.config import CODE_KEYS, SCHEMA_NODES, ConfigError, code_keys, register_schema
@@ -51,16 +55,66 @@ def register() -> None:
     OmegaConf.register_new_resolver("ganopt.name_suffix", name_suffix, replace=True)
 
 
-def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The config train.py would run with these overrides. Raises ConfigError, in one line, for
-    anything Hydra cannot compose (an unknown option or key, a wrong type, bad syntax)."""
+class RunComposer(ConfigLoaderImpl):
+    """Hydra's config loader for one training run, which composes the run's config once:
+    train.py checks a composition before Hydra starts, and Hydra's run of the same overrides
+    takes that composition instead of composing again. What was checked is what runs, and a
+    run does not pay for Hydra's composition three times (docs/performance.md, "Start-up")."""
+
+    def __init__(self) -> None:
+        super().__init__(config_search_path=create_config_search_path(str(config_dir())))
+        self._held: tuple[tuple[object, ...], DictConfig] | None = None
+
+    def compose(self, overrides: list[str]) -> DictConfig:
+        """The run's config, Hydra's settings included, held for Hydra's run of ``overrides``."""
+        cfg = super().load_configuration("config", overrides, RunMode.RUN)
+        self._held = (("config", tuple(overrides), RunMode.RUN, True, True), cfg)
+        return cfg
+
+    def load_configuration(
+        self,
+        config_name: str | None,
+        overrides: list[str],
+        run_mode: RunMode,
+        from_shell: bool = True,
+        validate_sweep_overrides: bool = True,
+    ) -> DictConfig:
+        """The held composition, once, where Hydra asks for the same one; else Hydra's own."""
+        asked = (config_name, tuple(overrides), run_mode, from_shell, validate_sweep_overrides)
+        held, self._held = self._held, None
+        if held is not None and held[0] == asked:
+            return held[1]
+        return super().load_configuration(
+            config_name, overrides, run_mode, from_shell, validate_sweep_overrides
+        )
+
+
+def compose_config(
+    overrides: list[str] | tuple[str, ...] = (),
+    run: RunComposer | None = None,
+    placed: list[str] | tuple[str, ...] = (),
+) -> DictConfig:
+    """The config train.py would run with these overrides, without Hydra's settings. Raises
+    ConfigError, in one line, for anything Hydra cannot compose (an unknown option or key, a
+    wrong type, bad syntax). With ``run``, the composition of ``overrides`` and ``placed`` (where
+    ganopt has Hydra write, set by ganopt itself) is held there for Hydra's run."""
     register()
     check_overrides(list(overrides))
     check_group_overrides(list(overrides))
     try:
-        return _compose(list(overrides))
+        if run is None:
+            return _compose(list(overrides))
+        return _without_hydra(run.compose([*overrides, *placed]))
     except (HydraException, OmegaConfBaseException, ValueError, TypeError, OSError) as e:
         raise ConfigError([_unknown_key(list(overrides)) or _first_lines(e)]) from None
+
+
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    """The run's own settings, as Hydra hands them to the run: a copy without ``hydra``."""
+    task = copy.deepcopy(cfg)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -116,7 +170,7 @@ def did_you_mean(key: str, candidates: list[str]) -> str:
     return f" (did you mean {' or '.join(near)}?)" if near else ""
 
 
-def _short(text: str, most: int = 40) -> str:
+def shortened(text: str, most: int = 40) -> str:
     return text if len(text) <= most else text[: most - 3] + "..."
 
 
@@ -158,7 +212,7 @@ def check_group_overrides(overrides: list[str]) -> None:
             problems.append(f"{line}: {group} takes one option by name: {', '.join(options)}")
         elif not group.startswith("hydra"):  # Hydra's own groups also come from its plugins
             problems += [
-                f"{group}={_short(choice)}: no such option; choose from {', '.join(options)}"
+                f"{group}={shortened(choice)}: no such option; choose from {', '.join(options)}"
                 for choice in choices
                 if choice not in options
             ]
@@ -209,10 +263,10 @@ def grammar_problem(line: str) -> str:
     """What to type instead of an override Hydra's grammar cannot read."""
     key, equals, value = line.partition("=")
     if not equals or not value:
-        return f"{_short(line)}: not an override; write key=value (python train.py --help)"
+        return f"{shortened(line)}: not an override; write key=value (python train.py --help)"
     hint = f" or {key}=$HOME{value[1:]}" if value.startswith("~") else ""
     return (
-        f"{_short(line)}: Hydra's override grammar cannot read this value as it stands; quote "
+        f"{shortened(line)}: Hydra's override grammar cannot read this value as it stands; quote "
         f"it for Hydra inside quotes for the shell: '{key}=\"{value}\"'{hint}"
     )
 
@@ -242,7 +296,7 @@ def check_overrides(overrides: list[str]) -> None:
             continue
         key = override.key_or_group
         if override.package is not None and _into_hydra(override.package):
-            problems.append(f"{_short(line)}: refused; a group's option goes to a ganopt key")
+            problems.append(f"{shortened(line)}: refused; a group's option goes to a ganopt key")
             continue
         problems += [p for v in override_values(override) if (p := _type_problem(key, v))]
         parts = key.replace("@", ".").replace("/", ".").split(".")

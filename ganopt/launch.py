@@ -13,12 +13,26 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from ganopt.composition import check_group_overrides, check_overrides, compose_config, name_suffix
+from ganopt.composition import (
+    RunComposer,
+    check_group_overrides,
+    check_overrides,
+    compose_config,
+    name_suffix,
+    shortened,
+)
 from ganopt.config import ConfigError
 from ganopt.distributed import World
 from ganopt.resume import path_value, with_recorded_overrides
 from ganopt.run_record import locate, recorded_checkpoint_step, recorded_status
-from ganopt.rundir import check_run_dir, holds_a_run, lock, new_run_dir, run_above
+from ganopt.rundir import (
+    check_run_dir,
+    holds_a_run,
+    lock,
+    new_run_dir,
+    run_above,
+    unused_run_dir,
+)
 from ganopt.setup.checks import check, check_config
 from ganopt.stopping import ctrl_c_held
 
@@ -31,6 +45,9 @@ VALUED_FLAGS += ("--shell-completion",)
 #: --info's optional value
 INFO_FLAGS, INFO_CHOICES = ("-i", "--info"), ("all", "config", "defaults", "defaults-tree")
 INFO_CHOICES += ("plugins", "searchpath")
+#: every flag Hydra's command line takes
+KNOWN_FLAGS = (*NO_RUN_FLAGS, *VALUED_FLAGS, "-m", "--multirun", "-r", "--run", "--resolve")
+KNOWN_FLAGS += ("--version",)
 #: Hydra flags that read configs from elsewhere, or unpickle a config
 REFUSED_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
 REFUSED_FLAGS += ("--experimental-rerun",)
@@ -57,22 +74,27 @@ def quote_paths(argv: list[str]) -> list[str]:
     return quoted
 
 
-def preflight(argv: list[str], world: World) -> list[str]:
+def preflight(argv: list[str], world: World, run: RunComposer | None = None) -> list[str]:
     """Everything that can be refused before Hydra creates or writes a run directory: a flag
     that loads configs or a pickle from elsewhere, an override that sets code, a ``resume=``
     whose record is not plain data or whose directory holds a symlink, a config that does not
     compose or check, a run directory that holds another run, cannot be written or is in use.
     Returns the argv for Hydra: the checked overrides and the run (or sweep) directory, which
-    ganopt chooses itself. Raises ConfigError."""
+    ganopt chooses itself. A single run's composition is held in ``run`` for Hydra's run of the
+    returned argv (composed once). Raises ConfigError."""
     check_flags(argv)
     overrides = _overrides(argv)
     check_overrides(overrides)
     if not runs(argv):
         return argv
-    if any(a in ("-m", "--multirun") for a in argv):
+    if not single_run(argv):
         return _sweep(argv, overrides, world)
-    run_dir, overrides = _run_dir_and_overrides(overrides, world)
-    return [argv[0], *overrides, *run_dir_overrides(run_dir, overrides, world)]
+    return [argv[0], *_run_overrides(overrides, world, run or RunComposer())]
+
+
+def single_run(argv: list[str]) -> bool:
+    """Whether the command line trains one run (not a sweep)."""
+    return runs(argv) and not any(a in ("-m", "--multirun") for a in argv[1:])
 
 
 def runs(argv: list[str]) -> bool:
@@ -82,7 +104,9 @@ def runs(argv: list[str]) -> bool:
 
 def check_flags(argv: list[str]) -> None:
     """ganopt composes its own configs/ (no --config-path, --config-dir, --config-name) and
-    continues a run with resume=, never by unpickling a config (--experimental-rerun)."""
+    continues a run with resume=, never by unpickling a config (--experimental-rerun); a flag
+    Hydra does not know is refused, not passed over."""
+    previous = ""
     for arg in argv[1:]:
         flag = arg.split("=", 1)[0]
         if flag in REFUSED_FLAGS:
@@ -92,6 +116,12 @@ def check_flags(argv: list[str]) -> None:
                     f"configs/experiment/), and resume=RUN continues a run"
                 ]
             )
+        valued = previous in VALUED_FLAGS or (previous in INFO_FLAGS and arg in INFO_CHOICES)
+        if arg.startswith("-") and not valued and flag not in KNOWN_FLAGS:
+            raise ConfigError(
+                [f"{shortened(arg)}: no such flag; python train.py --help lists what there is"]
+            )
+        previous = "" if valued else arg
 
 
 def _sweep(argv: list[str], overrides: list[str], world: World) -> list[str]:
@@ -136,47 +166,65 @@ def _job_names(overrides: list[str]) -> list[str]:
     return [f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"]
 
 
-def _run_dir_and_overrides(overrides: list[str], world: World) -> tuple[Path, list[str]]:
-    """The run directory and the overrides of a single run, checked: a resumed run's directory
-    and recorded overrides, a given hydra.run.dir that holds no other run, or a new directory
-    named by the clock and the overrides (rank 0's choice under torchrun)."""
+def _run_overrides(overrides: list[str], world: World, run: RunComposer) -> list[str]:
+    """The overrides of a single run, checked, with where Hydra writes: a resumed run's
+    directory and recorded overrides, a given hydra.run.dir that holds no other run, or a new
+    directory named by the clock and the overrides (rank 0's choice under torchrun). Its
+    config is composed once, with the directory it would have, and held in ``run``; the
+    directory is made only once the config has passed."""
     given = [o for o in overrides if not o.startswith("hydra.run.dir=")]
     resumed = [path_value(o) for o in overrides if o.startswith("resume=")]
-    run_dir = None
-    if resumed and len(given) < len(overrides):
+    named = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
+    if resumed and named:
         raise ConfigError(["hydra.run.dir: resume= continues in the run's own directory; drop it"])
     if resumed:
-        run_dir = locate(resumed[-1])[0]
+        run_dir: Path | None = locate(resumed[-1])[0]
         check_run_dir(run_dir)
         given = with_recorded_overrides(run_dir, given)
-    cfg = compose_config(given)
+    elif named:
+        run_dir = Path(named[-1]).expanduser()
+    elif world.is_main:
+        run_dir = unused_run_dir(_new_run_base(given))
+    else:
+        run_dir = None  # rank 0 names it
+    record = _resume_record(run_dir) if resumed and world.is_main else None
+    placed = run_dir_overrides(run_dir, record, world) if run_dir else []
+    cfg = compose_config(given, run, placed)
     check_config(cfg, world)  # without torch: a typo is answered before it loads
     if resumed:
         check_more_steps(resumed[-1], cfg.trainer.steps)
-    if run_dir is None:
-        named = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
-        if named:
-            run_dir = _given_dir("hydra.run.dir", named[-1])
-            if world.is_main and holds_a_run(run_dir):
-                raise ConfigError(
-                    [
-                        f"hydra.run.dir: {run_dir} holds another run; resume={run_dir} continues "
-                        f"it, or choose a new directory"
-                    ]
-                )
-        elif world.is_main:
-            suffix = name_suffix(
-                ",".join(sorted(o for o in given if not o.startswith(NOT_IN_RUN_NAME)))
+    if named:
+        run_dir = _given_dir("hydra.run.dir", named[-1])
+        if world.is_main and holds_a_run(run_dir):
+            raise ConfigError(
+                [
+                    f"hydra.run.dir: {run_dir} holds another run; resume={run_dir} continues "
+                    f"it, or choose a new directory"
+                ]
             )
-            run_dir = new_run_dir(Path(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}{suffix}"))
-        if world.distributed:
-            run_dir = Path(world.broadcast(str(run_dir) if world.is_main else ""))
+    elif not resumed and world.is_main:
+        run_dir = new_run_dir(_new_run_base(given))  # another run may have taken the name
+    if world.distributed and not resumed:
+        run_dir = Path(world.broadcast(str(run_dir) if world.is_main else ""))
     assert run_dir is not None
     with ctrl_c_held():  # torch loads here: Ctrl-C waits for the import, then ends the run
         check(cfg, world)  # the registry itself and the device
     if world.is_main:
         check_writable(run_dir)
-    return run_dir, given
+    if record is not None:
+        record = new_run_dir(record)
+    return [*given, *run_dir_overrides(run_dir, record, world)]
+
+
+def _new_run_base(given: list[str]) -> Path:
+    """outputs/DATE/TIME_<overrides>: a new run's directory, before a suffix that makes it new."""
+    suffix = name_suffix(",".join(sorted(o for o in given if not o.startswith(NOT_IN_RUN_NAME))))
+    return Path(f"outputs/{datetime.now():%Y-%m-%d/%H-%M-%S}{suffix}")
+
+
+def _resume_record(run_dir: Path) -> Path:
+    """Where a resumed run's Hydra record goes: .hydra/resumed_DATE_TIME beside the original's."""
+    return unused_run_dir(run_dir / ".hydra" / f"resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}")
 
 
 def check_more_steps(path: str, steps: int) -> None:
@@ -212,13 +260,12 @@ def _given_dir(key: str, value: str) -> Path:
     return path
 
 
-def run_dir_overrides(run_dir: Path, overrides: list[str], world: World) -> list[str]:
-    """Where Hydra writes: the run directory ganopt chose; a resume's record goes into
-    .hydra/resumed_DATE_TIME beside the original's. Under torchrun rank 0 alone writes Hydra's
-    files and log."""
-    extra = quote_paths([f"hydra.run.dir={run_dir}"])
-    if any(o.startswith("resume=") for o in overrides) and world.is_main:
-        record = new_run_dir(run_dir / ".hydra" / f"resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}")
+def run_dir_overrides(run_dir: Path, record: Path | None, world: World) -> list[str]:
+    """Where Hydra writes: the run directory ganopt chose; a resumed run's record goes into
+    ``record`` (.hydra/resumed_DATE_TIME) beside the original's. Under torchrun rank 0 alone
+    writes Hydra's files and log. The mode, RUN, as hydra.main would set it."""
+    extra = [*quote_paths([f"hydra.run.dir={run_dir}"]), "hydra.mode=RUN"]  # as hydra.main sets
+    if record is not None:
         extra.append(f"hydra.output_subdir={record.relative_to(run_dir)}")
     if world.distributed and not world.is_main:  # warnings and errors still reach the console
         extra += [

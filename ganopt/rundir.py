@@ -168,6 +168,16 @@ def run_above(path: Path) -> Path | None:
     return None
 
 
+def unused_run_dir(base: Path) -> Path:
+    """The name :func:`new_run_dir` would make now, without making it."""
+    base = Path(base)
+    for n in range(1000):
+        candidate = base if n == 0 else base.with_name(f"{base.name}-{n}")
+        if not os.path.lexists(candidate):
+            return candidate
+    raise ConfigError([f"cannot create a new run directory beside {base}: 1000 exist"])
+
+
 def new_run_dir(base: Path) -> Path:
     """``base``, or ``base-1``, ``base-2``... : the first that does not exist, made now, so that
     two runs started in the same second never share one."""

@@ -168,10 +168,13 @@ def test_image_shards_are_disjoint_and_cover_every_image_each_epoch():
 
 
 def test_ranks_agree_on_the_run_directory_and_only_rank_0_writes_logs():
-    argv = run_dir_overrides(Path("out/a"), ["loss=wgan"], World(rank=1, size=2))
+    argv = run_dir_overrides(Path("out/a"), None, World(rank=1, size=2))
     assert "hydra.run.dir=out/a" in argv
     assert "hydra.output_subdir=null" in argv
-    assert run_dir_overrides(Path("out/a"), ["loss=wgan"], World(0, 2)) == ["hydra.run.dir=out/a"]
+    assert run_dir_overrides(Path("out/a"), None, World(0, 2)) == [
+        "hydra.run.dir=out/a",
+        "hydra.mode=RUN",
+    ]
     with pytest.raises(ConfigError, match="cannot run under torchrun"):
         preflight(["train.py", "-m", "loss=wgan,standard"], World(0, 2))
 

@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
+from ganopt.config import ConfigError
+from ganopt.launch import check_flags
 from ganopt.setup import device
 from ganopt.setup.device import auto_threads, busy_cores, small_mlp
 from tests.conftest import REPO
@@ -85,9 +88,18 @@ def test_optimizers_step_without_the_compiler_stack_to_the_same_bits():
 
 
 @pytest.mark.slow
-def test_a_short_run_never_imports_the_compiler_stack(tmp_path):
+def test_a_short_run_composes_once_and_never_imports_the_compiler_stack(tmp_path):
+    """Hydra composed a run's config three times (train.py's check, once to read the mode,
+    once for the run): now the checked composition is the one that runs."""
     run = f"""
 import sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+composed = []
+compose = ConfigLoaderImpl._load_configuration_impl
+def counted(self, *args, **kwargs):
+    composed.append(1)
+    return compose(self, *args, **kwargs)
+ConfigLoaderImpl._load_configuration_impl = counted
 sys.argv = ["train.py", "trainer.steps=3", "trainer.progress=false",
             "hydra.run.dir={tmp_path / "run"}"]
 from ganopt.entry import train
@@ -95,13 +107,19 @@ try:
     train()
 except SystemExit:
     pass
-print(sorted(m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules))
+print(len(composed), sorted(m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules))
 """
     proc = subprocess.run(
         [sys.executable, "-c", run], cwd=tmp_path, capture_output=True, text=True, timeout=240
     )
-    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "ok"
+    assert proc.stdout.strip().splitlines()[-1] == "1 []", proc.stderr
+    run_dir = tmp_path / "run"
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
+    record = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert record["mode"] == "RUN"  # Hydra's record, as hydra.main writes it
+    assert record["overrides"]["task"] == ["trainer.steps=3", "trainer.progress=false"]
+    assert record["overrides"]["hydra"] == [f"hydra.run.dir={run_dir}", "hydra.mode=RUN"]
+    assert record["runtime"]["output_dir"] == str(run_dir)
 
 
 @pytest.mark.parametrize(
@@ -141,3 +159,26 @@ def test_a_small_mlp_is_two_mlps_no_wider_than_128():
     assert not small_mlp({"g": {"name": "dcgan", "width": 64}, "d": mlp})
     assert not small_mlp(None)
     assert not small_mlp({"g": {"name": "mlp", "hidden": 14}, "d": mlp})  # building refuses it
+
+
+@pytest.mark.parametrize("argv", [["--foo"], ["--multirum", "loss=wgan,standard"], ["-x"]])
+def test_a_flag_hydra_does_not_know_is_refused_not_passed_over(argv):
+    """``python train.py --foo`` trained, the flag silently dropped."""
+    with pytest.raises(ConfigError, match=r"no such flag; python train\.py --help"):
+        check_flags(["train.py", *argv])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "loss=wgan,standard"],
+        ["--cfg", "job", "-p", "trainer"],
+        ["--cfg=job", "--resolve"],
+        ["--info", "defaults"],
+        ["-i", "loss=wgan"],
+        ["--hydra-help"],
+        ["-r", "trainer.steps=-1"],
+    ],
+)
+def test_hydras_own_flags_and_their_values_pass(argv):
+    check_flags(["train.py", *argv])
