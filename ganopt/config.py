@@ -45,7 +45,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the passes between log steps (CPU or CUDA)
     fused: bool = False  # torch's fused optimizer kernels: faster, rounded differently
     flat_params: bool = True  # each network's parameters in one buffer: faster, same bits
-    flush_denormal: bool = False  # CPU: optimizer steps flush subnormal floats to zero
+    flush_denormal: bool = True  # CPU: optimizer steps flush subnormal floats to zero
     # CUDA only (on a CPU they are ignored, so results there never change):
     cuda_graphs: bool = False  # compile, and replay the compiled passes as CUDA graphs
     amp: str = "none"  # none | bf16: autocast the forward passes to bfloat16

@@ -4,6 +4,7 @@ take turns."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -16,6 +17,7 @@ from ganopt.components import Components
 from ganopt.composition import compose_config
 from ganopt.ema import EMA
 from ganopt.logger import TensorBoardLogger
+from ganopt.optimizers import FlushedSubnormals
 from ganopt.setup.assembly import build, make_trainer
 from ganopt.trainer import RunResult
 
@@ -95,7 +97,8 @@ def run_bare(overrides: list[str], steps: int, same_threads: bool = False) -> fl
     schedule and EMA of G included: no logging at all. It runs at torch's own intra-op thread
     count, as a loop written with PyTorch's defaults does, or with ``same_threads`` at the
     count the Trainer runs this config at (trainer.threads), a like-for-like comparison. Its
-    optimizers step each tensor, as torch's do when given a network's parameters."""
+    optimizers step each tensor, as torch's do when given a network's parameters, with the
+    recipe's arithmetic (subnormals flushed where trainer.flush_denormal says so)."""
     p = components([*overrides, "trainer.progress=false", SEPARATE])
     trainer_threads = torch.get_num_threads()  # what building the run set (trainer.threads)
     torch.set_num_threads(trainer_threads if same_threads else TORCH_THREADS)
@@ -114,6 +117,7 @@ def _bare_loop(p: Components, steps: int) -> float:
     batch, d_steps, z_dim = p.settings.batch_size, p.settings.d_steps, G.z_dim
     ema = EMA(G, p.settings.ema_decay) if p.settings.ema_decay else None
     needs_grad = set().union(*(r.needs_input_grad for r in p.regularizers))
+    arithmetic = FlushedSubnormals() if p.settings.flush_denormal else contextlib.nullcontext()
 
     def d_input(x: torch.Tensor, which: str, step: int) -> torch.Tensor:
         for r in p.regularizers:
@@ -136,7 +140,8 @@ def _bare_loop(p: Components, steps: int) -> float:
                     d_loss = d_loss + term
             opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
-            opt_D.step()
+            with arithmetic:
+                opt_D.step()
             if p.clipper is not None:
                 p.clipper()
         D.requires_grad_(False)
@@ -144,7 +149,8 @@ def _bare_loop(p: Components, steps: int) -> float:
         g_loss = loss.g_loss(D(fake))
         opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
-        opt_G.step()
+        with arithmetic:
+            opt_G.step()
         D.requires_grad_(True)
         if ema is not None:
             ema.update(step)
