@@ -3,10 +3,10 @@
 import sys
 
 try:
-    from ganopt.entry import train
+    from ganopt.entry import train_and_exit
 except KeyboardInterrupt:  # Ctrl-C before ganopt holds it back: the same one line and exit code
     print("interrupted", file=sys.stderr)
     sys.exit(130)
 
 if __name__ == "__main__":
-    train()
+    train_and_exit()
