@@ -1,19 +1,24 @@
-"""Figures drawn off the training path. A figure costs a third of a second of matplotlib; the
-training thread computes what it shows (host arrays, never live tensors, never the global RNG)
-and hands that over, and a worker thread draws it and writes it to TensorBoard and the run
-directory while training goes on. So the worker cannot change a run's bits. Its queue is
-short, and a full queue makes the training thread wait, so memory stays bounded; the run waits
-for it at each checkpoint, so that the files on disk match the checkpoint, and at the end. A
-figure that fails is reported once, in the log and in TensorBoard's alerts, and the run goes
-on without it (docs/performance.md, "Where a default run's time goes")."""
+"""Figures drawn off the training path. The training thread computes what a figure shows
+(host arrays, never live tensors, never the global RNG) and hands it over; a worker thread has
+it drawn and writes it to TensorBoard and the run directory while training goes on. So the
+worker cannot change a run's bits. While training goes on the drawing itself (matplotlib,
+Python that holds the interpreter's lock) happens in a process of its own, on another core, so
+that it does not slow the steps it overlaps; once training is over, on the worker thread.
+The queue is short, and a full queue makes the training thread wait, so memory stays bounded;
+the run waits for it at each checkpoint, so that the files on disk match the checkpoint, and
+at the end. A figure that fails is reported once, in the log and in TensorBoard's alerts, and
+the run goes on without it (docs/performance.md, "Where a default run's time goes")."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger("ganopt.trainer")
 
@@ -21,22 +26,46 @@ log = logging.getLogger("ganopt.trainer")
 QUEUE_SIZE = 2
 
 
+Drawn = TypeVar("Drawn")
+
+
 class Alerts(Protocol):
     def text(self, tag: str, text: str, step: int) -> None: ...
 
 
 class Drawing:
-    """Runs figure jobs (callables over host copies that draw and write) in a worker thread,
-    started on the first job and stopped by :meth:`close`; ``background=False`` runs each job
-    at once on the caller's thread instead (the same outputs, for comparison)."""
+    """Runs figure jobs (callables over host copies that draw, by :meth:`draw`, and write) in a
+    worker thread, started on the first job and stopped by :meth:`close`; ``background=False``
+    runs each job at once on the caller's thread instead (the same outputs, for comparison)."""
 
     def __init__(self, alerts: Alerts, *, background: bool = True) -> None:
         self.alerts, self.background = alerts, background
+        self.beside_training = background  # drawings go to the drawing process
         self.failed: set[str] = set()  # the figures that failed, each reported once
         self._jobs: queue.Queue[tuple[str, int, Callable[[], None]] | None] = queue.Queue(
             QUEUE_SIZE
         )
         self._thread: threading.Thread | None = None
+        self._process: ProcessPoolExecutor | None = None
+
+    def draw(self, function: Callable[..., Drawn], *args: Any) -> Drawn:
+        """``function(*args)``, one of ganopt/rendering.py's: in the drawing process (started
+        on first use) while training goes on, here once it is over. A job calls it."""
+        if not self.beside_training:
+            return function(*args)
+        if self._process is None:
+            spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's threads
+            self._process = ProcessPoolExecutor(1, mp_context=spawn)
+        try:
+            return self._process.submit(function, *args).result()
+        except BrokenProcessPool:
+            log.warning("the drawing process ended; figures are drawn on a thread from here on")
+            self._process, self.beside_training = None, False
+            return function(*args)
+
+    def training_over(self) -> None:
+        """Training ends: the last figures are drawn here, with no process to start for them."""
+        self.beside_training = False
 
     def submit(self, what: str, step: int, job: Callable[[], None]) -> None:
         """Draw and write ``what`` (of ``step``) by calling ``job``, in the worker; waits while
@@ -55,12 +84,15 @@ class Drawing:
             self._jobs.join()
 
     def close(self) -> None:
-        """Wait for the figures, then stop the worker (a later figure starts another)."""
-        if self._thread is None:
-            return
-        self._jobs.put(None)
-        self._thread.join()
-        self._thread = None
+        """Wait for the figures, then stop the worker and the drawing process (a later figure
+        starts another)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._process is not None:
+            self._process.shutdown()
+            self._process = None
 
     def _work(self) -> None:
         while (item := self._jobs.get()) is not None:

@@ -1,7 +1,7 @@
 """The run's figures: the samples (D's contour for 2-D data, a grid for images), the gradient
 flow heatmaps, the real images and the game's spectrum. What each shows is computed on the
-training thread, as host arrays; drawing it and writing it (TensorBoard, the run directory's
-PNGs) is a job for the worker of ganopt/drawing.py."""
+training thread, as host arrays; drawing it (ganopt/rendering.py) and writing it (TensorBoard,
+the run directory's PNGs) is a job for the worker of ganopt/drawing.py."""
 
 from __future__ import annotations
 
@@ -17,15 +17,10 @@ from torch import nn
 from ganopt.diagnostics.flow import GradientFlow
 from ganopt.drawing import Drawing
 from ganopt.evaluation import generate
-from ganopt.logger import TensorBoardLogger, figure_to_rgb
+from ganopt.logger import TensorBoardLogger
 from ganopt.losses import GANLoss
-from ganopt.plots import (
-    gradient_flow_figure,
-    image_grid,
-    spectrum_figure,
-    toy_picture,
-    toy_samples_figure,
-)
+from ganopt.plots import image_grid, toy_picture
+from ganopt.rendering import FlowPicture, flows_rgb, samples_rgb, spectrum_rgb
 from ganopt.rundir import write_atomic
 from ganopt.tags import GAME_SPECTRUM
 
@@ -62,7 +57,7 @@ class FigureWriter:
             return
         samples_png = self.run_dir / "samples.png" if save_png else None
         self.drawing.submit("samples", step, lambda: self._write_samples(draw(), step, samples_png))
-        shown = [flow.snapshot() for flow in flows if flow.steps]
+        shown = [flow.picture() for flow in flows if flow.steps]
         if shown:
             flow_png = self.run_dir / "gradient_flow.png" if save_png else None
             self.drawing.submit(
@@ -83,7 +78,7 @@ class FigureWriter:
         copy = np.array(eigenvalues)  # the worker's own
 
         def write() -> None:
-            self.logger.image(GAME_SPECTRUM, figure_to_rgb(spectrum_figure(copy, step)), step)
+            self.logger.image(GAME_SPECTRUM, self.drawing.draw(spectrum_rgb, copy, step), step)
 
         self.drawing.submit("game spectrum", step, write)
 
@@ -93,7 +88,7 @@ class FigureWriter:
         kind = getattr(f.data, "kind", None)  # a data source without one gets no figure
         if kind == "points":
             picture = toy_picture(f.sampler(), f.D, f.data, f.loss)
-            return lambda: figure_to_rgb(toy_samples_figure(picture, step))
+            return lambda: self.drawing.draw(samples_rgb, picture, step)
         if kind == "images":
             grid = image_grid(generate(f.sampler(), 64, seed=self.seed))
             return lambda: grid
@@ -104,8 +99,8 @@ class FigureWriter:
         if png is not None:
             save_png_atomic(rgb, png)
 
-    def _write_flows(self, flows: list[GradientFlow], step: int, png: Path | None) -> None:
-        pictures = [figure_to_rgb(gradient_flow_figure(flow)) for flow in flows]
+    def _write_flows(self, flows: list[FlowPicture], step: int, png: Path | None) -> None:
+        pictures = self.drawing.draw(flows_rgb, flows)
         for flow, picture in zip(flows, pictures, strict=True):
             self.logger.image(f"gradient_flow/{flow.network}", picture, step)
         if png is not None:  # G above D; the figures share their width

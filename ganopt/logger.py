@@ -23,7 +23,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from ganopt.tags import description
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 #: TensorBoard's Custom Scalars tab: title → (the tags it draws, the tag it needs), as
 #: regular expressions. A chart is in a run's layout only when the run logs a tag it needs, so
@@ -62,15 +62,6 @@ def custom_scalars_layout(tags: Iterable[str]) -> dict[str, dict[str, list]]:
         if any(re.fullmatch(needs, tag) for tag in tags)
     }
     return {"ganopt": charts}
-
-
-def figure_to_rgb(fig: Figure) -> np.ndarray:
-    """Render a matplotlib figure to an (H, W, 3) uint8 array, without pyplot's global state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 class TensorBoardLogger:

@@ -1,23 +1,16 @@
-"""Figures of what G and D are doing, for TensorBoard and the run directory. What a figure
-shows is computed on the training thread (:func:`toy_picture`); drawing it takes plain arrays
-only, so that ganopt/drawing.py can draw it on another thread, and imports matplotlib when the
-first figure is drawn."""
+"""What the figures of G and D show, computed from the networks on the training thread as
+host arrays: the 2-D picture (points and D's surface) and the image grid. Drawing them is
+ganopt/rendering.py's, away from the training thread."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ganopt.data.toy import ToyDistribution
-from ganopt.diagnostics.flow import GradientFlow
 from ganopt.losses import GANLoss
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from ganopt.rendering import ToyPicture
 
 
 @torch.no_grad()
@@ -56,18 +49,6 @@ def _toy_points_and_surface(
     return real, fake, axis, surface
 
 
-@dataclass(frozen=True)
-class ToyPicture:
-    """What the 2-D figure draws, as host arrays: real and generated points, the grid's axis,
-    D's output on it, and whether that output is a probability."""
-
-    real: np.ndarray
-    fake: np.ndarray
-    axis: np.ndarray
-    surface: np.ndarray
-    probability: bool
-
-
 def toy_picture(
     G: nn.Module,
     D: nn.Module,
@@ -82,25 +63,6 @@ def toy_picture(
     real, fake, axis, surface = _toy_points_and_surface(G, D, data, loss, n, seed, resolution)
     host = (t.cpu().numpy().copy() for t in (real, fake, axis, surface))
     return ToyPicture(*host, probability=loss.uses_sigmoid)
-
-
-def toy_samples_figure(picture: ToyPicture, step: int) -> Figure:
-    """Real vs. generated points over a contour of D's output, for 2-D data."""
-    from matplotlib.figure import Figure
-
-    p = picture
-    lim = float(p.axis[-1])
-    fig = Figure(figsize=(5.2, 4.6), dpi=100)  # a fixed layout draws in half the time
-    fig.subplots_adjust(left=0.08, right=0.84, bottom=0.07, top=0.93)
-    ax = fig.add_subplot()
-    levels = np.linspace(0, 1, 11) if p.probability else 12
-    contour = ax.contourf(p.axis, p.axis, p.surface, levels=levels, cmap="RdBu_r", alpha=0.55)
-    fig.colorbar(contour, ax=ax, label="D(x) = sigmoid(logit)" if p.probability else "critic")
-    ax.scatter(p.real[:, 0], p.real[:, 1], s=3, c="black", label="real", alpha=0.6)
-    ax.scatter(p.fake[:, 0], p.fake[:, 1], s=3, c="#e8a000", label="generated", alpha=0.6)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"step {step}")
-    ax.legend(loc="upper right", markerscale=3, fontsize=8)
-    return fig
 
 
 def image_grid(
@@ -126,54 +88,3 @@ def image_grid(
         )
         grid[:, top : top + h, left : left + w] = image
     return grid.permute(1, 2, 0).numpy()
-
-
-#: log10 of the gradient norms the heatmaps span, whatever the run (docs/tensorboard.md)
-FLOW_SCALE = (-8.0, 2.0)
-
-
-def gradient_flow_figure(flow: GradientFlow) -> Figure:
-    """One network's per-layer gradient norms as a heatmap: layers from the output (top) to the
-    input (bottom), log steps from left to right, on a fixed log10 colour scale (FLOW_SCALE;
-    beyond it the extreme colours). A gradient that dies with depth or with time shows as a
-    dark band or a dark end."""
-    from matplotlib.figure import Figure
-
-    matrix = flow.matrix()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log10(np.where(matrix > 0, matrix, np.nan))
-    names = flow.layers[::-1]
-    fig = Figure(figsize=(7.0, 1.2 + 0.3 * len(names)), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    low, high = FLOW_SCALE  # one scale for every run, so that colours compare across runs
-    image = ax.imshow(
-        logs, aspect="auto", cmap="viridis", interpolation="nearest", vmin=low, vmax=high
-    )
-    fig.colorbar(image, ax=ax, label="log10 ||grad||", fraction=0.05)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    shown = np.linspace(0, len(flow.steps) - 1, min(8, len(flow.steps))).round().astype(int)
-    ax.set_xticks(shown, [str(flow.steps[i]) for i in shown], fontsize=7)
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("layer (output at the top)")
-    ax.set_title(f"gradient flow through {flow.network}", fontsize=9)
-    return fig
-
-
-def spectrum_figure(eigenvalues: np.ndarray, step: int) -> Figure:
-    """The top eigenvalues of the Jacobian of -v in the complex plane: left of the imaginary
-    axis they attract, above and below the real axis they rotate."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.0, 4.0), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    ax.axhline(0, color="0.7", lw=0.8)
-    ax.axvline(0, color="0.7", lw=0.8)
-    ax.scatter(eigenvalues.real, eigenvalues.imag, color="C3", zorder=3)
-    reach = max(float(np.abs(eigenvalues).max(initial=0.0)), 1e-12) * 1.15
-    ax.set_xlim(-reach, reach)
-    ax.set_ylim(-reach, reach)
-    ax.set_aspect("equal")
-    ax.set_xlabel("Re λ")
-    ax.set_ylabel("Im λ")
-    ax.set_title(f"step {step}: top eigenvalues of ∂(-v)/∂w", fontsize=9)
-    return fig

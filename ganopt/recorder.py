@@ -166,6 +166,7 @@ class RunRecorder:
 
     def final(self, step: int) -> None:
         """What a finished run shows last: the samples (and their PNG), evaluation, the game."""
+        self.figure_writer.drawing.training_over()
         self.log_samples(step, save_png=True)
         self.evaluate(step)
         self.measure_game(step)

@@ -15,7 +15,7 @@ from ganopt.diagnostics.memorization import Memorization
 from ganopt.diagnostics.report import collecting
 from ganopt.losses import GENERATOR_LOSSES, NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
-from ganopt.plots import gradient_flow_figure
+from ganopt.rendering import gradient_flow_figure
 from ganopt.schedule import LinearDecay
 from ganopt.tags import D_ADA_RT, D_OUT_HELDOUT, D_OUT_TRAIN, D_OVERFIT_GAP
 
@@ -322,7 +322,7 @@ def test_gradient_flow_keeps_weights_in_order_and_draws_the_output_on_top():
         flow.add(step, values)
     assert flow.layers == ["fc1.weight", "out.weight"] and flow.steps == [10, 20]
     assert flow.matrix() == pytest.approx(np.array([[1.0, 0.1], [1e-3, 1e-4]]))
-    assert gradient_flow_figure(flow).axes[0].get_title() == "gradient flow through G"
+    assert gradient_flow_figure(flow.picture()).axes[0].get_title() == "gradient flow through G"
 
 
 class _BatchNormD(nn.Module):

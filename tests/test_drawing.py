@@ -3,13 +3,16 @@ figure that fails is reported and the run ends ok, the queue is bounded."""
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 
 import torch
 
 import ganopt.figures
 from ganopt.drawing import QUEUE_SIZE, Drawing
-from tests.conftest import MemoryLogger, make_trainer
+from tests.conftest import REPO, MemoryLogger, make_trainer
 
 #: figures, evaluation, the game's spectrum and checkpoints all during a short toy run
 DURING = [
@@ -51,11 +54,13 @@ def test_figures_drawn_by_the_worker_change_no_bit_of_the_run(tmp_path):
         assert (tmp_path / run / "gradient_flow.png").is_file()
 
 
-def test_a_figure_that_fails_is_reported_once_and_the_run_ends_ok(tmp_path, monkeypatch, caplog):
-    def broken(picture, step):
-        raise ValueError("no contour today")
+def broken(picture, step):
+    """A drawing that fails, by name, so that the drawing process can run it."""
+    raise ValueError("no contour today")
 
-    monkeypatch.setattr(ganopt.figures, "toy_samples_figure", broken)
+
+def test_a_figure_that_fails_is_reported_once_and_the_run_ends_ok(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(ganopt.figures, "samples_rgb", broken)
     trainer, logger = make_trainer(DURING, tmp_path)
     with caplog.at_level(logging.WARNING, logger="ganopt.trainer"):
         result = trainer.fit()
@@ -78,3 +83,26 @@ def test_the_queue_is_bounded_and_close_waits_for_every_figure():
     release.set()
     drawing.close()
     assert done == list(range(QUEUE_SIZE))
+
+
+def test_figures_are_drawn_in_a_process_of_their_own_while_training_goes_on():
+    """matplotlib on a thread beside the training loop held the interpreter's lock from it:
+    while training goes on the drawing runs in another process, once it is over here."""
+    drawing = Drawing(MemoryLogger())
+    try:
+        assert drawing.draw(os.getpid) != os.getpid()
+        drawing.training_over()
+        assert drawing.draw(os.getpid) == os.getpid()
+    finally:
+        drawing.close()
+    assert Drawing(MemoryLogger(), background=False).draw(os.getpid) == os.getpid()
+
+
+def test_the_drawing_process_never_imports_torch():
+    """It would spend a second and hundreds of megabytes on an import it does not use."""
+    code = (
+        "import sys, ganopt.rendering\n"
+        "print(sorted(m for m in ('torch', 'tensorboard') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

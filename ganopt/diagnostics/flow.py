@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ganopt.rendering import FlowPicture
 from ganopt.tags import GRAD_NORM
 
 
@@ -41,12 +42,6 @@ class GradientFlow:
             self.steps.append(step)
             self.rows.append(row)
 
-    def snapshot(self) -> GradientFlow:
-        """A copy as it stands, for a figure drawn while this one goes on collecting."""
-        copy = GradientFlow(self.network)
-        copy.layers, copy.steps, copy.rows = list(self.layers), list(self.steps), list(self.rows)
-        return copy
-
     def state_dict(self) -> dict[str, object]:
         """What the figure of a resumed run needs from before: checkpoints keep it, so that
         gradient_flow.png covers the whole run, where vanishing shows first."""
@@ -59,6 +54,10 @@ class GradientFlow:
         self.layers = [str(name) for name in state["layers"]]  # type: ignore[union-attr]
         self.steps = [int(s) for s in state["steps"]]  # type: ignore[union-attr]
         self.rows = [list(map(float, row)) for row in state["rows"]]  # type: ignore[union-attr]
+
+    def picture(self) -> FlowPicture:
+        """What its heatmap draws, as it stands (a copy: this one goes on collecting)."""
+        return FlowPicture(self.network, list(self.layers), list(self.steps), self.matrix())
 
     def matrix(self) -> np.ndarray:
         """(layers, steps): the output layer in row 0, the input layer last, as the picture
