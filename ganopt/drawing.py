@@ -40,7 +40,7 @@ class Drawing:
 
     def __init__(self, alerts: Alerts, *, background: bool = True) -> None:
         self.alerts, self.background = alerts, background
-        self.beside_training = background  # drawings go to the drawing process
+        self.beside_training = True  # in the background, drawings go to the drawing process
         self.failed: set[str] = set()  # the figures that failed, each reported once
         self._jobs: queue.Queue[tuple[str, int, Callable[[], None]] | None] = queue.Queue(
             QUEUE_SIZE
@@ -51,7 +51,7 @@ class Drawing:
     def draw(self, function: Callable[..., Drawn], *args: Any) -> Drawn:
         """``function(*args)``, one of ganopt/rendering.py's: in the drawing process (started
         on first use) while training goes on, here once it is over. A job calls it."""
-        if not self.beside_training:
+        if not (self.background and self.beside_training):
             return function(*args)
         if self._process is None:
             spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's threads

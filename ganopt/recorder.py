@@ -155,14 +155,20 @@ class RunRecorder:
         return every > 0 and (early or step % every == 0 or step == self.settings.steps)
 
     def after_step(self, step: int) -> None:
-        """Samples and evaluation on their intervals; the last step's come after training."""
+        """Evaluation and the game's spectrum on their intervals, before a checkpoint of the
+        same step (which holds the evaluations); the last step's come after training."""
         s = self.settings
-        if s.sample_every and step % s.sample_every == 0 and step < s.steps:
-            self.log_samples(step)
         if s.eval_every and step % s.eval_every == 0 and step < s.steps:
             self.evaluate(step)
         if self.game is not None and self.game.due(step) and step < s.steps:
             self.measure_game(step)
+
+    def draw(self, step: int) -> None:
+        """The sample figures on their interval, after a checkpoint of the same step, which so
+        does not wait for them to be drawn; the last step's come after training."""
+        s = self.settings
+        if s.sample_every and step % s.sample_every == 0 and step < s.steps:
+            self.log_samples(step)
 
     def final(self, step: int) -> None:
         """What a finished run shows last: the samples (and their PNG), evaluation, the game."""

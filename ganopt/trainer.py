@@ -121,6 +121,7 @@ class Trainer:
             record.after_step(step)
             if save and (network := self._save(step)):
                 return self._finish("diverged", diverged=(network, step), in_state=True)
+            record.draw(step)
             if signum is not None:
                 return self._finish("interrupted", signum=signum)
         trained_until = time.perf_counter()  # the final figure and evaluation are not training

@@ -106,3 +106,24 @@ def test_the_drawing_process_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_checkpoint_never_waits_for_the_figures_of_its_own_step(tmp_path):
+    """A checkpoint waits until the figures before it are written; at a step with both, the
+    figures were handed over first, so every other checkpoint waited for a whole drawing."""
+    trainer, _ = make_trainer([*DURING, "trainer.sample_every=12"], tmp_path)
+    drawing, events = trainer.recorder.figure_writer.drawing, []
+    save, submit = trainer.checkpoints.save, drawing.submit
+
+    def saved(state, step):
+        events.append(("checkpoint", step))
+        return save(state, step)
+
+    def submitted(what, step, job):
+        events.append((what, step))
+        submit(what, step, job)
+
+    trainer.checkpoints.save, drawing.submit = saved, submitted
+    assert trainer.fit().status == "ok"
+    assert events.index(("checkpoint", 12)) < events.index(("samples", 12))
+    assert events.index(("samples", 12)) < events.index(("checkpoint", 24))
