@@ -3,7 +3,8 @@
 it drawn and writes it to TensorBoard and the run directory while training goes on. So the
 worker cannot change a run's bits. While training goes on the drawing itself (matplotlib,
 Python that holds the interpreter's lock) happens in a process of its own, on another core, so
-that it does not slow the steps it overlaps; once training is over, on the worker thread.
+that it does not slow the steps it overlaps; a run whose first figure comes after training
+draws on the worker thread and starts no process.
 The queue is short, and a full queue makes the training thread wait, so memory stays bounded;
 the run waits for it at each checkpoint, so that the files on disk match the checkpoint, and
 at the end. A figure that fails is reported once, in the log and in TensorBoard's alerts, and
@@ -49,9 +50,10 @@ class Drawing:
         self._process: ProcessPoolExecutor | None = None
 
     def draw(self, function: Callable[..., Drawn], *args: Any) -> Drawn:
-        """``function(*args)``, one of ganopt/rendering.py's: in the drawing process (started
-        on first use) while training goes on, here once it is over. A job calls it."""
-        if not (self.background and self.beside_training):
+        """``function(*args)``, one of ganopt/rendering.py's: in the drawing process, started
+        on first use while training goes on (and still used once it is over, its matplotlib
+        loaded); here where there is none once training is over. A job calls it."""
+        if not self.background or (self._process is None and not self.beside_training):
             return function(*args)
         if self._process is None:
             spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's threads
@@ -64,7 +66,7 @@ class Drawing:
             return function(*args)
 
     def training_over(self) -> None:
-        """Training ends: the last figures are drawn here, with no process to start for them."""
+        """Training ends: no process is started for the last figures (a short run's only)."""
         self.beside_training = False
 
     def submit(self, what: str, step: int, job: Callable[[], None]) -> None:
