@@ -184,6 +184,7 @@ def test_hydras_own_flags_and_their_values_pass(argv):
     check_flags(["train.py", *argv])
 
 
+@pytest.mark.slow  # a whole train.py process
 def test_train_py_ends_a_single_run_at_once_with_its_files_whole(tmp_path):
     """Taking torch apart at exit cost a quarter of a second per process: a single run now
     ends without the interpreter's exit handlers, once its files are closed and its log
