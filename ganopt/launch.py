@@ -47,7 +47,8 @@ INFO_FLAGS, INFO_CHOICES = ("-i", "--info"), ("all", "config", "defaults", "defa
 INFO_CHOICES += ("plugins", "searchpath")
 #: every flag Hydra's command line takes
 KNOWN_FLAGS = (*NO_RUN_FLAGS, *VALUED_FLAGS, "-m", "--multirun", "-r", "--run", "--resolve")
-KNOWN_FLAGS += ("--version",)
+#: flags that only shape what --cfg or --help print
+PRINTING_FLAGS = ("--resolve", "-p", "--package")
 #: Hydra flags that read configs from elsewhere, or unpickle a config
 REFUSED_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
 REFUSED_FLAGS += ("--experimental-rerun",)
@@ -122,6 +123,10 @@ def check_flags(argv: list[str]) -> None:
                 [f"{shortened(arg)}: no such flag; python train.py --help lists what there is"]
             )
         previous = "" if valued else arg
+    flags = [arg.split("=", 1)[0] for arg in argv[1:]]
+    printing = [f for f in flags if f in PRINTING_FLAGS]
+    if printing and not any(f in ("-c", "--cfg", "-h", "--help") for f in flags):
+        raise ConfigError([f"{printing[0]}: only with --cfg or --help (python train.py --help)"])
 
 
 def _sweep(argv: list[str], overrides: list[str], world: World) -> list[str]:

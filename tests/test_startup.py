@@ -161,10 +161,21 @@ def test_a_small_mlp_is_two_mlps_no_wider_than_128():
     assert not small_mlp({"g": {"name": "mlp", "hidden": 14}, "d": mlp})  # building refuses it
 
 
-@pytest.mark.parametrize("argv", [["--foo"], ["--multirum", "loss=wgan,standard"], ["-x"]])
-def test_a_flag_hydra_does_not_know_is_refused_not_passed_over(argv):
-    """``python train.py --foo`` trained, the flag silently dropped."""
-    with pytest.raises(ConfigError, match=r"no such flag; python train\.py --help"):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--foo"], r"--foo: no such flag; python train\.py --help"),
+        (["--multirum", "loss=wgan,standard"], "--multirum: no such flag"),
+        (["-x"], "-x: no such flag"),
+        (["--version"], "--version: no such flag"),
+        (["--resolve", "loss=wgan"], "--resolve: only with --cfg or --help"),
+        (["-p", "trainer"], "-p: only with --cfg or --help"),
+    ],
+)
+def test_a_flag_hydra_does_not_know_is_refused_not_passed_over(argv, message):
+    """``python train.py --foo`` trained, the flag silently dropped (and --version, or
+    --resolve without --cfg)."""
+    with pytest.raises(ConfigError, match=message):
         check_flags(["train.py", *argv])
 
 
