@@ -16,6 +16,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, Override
+from hydra.core.utils import setup_globals
 from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -64,6 +65,7 @@ class RunComposer(ConfigLoaderImpl):
     def __init__(self) -> None:
         super().__init__(config_search_path=create_config_search_path(str(config_dir())))
         self._held: tuple[tuple[object, ...], DictConfig] | None = None
+        setup_globals()  # Hydra's resolvers (${now:...}), as hydra.main has them before it composes
 
     def compose(self, overrides: list[str]) -> DictConfig:
         """The run's config, Hydra's settings included, held for Hydra's run of ``overrides``."""

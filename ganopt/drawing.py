@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
+import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -32,6 +35,21 @@ Drawn = TypeVar("Drawn")
 
 class Alerts(Protocol):
     def text(self, tag: str, text: str, step: int) -> None: ...
+
+
+def _drawing_process(run: int) -> None:
+    """The drawing process leaves Ctrl-C and SIGTERM, which reach a terminal's or a batch
+    system's whole process group, to the run, which stops it when the run ends; and it ends by
+    itself once the run is gone without stopping it (killed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == run:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ganopt-run-watch", daemon=True).start()
 
 
 class Drawing:
@@ -57,13 +75,17 @@ class Drawing:
             return function(*args)
         if self._process is None:
             spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's threads
-            self._process = ProcessPoolExecutor(1, mp_context=spawn)
+            self._process = ProcessPoolExecutor(
+                1, mp_context=spawn, initializer=_drawing_process, initargs=(os.getpid(),)
+            )
         try:
             return self._process.submit(function, *args).result()
         except BrokenProcessPool:
             log.warning("the drawing process ended; figures are drawn on a thread from here on")
             self._process, self.beside_training = None, False
             return function(*args)
+        except (KeyboardInterrupt, SystemExit) as e:  # raised over there: a failed figure here
+            raise RuntimeError(f"the drawing process was stopped ({type(e).__name__})") from None
 
     def training_over(self) -> None:
         """Training ends: no process is started for the last figures (a short run's only)."""

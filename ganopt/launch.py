@@ -38,10 +38,11 @@ from ganopt.stopping import ctrl_c_held
 
 #: Hydra flags after which no run happens (help, printing the config, shell completion)
 NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc")
-#: Hydra flags that take the next argument as their value
+NO_RUN_FLAGS += ("--shell-completion",)
+#: Hydra flags that take the next argument as their value (shell completion's install=bash
+#: and query=... are overrides to Hydra, which no run follows)
 VALUED_FLAGS = ("-p", "--package", "-cp", "--config-path", "-cn", "--config-name")
-VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun", "-c", "--cfg", "-sc")
-VALUED_FLAGS += ("--shell-completion",)
+VALUED_FLAGS += ("-cd", "--config-dir", "--experimental-rerun", "-c", "--cfg")
 #: --info's optional value
 INFO_FLAGS, INFO_CHOICES = ("-i", "--info"), ("all", "config", "defaults", "defaults-tree")
 INFO_CHOICES += ("plugins", "searchpath")
@@ -182,16 +183,16 @@ def _run_overrides(overrides: list[str], world: World, run: RunComposer) -> list
     named = [path_value(o) for o in overrides if o.startswith("hydra.run.dir=")]
     if resumed and named:
         raise ConfigError(["hydra.run.dir: resume= continues in the run's own directory; drop it"])
+    run_dir: Path | None = None  # a new one, named by rank 0 (the other ranks compose again)
+    base = _new_run_base(given)  # the clock read once: the name composed is the name made
     if resumed:
-        run_dir: Path | None = locate(resumed[-1])[0]
+        run_dir = locate(resumed[-1])[0]
         check_run_dir(run_dir)
         given = with_recorded_overrides(run_dir, given)
     elif named:
         run_dir = Path(named[-1]).expanduser()
     elif world.is_main:
-        run_dir = unused_run_dir(_new_run_base(given))
-    else:
-        run_dir = None  # rank 0 names it
+        run_dir = unused_run_dir(base)
     record = _resume_record(run_dir) if resumed and world.is_main else None
     placed = run_dir_overrides(run_dir, record, world) if run_dir else []
     cfg = compose_config(given, run, placed)
@@ -208,7 +209,7 @@ def _run_overrides(overrides: list[str], world: World, run: RunComposer) -> list
                 ]
             )
     elif not resumed and world.is_main:
-        run_dir = new_run_dir(_new_run_base(given))  # another run may have taken the name
+        run_dir = new_run_dir(base)  # another run may have taken the name meanwhile
     if world.distributed and not resumed:
         run_dir = Path(world.broadcast(str(run_dir) if world.is_main else ""))
     assert run_dir is not None

@@ -4,9 +4,11 @@ figure that fails is reported and the run ends ok, the queue is bounded."""
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import torch
 
@@ -130,3 +132,47 @@ def test_a_checkpoint_never_waits_for_the_figures_of_its_own_step(tmp_path):
     assert trainer.fit().status == "ok"
     assert events.index(("checkpoint", 12)) < events.index(("samples", 12))
     assert events.index(("samples", 12)) < events.index(("checkpoint", 24))
+
+
+def test_the_drawing_process_leaves_signals_to_the_run_and_ends_when_the_run_is_killed():
+    """Ctrl-C reaches the whole process group: the drawing process took it, the figure's
+    KeyboardInterrupt killed the worker thread and the run hung waiting for it. And a run
+    killed outright left the drawing process behind."""
+    drawing = Drawing(MemoryLogger())
+    try:
+        pid = drawing.draw(os.getpid)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            os.kill(pid, signum)
+            time.sleep(0.3)
+            assert drawing.draw(os.getpid) == pid  # still there, still drawing
+    finally:
+        drawing.close()
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\n"
+            "from ganopt.drawing import Drawing\n"
+            "from tests.conftest import MemoryLogger\n"
+            "print(Drawing(MemoryLogger()).draw(os.getpid), flush=True)\n"
+            "os._exit(9)  # as SIGKILL would end it: nothing stops the drawing process\n",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    orphan = int(killed.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(orphan)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone but for its parent's wait
+        return stat.read().split()[2] != "Z"

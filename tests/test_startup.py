@@ -2,17 +2,24 @@
 line never loads torch, a run that compiles nothing never loads torch's compiler, and
 trainer.threads=auto's choice. Timings are scripts/bench.py --startup's, never asserted here."""
 
+import datetime
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from ganopt import launch
+from ganopt.composition import RunComposer, compose_config
 from ganopt.config import ConfigError
-from ganopt.launch import check_flags
+from ganopt.distributed import SINGLE_PROCESS
+from ganopt.launch import check_flags, single_run
+from ganopt.rundir import release
 from ganopt.setup import device
+from ganopt.setup.checks import check_config
 from ganopt.setup.device import auto_threads, busy_cores, small_mlp
 from tests.conftest import REPO
 
@@ -227,3 +234,36 @@ train_and_exit()
         timeout=240,
     )
     assert refused.returncode == 2 and "trainer.steps: must be >= 1" in refused.stderr
+
+
+def test_shell_completion_never_trains():
+    """``--shell-completion query=...`` took query=... as its value and trained a run."""
+    assert not single_run(["train.py", "--shell-completion", "query=trainer"])
+    assert not single_run(["train.py", "-sc", "install=bash"])
+
+
+def test_hydras_resolvers_are_there_when_the_run_is_composed():
+    """``objective.metric=${now:%Y}`` composed under hydra.main, not before Hydra started."""
+    cfg = compose_config(["objective.metric=${now:%Y}"], RunComposer(), ["hydra.run.dir=x"])
+    check_config(cfg)
+    assert cfg.objective.metric.isdigit()
+
+
+def test_the_run_directory_composed_is_the_one_made_when_the_clock_turns(tmp_path, monkeypatch):
+    """The name was read from the clock twice, before composing and before making it: a
+    second between them and the composition checked was not the one that ran."""
+    seconds = iter(range(100))
+
+    class Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 1, 1, 12, 0, next(seconds))
+
+    monkeypatch.setattr(launch, "datetime", Clock)
+    monkeypatch.chdir(tmp_path)
+    run = RunComposer()
+    argv = launch.preflight(["train.py", "trainer.steps=2"], SINGLE_PROCESS, run)
+    try:
+        assert run._held is not None and run._held[0][1] == tuple(argv[1:])
+    finally:
+        release(Path(argv[-2].partition("=")[2]))
