@@ -40,7 +40,7 @@ def train_and_exit() -> NoReturn:
     """``ganopt-train`` and ``python train.py``: :func:`train`, then, after a single run, the
     process ends at once. Everything the run writes is closed and synced when it returns (the
     run directory's files, TensorBoard's events, the log, once flushed here); what a normal
-    exit adds is the interpreter taking torch apart, a quarter of a second for nothing
+    exit adds is the interpreter taking torch apart, time spent for nothing
     (docs/performance.md, "Start-up"). A sweep exits normally: its launcher's workers are
     stopped by their own exit handlers."""
     try:

@@ -1,6 +1,6 @@
 """Figures turned into pixels: matplotlib over plain host arrays, importing neither torch nor
 any module of ganopt that does, so that a process of its own can draw them. Drawing is
-Python that holds the interpreter's lock for a third of a second a figure; on a thread beside
+Python that holds the interpreter's lock for most of a figure's drawing; on a thread beside
 the training loop it slows every step it overlaps, in a process it runs on a core of its own
 (ganopt/drawing.py). What each figure shows is computed on the training thread
 (ganopt/figures.py, ganopt/plots.py)."""
