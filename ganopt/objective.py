@@ -40,11 +40,13 @@ class DPass:
 
 @dataclass
 class GPass:
-    """What G's phase computed: its loss (and G-side penalties), D's logits on its fakes with
-    their graph (the shadow diagnostics need it), and on real data for relativistic losses."""
+    """What G's phase computed: its loss (and G-side penalties), its fakes and D's logits on
+    them with their graph (the shadow diagnostics need it), and on real data for relativistic
+    losses."""
 
     loss: Tensor
     penalty: Tensor | None
+    fake: Tensor
     out_fake: Tensor
     out_real: Tensor | None
 
@@ -161,7 +163,7 @@ class Objective:
         terms = [r.g_penalty(G, z, fake) for r in self.g_inline]
         if self.consensus:
             terms.append(self.consensus_penalty(G, D, real, z, step))
-        return GPass(loss, _sum(terms), out_fake, out_real)
+        return GPass(loss, _sum(terms), fake, out_fake, out_real)
 
     def game_losses(
         self, G: nn.Module, D: nn.Module, real: Tensor, z: Tensor, step: int

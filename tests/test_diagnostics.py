@@ -70,9 +70,10 @@ def measure(loss, fake_logit, shadow=(), clip=None, histograms=False):
     diag.on_d_step(probe)
 
     D.requires_grad_(False)
-    out_fake = D(G(z))
+    fake = G(z)
+    out_fake = D(fake)
     g_loss = loss.g_loss(out_fake)
-    diag.on_g_forward(probe, out_fake)
+    diag.on_g_forward(probe, fake, out_fake)
     g_loss.backward()
     diag.on_g_backward(probe, g_loss, out_fake)
     return to_host(probe.scalars), probe
@@ -125,20 +126,32 @@ def test_shadow_ratio_between_standard_and_nonsaturating_is_exp_of_the_logit():
     assert ratio == pytest.approx(math.exp(-4.0), rel=1e-4)
 
 
-@pytest.mark.parametrize("shadow_name", ["standard", "wgan"])
-def test_shadow_norm_equals_the_gradient_that_loss_would_really_give(shadow_name):
+def batch_norm_d() -> nn.Module:
+    """A D whose logit for one sample depends on the whole batch (BatchNorm in training mode)."""
+    return nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+
+
+@pytest.mark.parametrize("shadow_name", ["standard", "wgan", "rsgan"])
+@pytest.mark.parametrize("coupled", [False, True], ids=["per_sample_d", "batchnorm_d"])
+def test_shadow_norm_equals_the_gradient_that_loss_would_really_give(shadow_name, coupled):
+    """Through G alone from D's input gradients (D scores each sample on its own), or back
+    through D (BatchNorm couples the batch): either way the norm of autograd's gradient of that
+    loss, relativistic ones with D's logits on the real batch."""
     torch.manual_seed(1)
     G = MLPGenerator(2, (2,), [16, 16])
-    D = MLPDiscriminator((2,), [16, 16])
+    D = batch_norm_d() if coupled else MLPDiscriminator((2,), [16, 16])
     shadow_loss = GENERATOR_LOSSES[shadow_name]()
     diag = Diagnostics(G, D, NonSaturatingLoss(), {shadow_name: shadow_loss})
-    z = torch.randn(64, 2)
+    z, real = torch.randn(64, 2), torch.randn(64, 2)
     D.requires_grad_(False)
     probe = Probe()
-    diag.on_g_forward(probe, D(G(z)))
+    out_real = D(real).detach()
+    fake = G(z)
+    diag.on_g_forward(probe, fake, D(fake), out_real)
     shadow = to_host(probe.scalars)[f"grad_norm_shadow/G/{shadow_name}"]
 
-    grads = torch.autograd.grad(shadow_loss.g_loss(D(G(z))), list(G.parameters()))
+    relativistic = out_real if shadow_loss.uses_real_in_g else None
+    grads = torch.autograd.grad(shadow_loss.g_loss(D(G(z)), relativistic), list(G.parameters()))
     assert shadow == pytest.approx(torch.cat([g.flatten() for g in grads]).norm().item(), rel=1e-5)
 
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,16 +99,15 @@ class GameField:
         return sum(p.numel() for p in self.players[player])
 
 
-def arnoldi(
-    op: Callable[[Tensor], Tensor], n: int, iters: int, generator: torch.Generator
-) -> Tensor:
-    """The Hessenberg matrix of ``min(iters, n)`` Arnoldi steps of ``op`` (float64, with full
-    reorthogonalization), stopping early on an invariant subspace. Its eigenvalues (Ritz
-    values) approximate the outermost eigenvalues of ``op``; exact once the space is whole."""
+def arnoldi(op: Callable[[Tensor], Tensor], start: Tensor, iters: int) -> Tensor:
+    """The Hessenberg matrix of ``min(iters, n)`` Arnoldi steps of ``op`` from ``start`` (n
+    float64 numbers), with full reorthogonalization, stopping early on an invariant subspace.
+    Its eigenvalues (Ritz values) approximate the outermost eigenvalues of ``op``; exact once
+    the space is whole."""
+    n = len(start)
     m = min(iters, n)
     basis = torch.zeros(m + 1, n, dtype=torch.float64)
     H = torch.zeros(m + 1, m, dtype=torch.float64)
-    start = torch.randn(n, generator=generator, dtype=torch.float64)
     basis[0] = start / start.norm()
     for j in range(m):
         w = op(basis[j]).cpu()
@@ -122,6 +123,16 @@ def arnoldi(
     return H[:m, :m]
 
 
+def spare_threads(device: torch.device, most: int) -> int:
+    """How many of the Arnoldi iterations may run at once, up to ``most``: on a CPU, one per
+    group of torch's intra-op threads the cores hold (training waits meanwhile, and a toy run
+    leaves a core idle); one on a GPU, whose queue runs them one after another anyway."""
+    if device.type != "cpu":
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(most, (cpus or 1) // torch.get_num_threads()))
+
+
 @dataclass
 class GameMeasurement:
     eigenvalues: np.ndarray  # complex, the top-k by modulus, of the Jacobian of -v
@@ -133,7 +144,17 @@ def measure_game(
 ) -> GameMeasurement:
     """The spectrum, both Hessians' extremes, the rotational share and ||v||."""
     device = field.params[0].device
-    H = arnoldi(lambda u: -field.jt(u.to(device)), field.size, iters, generator)
+    operators = [
+        (lambda u: -field.jt(u.to(device)), field.size),
+        *((lambda u, i=i: field.hessian(i)(u.to(device)), field.player_size(i)) for i in (0, 1)),
+    ]
+    # the starts drawn in this order whatever runs at once: the same numbers on any machine.
+    # The iterations only read the field's graph (autograd.grad with retain_graph), which
+    # threads may share; each one's arithmetic is its own, so its bits do not depend on them
+    starts = [torch.randn(n, generator=generator, dtype=torch.float64) for _, n in operators]
+    ops = [op for op, _ in operators]
+    with ThreadPoolExecutor(spare_threads(device, len(ops))) as pool:
+        H, *hessians = pool.map(arnoldi, ops, starts, [iters] * len(ops))
     eigs = torch.linalg.eigvals(H).numpy()
     top = eigs[np.argsort(-np.abs(eigs), kind="stable")[:k]]
     real, imag = top.real, np.abs(top.imag)
@@ -146,13 +167,7 @@ def measure_game(
         "game/eig_imag_max": float(imag.max()),
         "game/rotation": float(max(ratios)),
     }
-    for index, name in enumerate("GD"):
-        T = arnoldi(
-            lambda u, i=index: field.hessian(i)(u.to(device)),
-            field.player_size(index),
-            iters,
-            generator,
-        )
+    for name, T in zip("GD", hessians, strict=True):
         values = torch.linalg.eigvalsh((T + T.T) / 2)
         scalars[f"game/hessian_{name}_min"] = values.min().item()
         scalars[f"game/hessian_{name}_max"] = values.max().item()

@@ -178,25 +178,38 @@ class Diagnostics:
         return grad
 
     # ------------------------------------------------------------------ G step
-    def on_g_forward(self, probe: Probe, out_fake: Tensor, out_real: Tensor | None = None) -> None:
+    def on_g_forward(
+        self, probe: Probe, fake: Tensor, out_fake: Tensor, out_real: Tensor | None = None
+    ) -> None:
         """Before G's backward, while the graph is alive: the total gradient norm each other
-        generator loss would give on this very batch.
+        generator loss would give on this very batch of fakes ``fake`` = G(z), whose D logits
+        are ``out_fake``.
 
         By the chain rule ∇θ L = Σ_i (1/N) dℓ/da_i · ∇θ a_i, so one vector-Jacobian product
-        with the loss's analytic dℓ/da gives it, without building another loss graph. A
-        relativistic loss also needs D's logits on real data: those of the G step where its
-        loss read them, else D's (current) logits on the log step's real batch.
+        with the loss's analytic dℓ/da gives it, without building another loss graph. Where D
+        scores each sample on its own (no BatchNorm), ∇θ a_i = (∂x_i/∂θ)ᵀ ∇x D(x_i): one
+        backward through D gives every ∇x D(x_i), and each loss then costs a backward through
+        G alone. A relativistic loss also needs D's logits on real data: those of the G step
+        where its loss read them, else D's (current) logits on the log step's real batch.
         """
         if not self.shadow_losses:
             return
         params = [p for _, p in self.g_params]
         logits = out_fake.detach()
+        if self._batch_coupled:  # each logit depends on the whole batch: back through D too
+            output, signal = out_fake, torch.ones_like(logits)
+        else:
+            (signal,) = torch.autograd.grad(out_fake.sum(), fake, retain_graph=True)
+            output = fake
+        relativistic = any(other.uses_real_in_g for other in self.shadow_losses.values())
+        real_logits = self._real_logits(out_real) if relativistic else None
         for name, other in self.shadow_losses.items():
-            real = self._real_logits(out_real) if other.uses_real_in_g else None
+            real = real_logits if other.uses_real_in_g else None
             weights = other.g_grad(logits, real) / logits.shape[0]
-            # (a·w).sum()'s gradient is grad_outputs=w's, bit for bit, without the import of
+            weights = weights.reshape(len(weights), *[1] * (signal.dim() - 1)) * signal
+            # (x·w).sum()'s gradient is grad_outputs=w's, bit for bit, without the import of
             # torch's symbolic shapes that a tensor grad_outputs costs (docs/performance.md)
-            grads = torch.autograd.grad((out_fake * weights).sum(), params, retain_graph=True)
+            grads = torch.autograd.grad((output * weights).sum(), params, retain_graph=True)
             norms = torch._foreach_norm(list(grads))
             probe.scalars[f"grad_norm_shadow/G/{name}"] = torch.linalg.vector_norm(
                 torch.stack(norms)
