@@ -33,6 +33,7 @@ class TrainerConfig:
     update: str = "alternating"  # alternating (G sees D's new weights) | simultaneous
     log_every: int = 50  # scalars and gradient norms every N generator steps
     sample_every: int = 500  # sample figure every N generator steps; 0 = only at the end
+    figures: bool = True  # sample, gradient-flow and spectrum figures; false: none at all
     hist_every: int = 500  # histograms of D outputs and per-layer gradients; 0 = never
     eval_every: int = 1000  # evaluation metrics every N generator steps; 0 = only at the end
     ckpt_every: int = 1000  # checkpoint every N generator steps; 0 = only at the end

@@ -171,11 +171,13 @@ class RunRecorder:
             self.log_samples(step)
 
     def final(self, step: int) -> None:
-        """What a finished run shows last: the samples (and their PNG), evaluation, the game."""
+        """What a finished run shows last: evaluation, the game, the samples (and their PNG).
+        The figures come last: drawn beside the evaluation on the worker thread, they would
+        hold the interpreter between its every torch call and make both slower."""
         self.figure_writer.drawing.training_over()
-        self.log_samples(step, save_png=True)
         self.evaluate(step)
         self.measure_game(step)
+        self.log_samples(step, save_png=True)
 
     # ---------------------------------------------------------------- TensorBoard
     @timed("log steps' writes (scalars, histograms, alarms)")
@@ -212,14 +214,15 @@ class RunRecorder:
         """``samples``: for 2-D data a figure with D's contour, for images a grid of G's output
         on a fixed batch of z, so that frames are comparable over time; ``gradient_flow/G`` and
         ``/D``: the per-layer gradient norms logged so far as heatmaps. What they show is
-        computed here; the worker draws and writes it (ganopt/drawing.py)."""
-        if not self.world.is_main:
+        computed here; the worker draws and writes it (ganopt/drawing.py). None at all under
+        trainer.figures=false."""
+        if not (self.world.is_main and self.settings.figures):
             return
         self.figure_writer.samples(step, list(self.flows.values()), save_png)
 
     def log_real_samples(self, step: int) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""
-        if self.world.is_main and step == 0:
+        if self.world.is_main and self.settings.figures and step == 0:
             self.figure_writer.real(step)
 
     @timed("evaluation (trainer.eval_every)")
@@ -240,7 +243,7 @@ class RunRecorder:
 
     @timed("the game's spectrum (diagnostics.game_every)")
     def measure_game(self, step: int) -> None:
-        """``game/*``: the spectrum of the game at this step, and its picture."""
+        """``game/*``: the spectrum of the game at this step, and its picture (trainer.figures)."""
         if self.game is None:
             return
         try:
@@ -250,7 +253,8 @@ class RunRecorder:
             self.game = None
             return
         self.logger.scalars(step, measured.scalars)
-        self.figure_writer.spectrum(measured.eigenvalues, step)
+        if self.settings.figures:
+            self.figure_writer.spectrum(measured.eigenvalues, step)
 
     # ---------------------------------------------------------------- metrics.json
     def metrics(self, status: str, step: int, ended_at: float | None = None) -> dict[str, object]:

@@ -45,9 +45,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 #: small, quiet runs: no progress bar, no figures, periodic checkpoints or game spectrum unless
-#: asked (the spectrum leaves a run's bits alone: tests/test_game.py)
+#: asked (the spectrum leaves a run's bits alone: tests/test_game.py; nor do the figures:
+#: tests/test_drawing.py)
 FAST = [
     "trainer.progress=false",
+    "trainer.figures=false",
     "trainer.sample_every=0",
     "trainer.hist_every=0",
     "trainer.eval_every=0",

@@ -18,6 +18,7 @@ from tests.conftest import REPO, MemoryLogger, make_trainer
 
 #: figures, evaluation, the game's spectrum and checkpoints all during a short toy run
 DURING = [
+    "trainer.figures=true",
     "trainer.steps=24",
     "trainer.log_every=4",
     "trainer.sample_every=8",

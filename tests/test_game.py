@@ -266,6 +266,7 @@ def test_game_diagnostics_leave_the_trajectory_bit_identical_and_log_the_spectru
     """Instance noise and WGAN-GP's interpolates draw from the global RNG: the measurement
     must not move it. Measured at every step against never."""
     common = ["reg=instance_noise", "loss=wgan_gp", "trainer.steps=6", "trainer.log_every=2"]
+    common += ["trainer.figures=true"]
     common += SMALL_MLP
     weights, logs = [], []
     for every in (1, 0):

@@ -127,7 +127,7 @@ def test_recipe_add_a_data_set(configs, monkeypatch, tmp_path):
     add_to(ganopt.data.toy, monkeypatch, Line, registry.DATA, "line")
     (configs / "data" / "line.yaml").write_text("name: line\n")
 
-    trainer, _ = train(["data=line"], tmp_path)
+    trainer, _ = train(["data=line", "trainer.figures=true"], tmp_path)
     assert isinstance(trainer.data, Line)
     assert trainer.recorder.evaluator is None  # no mode metrics for a distribution without modes
     assert (tmp_path / "samples.png").exists()  # a 2-D data set gets the contour figure

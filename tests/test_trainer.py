@@ -393,7 +393,8 @@ def test_an_exception_mid_run_records_failed_and_propagates(run_dir):
 
 
 def test_sample_figures_follow_sample_every(run_dir):
-    trainer, logger = make_trainer(["trainer.steps=6", "trainer.sample_every=3", *SMALL], run_dir)
+    figures = ["trainer.figures=true", "trainer.sample_every=3"]
+    trainer, logger = make_trainer(["trainer.steps=6", *figures, *SMALL], run_dir)
     trainer.fit()
     images = [(tag, step) for tag, step, _ in logger.images]
     assert [i for i in images if i[0] == "samples"] == [("samples", 3), ("samples", 6)]
@@ -403,6 +404,20 @@ def test_sample_figures_follow_sample_every(run_dir):
     ]
     assert (run_dir / "samples.png").stat().st_size > 0
     assert (run_dir / "gradient_flow.png").stat().st_size > 0
+
+
+def test_without_figures_a_run_draws_nothing_and_measures_everything(run_dir):
+    """trainer.figures=false: no sample, gradient-flow or spectrum figure, no PNG, and nothing
+    started to draw them; the scalars, the game's numbers and the evaluation are all there."""
+    every = ["trainer.sample_every=3", "diagnostics.game_every=3", "diagnostics.game_iters=6"]
+    trainer, logger = make_trainer(["trainer.steps=6", *every, *SMALL], run_dir)
+    submitted = []
+    trainer.recorder.figure_writer.drawing.submit = lambda *job: submitted.append(job)
+    assert trainer.fit().status == "ok"
+    assert submitted == [] and logger.images == []
+    assert not (run_dir / "samples.png").exists() and not (run_dir / "gradient_flow.png").exists()
+    assert [s for s, _ in logger.scalar_log["game/rotation"]] == [3, 6]
+    assert [s for s, _ in logger.scalar_log["metrics/modes"]] == [6]
 
 
 @pytest.mark.slow
@@ -524,6 +539,7 @@ def test_image_runs_log_a_real_grid_once_and_sample_grids(run_dir):
             "model.d.width=8",
             "trainer.batch_size=16",
             "trainer.steps=4",
+            "trainer.figures=true",
             "trainer.sample_every=2",
         ],
         run_dir,
