@@ -127,6 +127,7 @@ def test_a_compiled_cpu_run_follows_the_eager_one(tmp_path):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-3), key
 
 
+@pytest.mark.slow
 def test_without_a_cxx_compiler_a_cpu_compile_is_refused(tmp_path):
     env = os.environ | {"PATH": str(Path(sys.executable).parent), "CXX": ""}
     out = tmp_path / "run"

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import pytest
 import torch
 
 import ganopt.figures
@@ -135,6 +136,7 @@ def test_a_checkpoint_never_waits_for_the_figures_of_its_own_step(tmp_path):
     assert events.index(("samples", 12)) < events.index(("checkpoint", 24))
 
 
+@pytest.mark.slow
 def test_the_drawing_process_leaves_signals_to_the_run_and_ends_when_the_run_is_killed():
     """Ctrl-C reaches the whole process group: the drawing process took it, the figure's
     KeyboardInterrupt killed the worker thread and the run hung waiting for it. And a run

@@ -151,6 +151,7 @@ def test_negative_momentum_keeps_torchs_limits():
         Adam(p, lr=0.1, betas=(-1.0, 0.9))
 
 
+@pytest.mark.slow
 def test_games_script_writes_curves_figures_and_a_table(tmp_path, capsys):
     script = load_script("games")
     table = tmp_path / "games.md"

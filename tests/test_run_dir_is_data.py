@@ -138,6 +138,7 @@ def test_a_recorded_override_never_runs_code_on_resume(payload, run, secret, tmp
         "PAYLOAD",
     ],
 )
+@pytest.mark.slow
 def test_ganopt_sample_never_runs_code_from_a_recorded_config(node, run, secret, tmp_path):
     source, canary = secret
     payload = {"_target_": "shutil.copyfile", "src": str(source), "dst": str(canary)}
@@ -156,6 +157,7 @@ def test_ganopt_sample_never_runs_code_from_a_recorded_config(node, run, secret,
     assert not canary.exists() and not (tmp_path / "s.npy").exists()
 
 
+@pytest.mark.slow
 def test_path_angle_reads_a_run_through_the_checked_loader(run, secret, tmp_path):
     (run / ".hydra" / "overrides.yaml").write_text(
         json.dumps([f"+data.x=[{copy_payload(secret)}]"])
@@ -401,6 +403,7 @@ def test_a_hard_linked_file_written_in_place_is_refused(name, run, tmp_path, cap
     assert outside.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_path_angle_never_writes_through_a_symlink_in_the_run(run, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -431,6 +434,7 @@ def test_a_record_too_deep_or_with_aliases_is_one_line(file, content, run, tmp_p
         assert code == 2 and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.slow
 def test_an_alias_bomb_in_a_recorded_config_is_refused_at_once(run, tmp_path):
     bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
     bomb += "".join(f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 10))
@@ -482,6 +486,7 @@ def test_a_rejected_run_leaves_a_folder_that_was_there_before(tmp_path, capfd):
     assert keep.is_dir() and list(keep.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table", ["x.txt", "run/metrics.md"])
 def test_a_table_is_a_markdown_file_outside_any_run(table, run, tmp_path):
     target = tmp_path / table
@@ -492,6 +497,7 @@ def test_a_table_is_a_markdown_file_outside_any_run(table, run, tmp_path):
     assert proc.returncode == 2 and "--table" in proc.stderr and not target.exists()
 
 
+@pytest.mark.slow
 def test_mode_coverage_never_deletes_through_a_symlinked_method_folder(run, tmp_path):
     victim = tmp_path / "victim" / "ring8" / "seed_0"
     shutil.copytree(run, victim)
@@ -539,6 +545,7 @@ def test_a_new_run_never_lies_inside_another(run, tmp_path, capfd):
 @pytest.mark.parametrize(
     ("script", "csv"), [("dirac_gan", "dirac"), ("clipping_depth", "clipping_depth")]
 )
+@pytest.mark.slow
 def test_a_scripts_files_never_go_through_a_symlink(script, csv, tmp_path):
     out, victim = tmp_path / "out", tmp_path / "victim.csv"
     out.mkdir()
@@ -553,6 +560,7 @@ def test_a_scripts_files_never_go_through_a_symlink(script, csv, tmp_path):
     assert victim.read_text() == "keep me"  # the link was replaced, its target left alone
 
 
+@pytest.mark.slow
 def test_mode_coverage_never_trains_into_a_symlinked_folder(tmp_path):
     out, elsewhere = tmp_path / "mc", tmp_path / "elsewhere"
     out.mkdir()

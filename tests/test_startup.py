@@ -85,6 +85,7 @@ print(loaded, torch.equal(eager, trained()))
 """
 
 
+@pytest.mark.slow
 def test_optimizers_step_without_the_compiler_stack_to_the_same_bits():
     """ganopt/eager.py: built, stepped, saved and loaded without importing torch._dynamo, and
     the same weights as torch's own wrappers give once it is imported."""

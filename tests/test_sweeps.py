@@ -196,6 +196,7 @@ def test_a_job_file_that_cannot_be_read_is_its_status_and_the_rest_is_summarized
     assert f"| {status} |" in table
 
 
+@pytest.mark.slow
 def test_summary_script_prints_the_table_and_rejects_an_empty_dir(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     make_job(sweep, 0, ["loss=standard"], {"status": "ok", "kl": 0.5})
