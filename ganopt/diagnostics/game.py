@@ -152,9 +152,13 @@ def measure_game(
     # The iterations only read the field's graph (autograd.grad with retain_graph), which
     # threads may share; each one's arithmetic is its own, so its bits do not depend on them
     starts = [torch.randn(n, generator=generator, dtype=torch.float64) for _, n in operators]
-    ops = [op for op, _ in operators]
-    with ThreadPoolExecutor(spare_threads(device, len(ops))) as pool:
-        H, *hessians = pool.map(arnoldi, ops, starts, [iters] * len(ops))
+    ops, iterations = [op for op, _ in operators], [iters] * len(operators)
+    workers = spare_threads(device, len(ops))
+    if workers == 1:  # here, on this thread's CUDA device and stream
+        H, *hessians = map(arnoldi, ops, starts, iterations)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            H, *hessians = pool.map(arnoldi, ops, starts, iterations)
     eigs = torch.linalg.eigvals(H).numpy()
     top = eigs[np.argsort(-np.abs(eigs), kind="stable")[:k]]
     real, imag = top.real, np.abs(top.imag)
