@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from ganopt import cores
 from ganopt.config import ConfigError
-from ganopt.diagnostics import game
 from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.objective import Objective
@@ -255,7 +255,7 @@ def test_the_spectrum_has_the_same_bits_however_many_iterations_run_at_once(at_o
     probe = build(compose_config(["reg=r1", *SMALL_MLP])).game
     measured = []
     for threads in (1, at_once):
-        monkeypatch.setattr(game, "spare_threads", lambda device, most, n=threads: n)
+        monkeypatch.setattr(cores, "spare_threads", lambda device, most, n=threads: n)
         measured.append(probe.measure(3))
     one, several = measured
     assert one.scalars == several.scalars

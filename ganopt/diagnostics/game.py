@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ganopt.cores import side_by_side
 from ganopt.diagnostics.measurements import buffers_preserved
 from ganopt.objective import Objective, player_gradients, trainable, zeros_for_none
 
@@ -123,16 +122,6 @@ def arnoldi(op: Callable[[Tensor], Tensor], start: Tensor, iters: int) -> Tensor
     return H[:m, :m]
 
 
-def spare_threads(device: torch.device, most: int) -> int:
-    """How many of the Arnoldi iterations may run at once, up to ``most``: on a CPU, one per
-    group of torch's intra-op threads the cores hold (training waits meanwhile, and a toy run
-    leaves a core idle); one on a GPU, whose queue runs them one after another anyway."""
-    if device.type != "cpu":
-        return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(most, (cpus or 1) // torch.get_num_threads()))
-
-
 @dataclass
 class GameMeasurement:
     eigenvalues: np.ndarray  # complex, the top-k by modulus, of the Jacobian of -v
@@ -152,13 +141,8 @@ def measure_game(
     # The iterations only read the field's graph (autograd.grad with retain_graph), which
     # threads may share; each one's arithmetic is its own, so its bits do not depend on them
     starts = [torch.randn(n, generator=generator, dtype=torch.float64) for _, n in operators]
-    ops, iterations = [op for op, _ in operators], [iters] * len(operators)
-    workers = spare_threads(device, len(ops))
-    if workers == 1:  # here, on this thread's CUDA device and stream
-        H, *hessians = map(arnoldi, ops, starts, iterations)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            H, *hessians = pool.map(arnoldi, ops, starts, iterations)
+    tasks = [(op, start) for (op, _), start in zip(operators, starts, strict=True)]
+    H, *hessians = side_by_side(lambda task: arnoldi(*task, iters), tasks, device)
     eigs = torch.linalg.eigvals(H).numpy()
     top = eigs[np.argsort(-np.abs(eigs), kind="stable")[:k]]
     real, imag = top.real, np.abs(top.imag)

@@ -1,0 +1,42 @@
+"""The CPU cores a measurement may use while training waits for it: the game's Arnoldi
+iterations and the evaluation's distance matrices run side by side on the cores the run's own
+torch threads leave free (a toy run uses one thread on a machine of two or more). Each task's
+arithmetic is its own, so results have the same bits however many run at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system has one)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpus or 1
+
+
+def spare_threads(device: torch.device, most: int) -> int:
+    """How many tasks may run at once, up to ``most``: on a CPU, one per group of torch's
+    intra-op threads the cores hold; one on a GPU, whose queue runs them in turn anyway."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(most, usable_cpus() // torch.get_num_threads()))
+
+
+def side_by_side(function: Callable[[T], R], items: Iterable[T], device: torch.device) -> list[R]:
+    """``[function(item) for item in items]``, on spare threads where there are (torch
+    releases the interpreter inside its kernels); on the calling thread, and so on its CUDA
+    device and stream, where there are none."""
+    items = list(items)
+    workers = spare_threads(device, len(items))
+    if workers == 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(function, items))
