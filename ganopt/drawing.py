@@ -87,6 +87,12 @@ class Drawing:
         except (KeyboardInterrupt, SystemExit) as e:  # raised over there: a failed figure here
             raise RuntimeError(f"the drawing process was stopped ({type(e).__name__})") from None
 
+    @property
+    def elsewhere(self) -> bool:
+        """Whether figures are drawn in the drawing process now (so that drawing them holds
+        nothing here)."""
+        return self.background and self._process is not None
+
     def training_over(self) -> None:
         """Training ends: no process is started for the last figures (a short run's only)."""
         self.beside_training = False

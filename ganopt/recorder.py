@@ -171,13 +171,19 @@ class RunRecorder:
             self.log_samples(step)
 
     def final(self, step: int) -> None:
-        """What a finished run shows last: evaluation, the game, the samples (and their PNG).
-        The figures come last: drawn beside the evaluation on the worker thread, they would
-        hold the interpreter between its every torch call and make both slower."""
-        self.figure_writer.drawing.training_over()
+        """What a finished run shows last: the samples (and their PNG), evaluation, the game.
+        The figures are drawn beside the other two where the drawing process has them; on the
+        worker thread they come last, as there they would hold the interpreter between the
+        evaluation's every torch call and make both slower."""
+        drawing = self.figure_writer.drawing
+        drawing.training_over()
+        beside = drawing.elsewhere
+        if beside:
+            self.log_samples(step, save_png=True)
         self.evaluate(step)
         self.measure_game(step)
-        self.log_samples(step, save_png=True)
+        if not beside:
+            self.log_samples(step, save_png=True)
 
     # ---------------------------------------------------------------- TensorBoard
     @timed("log steps' writes (scalars, histograms, alarms)")

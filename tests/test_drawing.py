@@ -136,6 +136,34 @@ def test_a_checkpoint_never_waits_for_the_figures_of_its_own_step(tmp_path):
     assert events.index(("samples", 12)) < events.index(("checkpoint", 24))
 
 
+@pytest.mark.parametrize(
+    ("during", "beside"),
+    [([], True), (["trainer.sample_every=0", "diagnostics.game_every=0"], False)],
+    ids=["figures_while_training", "figures_at_the_end_only"],
+)
+def test_the_last_figures_are_drawn_beside_the_evaluation_only_in_the_drawing_process(
+    tmp_path, during, beside
+):
+    """A run that drew figures while training has the drawing process: its last figures are
+    handed over before the evaluation and drawn beside it. A run without one (figures at the
+    end only) draws them on the worker thread after the evaluation, which they would slow."""
+    trainer, _ = make_trainer([*DURING, *during], tmp_path)
+    recorder, events = trainer.recorder, []
+    evaluate, submit = recorder.evaluate, recorder.figure_writer.drawing.submit
+
+    def evaluated(step):
+        events.append(("evaluation", step))
+        evaluate(step)
+
+    def submitted(what, step, job):
+        events.append((what, step))
+        submit(what, step, job)
+
+    recorder.evaluate, recorder.figure_writer.drawing.submit = evaluated, submitted
+    assert trainer.fit().status == "ok"
+    assert (events.index(("samples", 24)) < events.index(("evaluation", 24))) == beside
+
+
 @pytest.mark.slow
 def test_the_drawing_process_leaves_signals_to_the_run_and_ends_when_the_run_is_killed():
     """Ctrl-C reaches the whole process group: the drawing process took it, the figure's
