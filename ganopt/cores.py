@@ -1,7 +1,8 @@
-"""The CPU cores a measurement may use while training waits for it: the game's Arnoldi
-iterations and the evaluation's distance matrices run side by side on the cores the run's own
-torch threads leave free (a toy run uses one thread on a machine of two or more). Each task's
-arithmetic is its own, so results have the same bits however many run at once."""
+"""The CPU cores a measurement may use while training waits for it: the evaluation's distance
+matrices run side by side on the cores the run's own torch threads leave free (a toy run uses
+one thread on a machine of two or more). Only tasks whose arithmetic is their own belong here,
+so that results have the same bits however many run at once: not autograd's backward passes,
+whose order of summation depends on the thread that built the graph's newest nodes."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from ganopt import cores
 from ganopt.config import ConfigError
 from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
@@ -246,20 +245,6 @@ def test_arnoldi_and_lanczos_match_a_quadratic_game_dense():
     sym_part, anti = (J + J.T) / 2 @ v, (J - J.T) / 2 @ v
     share = anti @ anti / (anti @ anti + sym_part @ sym_part)
     assert s["game/rotational_share"] == pytest.approx(share)
-
-
-@pytest.mark.parametrize("at_once", [2, 3])
-def test_the_spectrum_has_the_same_bits_however_many_iterations_run_at_once(at_once, monkeypatch):
-    """The three Arnoldi iterations share the field's graph on spare cores: each one's start
-    vector and arithmetic are its own, so running them one after another gives the same bits."""
-    probe = build(compose_config(["reg=r1", *SMALL_MLP])).game
-    measured = []
-    for threads in (1, at_once):
-        monkeypatch.setattr(cores, "spare_threads", lambda device, most, n=threads: n)
-        measured.append(probe.measure(3))
-    one, several = measured
-    assert one.scalars == several.scalars
-    assert np.array_equal(one.eigenvalues, several.eigenvalues)
 
 
 def test_game_diagnostics_leave_the_trajectory_bit_identical_and_log_the_spectrum(tmp_path):

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ganopt.cores import side_by_side
 from ganopt.diagnostics.measurements import buffers_preserved
 from ganopt.objective import Objective, player_gradients, trainable, zeros_for_none
 
@@ -98,15 +97,16 @@ class GameField:
         return sum(p.numel() for p in self.players[player])
 
 
-def arnoldi(op: Callable[[Tensor], Tensor], start: Tensor, iters: int) -> Tensor:
-    """The Hessenberg matrix of ``min(iters, n)`` Arnoldi steps of ``op`` from ``start`` (n
-    float64 numbers), with full reorthogonalization, stopping early on an invariant subspace.
-    Its eigenvalues (Ritz values) approximate the outermost eigenvalues of ``op``; exact once
-    the space is whole."""
-    n = len(start)
+def arnoldi(
+    op: Callable[[Tensor], Tensor], n: int, iters: int, generator: torch.Generator
+) -> Tensor:
+    """The Hessenberg matrix of ``min(iters, n)`` Arnoldi steps of ``op`` (float64, with full
+    reorthogonalization), stopping early on an invariant subspace. Its eigenvalues (Ritz
+    values) approximate the outermost eigenvalues of ``op``; exact once the space is whole."""
     m = min(iters, n)
     basis = torch.zeros(m + 1, n, dtype=torch.float64)
     H = torch.zeros(m + 1, m, dtype=torch.float64)
+    start = torch.randn(n, generator=generator, dtype=torch.float64)
     basis[0] = start / start.norm()
     for j in range(m):
         w = op(basis[j]).cpu()
@@ -133,16 +133,10 @@ def measure_game(
 ) -> GameMeasurement:
     """The spectrum, both Hessians' extremes, the rotational share and ||v||."""
     device = field.params[0].device
-    operators = [
-        (lambda u: -field.jt(u.to(device)), field.size),
-        *((lambda u, i=i: field.hessian(i)(u.to(device)), field.player_size(i)) for i in (0, 1)),
-    ]
-    # the starts drawn in this order whatever runs at once: the same numbers on any machine.
-    # The iterations only read the field's graph (autograd.grad with retain_graph), which
-    # threads may share; each one's arithmetic is its own, so its bits do not depend on them
-    starts = [torch.randn(n, generator=generator, dtype=torch.float64) for _, n in operators]
-    tasks = [(op, start) for (op, _), start in zip(operators, starts, strict=True)]
-    H, *hessians = side_by_side(lambda task: arnoldi(*task, iters), tasks, device)
+    # the three iterations run one after another on this thread, not side by side: autograd
+    # numbers the nodes it builds per thread, and a backward started on another thread sums
+    # some gradients in another order (other bits on DCGAN, depending on the core count)
+    H = arnoldi(lambda u: -field.jt(u.to(device)), field.size, iters, generator)
     eigs = torch.linalg.eigvals(H).numpy()
     top = eigs[np.argsort(-np.abs(eigs), kind="stable")[:k]]
     real, imag = top.real, np.abs(top.imag)
@@ -155,7 +149,13 @@ def measure_game(
         "game/eig_imag_max": float(imag.max()),
         "game/rotation": float(max(ratios)),
     }
-    for name, T in zip("GD", hessians, strict=True):
+    for index, name in enumerate("GD"):
+        T = arnoldi(
+            lambda u, i=index: field.hessian(i)(u.to(device)),
+            field.player_size(index),
+            iters,
+            generator,
+        )
         values = torch.linalg.eigvalsh((T + T.T) / 2)
         scalars[f"game/hessian_{name}_min"] = values.min().item()
         scalars[f"game/hessian_{name}_max"] = values.max().item()
