@@ -15,7 +15,7 @@ from ganopt.diagnostics.memorization import Memorization
 from ganopt.diagnostics.report import collecting
 from ganopt.losses import GENERATOR_LOSSES, NonSaturatingLoss, StandardLoss, WassersteinLoss
 from ganopt.models import MLPDiscriminator, MLPGenerator
-from ganopt.rendering import gradient_flow_figure
+from ganopt.rendering import FlowPicture, gradient_flow_figure
 from ganopt.schedule import LinearDecay
 from ganopt.tags import D_ADA_RT, D_OUT_HELDOUT, D_OUT_TRAIN, D_OVERFIT_GAP
 
@@ -336,6 +336,30 @@ def test_gradient_flow_keeps_weights_in_order_and_draws_the_output_on_top():
     assert flow.layers == ["fc1.weight", "out.weight"] and flow.steps == [10, 20]
     assert flow.matrix() == pytest.approx(np.array([[1.0, 0.1], [1e-3, 1e-4]]))
     assert gradient_flow_figure(flow.picture()).axes[0].get_title() == "gradient flow through G"
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["fc1.weight", "out.bias"], ["down2.conv.parametrizations.weight.original", "out.bias"]],
+    ids=["mlp", "spectral_norm"],
+)
+def test_the_gradient_flow_figure_shows_every_layer_name_whole(names):
+    """The figure's margins are fixed, not laid out by matplotlib: the longest layer name (a
+    spectrally normalized convolution's) and the axis label still lie inside it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    picture = FlowPicture("D", names, [1, 50], np.full((len(names), 2), 1e-3))
+    fig = gradient_flow_figure(picture)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # places the axis labels
+    renderer = canvas.get_renderer()
+    (ax, colorbar) = fig.axes
+    texts = [*ax.get_yticklabels(), ax.yaxis.label, colorbar.yaxis.label]
+    width = fig.get_figwidth() * fig.dpi
+    assert all(
+        0 <= t.get_window_extent(renderer).x0 < t.get_window_extent(renderer).x1 <= width
+        for t in texts
+    )
 
 
 class _BatchNormD(nn.Module):
