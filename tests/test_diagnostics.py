@@ -1,6 +1,7 @@
 """Each diagnostic on a case whose value is known by hand, and the gradient alarm."""
 
 import contextlib
+import copy
 import math
 import statistics
 
@@ -77,6 +78,34 @@ def measure(loss, fake_logit, shadow=(), clip=None, histograms=False):
     g_loss.backward()
     diag.on_g_backward(probe, g_loss, out_fake)
     return to_host(probe.scalars), probe
+
+
+def test_relativistic_shadows_of_a_batchnorm_d_leave_the_g_steps_graph_whole():
+    """Training with a loss that reads no real logits, the relativistic shadows take D's on
+    the D step's real batch. With BatchNorm in D, that forward must not touch D's running
+    statistics, which the G step's graph holds: its backward then failed ("modified by an
+    inplace operation"). The shadow is autograd's norm with D's logits on that batch."""
+    torch.manual_seed(2)
+    G, D = MLPGenerator(2, (2,), [16, 16]), batch_norm_d()
+    shadow_loss = GENERATOR_LOSSES["rsgan"]()
+    diag = Diagnostics(G, D, NonSaturatingLoss(), {"rsgan": shadow_loss}, input_gradients=False)
+    real, z = torch.randn(64, 2), torch.randn(64, 2)
+    probe = Probe()
+    fake = G(z).detach()
+    out_real, out_fake = D(real), D(fake)
+    d_loss = NonSaturatingLoss().d_loss(out_real, out_fake)
+    d_loss.backward()
+    diag.on_d_backward(probe, d_loss, real, fake, out_real, out_fake)
+    D.requires_grad_(False)
+    reference_real = copy.deepcopy(D)(real).detach()
+    fake = G(z)
+    out_fake = D(fake)
+    g_loss = NonSaturatingLoss().g_loss(out_fake)
+    diag.on_g_forward(probe, fake, out_fake)
+    g_loss.backward()  # the graph is whole
+    shadow = to_host(probe.scalars)["grad_norm_shadow/G/rsgan"]
+    grads = torch.autograd.grad(shadow_loss.g_loss(D(G(z)), reference_real), list(G.parameters()))
+    assert shadow == pytest.approx(torch.cat([g.flatten() for g in grads]).norm().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -216,12 +216,16 @@ class Diagnostics:
             )
 
     def _real_logits(self, out_real: Tensor | None) -> Tensor | None:
+        """``out_real``, else D's logits on the log step's real batch from a forward that
+        moves copies of D's buffers, never D's own: the G step's graph holds BatchNorm's
+        running statistics, and an update in place (or its undoing) would break its backward."""
         if out_real is not None:
             return out_real.detach()
         if self._last_real is None:
             return None
-        with torch.no_grad(), buffers_preserved(self.D):
-            return self.D(self._last_real)
+        buffers = {name: b.clone() for name, b in self.D.named_buffers()}
+        with torch.no_grad():
+            return torch.func.functional_call(self.D, buffers, (self._last_real,))
 
     def on_g_backward(
         self,
