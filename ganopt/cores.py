@@ -25,8 +25,10 @@ def usable_cpus() -> int:
 
 def spare_threads(device: torch.device, most: int) -> int:
     """How many tasks may run at once, up to ``most``: on a CPU, one per group of torch's
-    intra-op threads the cores hold; one on a GPU, whose queue runs them in turn anyway."""
-    if device.type != "cpu":
+    intra-op threads the cores hold; one where a launcher set OMP_NUM_THREADS (torchrun,
+    the joblib launcher: it gave this process its share of the cores, and the other jobs
+    have the rest); one on a GPU, whose queue runs them in turn anyway."""
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return 1
     return max(1, min(most, usable_cpus() // torch.get_num_threads()))
 

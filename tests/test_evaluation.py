@@ -116,6 +116,18 @@ def test_manifold_metrics_have_the_same_bits_however_many_chunks_run_at_once(mon
     assert measured[0] == measured[1]
 
 
+def test_side_by_side_takes_the_cores_torch_leaves_and_not_a_launchers_share(monkeypatch):
+    """One task per group of torch's threads the cores hold; one under a launcher that set
+    OMP_NUM_THREADS (its other jobs have the other cores), and one on a GPU."""
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    free = cores.usable_cpus() // torch.get_num_threads()
+    assert cores.spare_threads(cpu, 3) == max(1, min(3, free))
+    assert cores.spare_threads(torch.device("cuda"), 3) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cores.spare_threads(cpu, 3) == 1
+
+
 def test_manifold_metrics_agree_with_naeem_et_al_s_code():
     """prdc (the package of Naeem et al. 2020) on fixed points, k = 5."""
     prdc_package = pytest.importorskip("prdc")  # a dev dependency: installed with .[dev]
