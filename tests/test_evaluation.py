@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from ganopt import cores
 from ganopt.data import SwissRoll, digits, folder, ring
 from ganopt.evaluation import (
     DigitsScore,
@@ -102,30 +101,6 @@ def test_mode_coverage_of_a_generator_uses_2500_samples():
     assert result["modes"] == 8
     assert result["hq_ratio"] == 1.0
     assert result["kl"] == pytest.approx(0.0, abs=1e-5)  # 2500 is not a multiple of 8
-
-
-def test_manifold_metrics_have_the_same_bits_however_many_chunks_run_at_once(monkeypatch):
-    """The distance matrices' chunks run side by side on spare cores; their counts add up
-    exactly in any order."""
-    rng = torch.Generator().manual_seed(3)
-    real, fake = torch.randn(2500, 2, generator=rng), torch.randn(2300, 2, generator=rng) * 1.2
-    measured = []
-    for threads in (1, 3):
-        monkeypatch.setattr(cores, "spare_threads", lambda device, most, n=threads: n)
-        measured.append(prdc(real, fake))
-    assert measured[0] == measured[1]
-
-
-def test_side_by_side_takes_the_cores_torch_leaves_and_not_a_launchers_share(monkeypatch):
-    """One task per group of torch's threads the cores hold; one under a launcher that set
-    OMP_NUM_THREADS (its other jobs have the other cores), and one on a GPU."""
-    cpu = torch.device("cpu")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    free = cores.usable_cpus() // torch.get_num_threads()
-    assert cores.spare_threads(cpu, 3) == max(1, min(3, free))
-    assert cores.spare_threads(torch.device("cuda"), 3) == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert cores.spare_threads(cpu, 3) == 1
 
 
 def test_manifold_metrics_agree_with_naeem_et_al_s_code():

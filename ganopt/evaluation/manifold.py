@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ganopt.cores import side_by_side
-
 #: neighbours that set a point's ball, as in both papers' code
 NEAREST_K = 5
 #: rows of a distance matrix held at once
@@ -27,13 +25,12 @@ def kth_neighbour_radii(features: Tensor, k: int = NEAREST_K) -> Tensor:
     distance 0, is the first)."""
     if len(features) <= k:
         raise ValueError(f"need more than k = {k} points for k-nearest-neighbour radii")
-
     # the (k+1)-th smallest of each row: topk's values, sorted, are kthvalue's, at a third of
     # its cost on a CPU
-    def kth(rows: Tensor) -> Tensor:
-        return torch.cdist(rows, features).topk(k + 1, dim=1, largest=False).values[:, k]
-
-    return torch.cat(side_by_side(kth, _chunks(features), features.device))
+    smallest = (
+        torch.cdist(c, features).topk(k + 1, dim=1, largest=False) for c in _chunks(features)
+    )
+    return torch.cat([s.values[:, k] for s in smallest])
 
 
 def prdc(
@@ -48,19 +45,14 @@ def prdc(
     if real_radii is None:
         real_radii = kth_neighbour_radii(real, k)
     fake_radii = kth_neighbour_radii(fake, k)
-
-    def compare(chunk: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """For a chunk of reals: how many of their balls hold each fake, which of them hold
-        a fake, which lie in a fake's ball."""
-        rows, radii = chunk
+    balls_holding = torch.zeros(len(fake), dtype=torch.float64, device=fake.device)
+    recalled, covered = [], []
+    for rows, radii in zip(_chunks(real), real_radii.double().split(CHUNK), strict=True):
         distances = torch.cdist(rows, fake)  # (chunk of reals, fakes)
-        holding = (distances < radii[:, None]).sum(dim=0)
-        covered = distances.min(dim=1).values < radii
-        return holding, covered, (distances < fake_radii[None, :]).any(dim=1)
-
-    chunks = zip(_chunks(real), real_radii.double().split(CHUNK), strict=True)
-    holding, covered, recalled = zip(*side_by_side(compare, chunks, fake.device), strict=True)
-    balls_holding = torch.stack(holding).sum(dim=0).double()  # counts: exact in any order
+        inside_real = distances < radii[:, None]
+        balls_holding += inside_real.sum(dim=0)
+        covered.append(distances.min(dim=1).values < radii)
+        recalled.append((distances < fake_radii[None, :]).any(dim=1))
     return {
         "precision": float((balls_holding > 0).double().mean()),
         "recall": float(torch.cat(recalled).double().mean()),

@@ -16,7 +16,6 @@ from torch import nn
 
 from ganopt.compiled import cpu_compiler
 from ganopt.config import ConfigError, TrainerConfig
-from ganopt.cores import usable_cpus
 from ganopt.distributed import World
 
 log = logging.getLogger(__name__)
@@ -62,9 +61,9 @@ def set_threads(threads: int | str, device: torch.device, model: object = None) 
     if threads != "auto":
         torch.set_num_threads(int(threads))
         return f"threads {int(threads)} (trainer.threads)"
-    cpus = usable_cpus()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     omp = os.environ.get("OMP_NUM_THREADS")
-    count, why = auto_threads(TORCH_THREADS, cpus, busy_cores(), small_mlp(model), omp)
+    count, why = auto_threads(TORCH_THREADS, cpus or 1, busy_cores(), small_mlp(model), omp)
     if count is None:
         count = torch.get_num_threads()
     torch.set_num_threads(count)
