@@ -197,6 +197,7 @@ def run(cfg: DictConfig) -> float | None:
             logger.continue_after(trainer.step)
     except ConfigError as e:
         return reject(e, cfg, run_dir, in_sweep)
+    trainer.recorder.start_drawing()  # train.py's main module is guarded
     log.info("run directory: %s", run_dir)
     describe(parts, cfg)
     result = _fit(trainer, logger, cfg, run_dir, in_sweep)

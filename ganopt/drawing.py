@@ -3,8 +3,9 @@
 it drawn and writes it to TensorBoard and the run directory while training goes on. So the
 worker cannot change a run's bits. While training goes on the drawing itself (matplotlib,
 Python that holds the interpreter's lock) happens in a process of its own, on another core, so
-that it does not slow the steps it overlaps; a run whose first figure comes after training
-draws on the worker thread and starts no process.
+that it does not slow the steps it overlaps. It starts with the first figure drawn while
+training goes on, or, for train.py's runs, with the run, loading matplotlib meanwhile, so that
+even a short run's last figures are drawn there beside its evaluation.
 The queue is short, and a full queue makes the training thread wait, so memory stays bounded;
 the run waits for it at each checkpoint, so that the files on disk match the checkpoint, and
 at the end. A figure that fails is reported once, in the log and in TensorBoard's alerts, and
@@ -23,6 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
+
+from ganopt.rendering import load_matplotlib
 
 log = logging.getLogger("ganopt.trainer")
 
@@ -52,6 +55,14 @@ def _drawing_process(run: int) -> None:
     threading.Thread(target=watch, name="ganopt-run-watch", daemon=True).start()
 
 
+def _spawn() -> ProcessPoolExecutor:
+    """The drawing process: spawned, as a fork would copy torch's threads."""
+    spawn = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        1, mp_context=spawn, initializer=_drawing_process, initargs=(os.getpid(),)
+    )
+
+
 class Drawing:
     """Runs figure jobs (callables over host copies that draw, by :meth:`draw`, and write) in a
     worker thread, started on the first job and stopped by :meth:`close`; ``background=False``
@@ -74,10 +85,7 @@ class Drawing:
         if not self.background or (self._process is None and not self.beside_training):
             return function(*args)
         if self._process is None:
-            spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's threads
-            self._process = ProcessPoolExecutor(
-                1, mp_context=spawn, initializer=_drawing_process, initargs=(os.getpid(),)
-            )
+            self._process = _spawn()
         try:
             return self._process.submit(function, *args).result()
         except BrokenProcessPool:
@@ -93,8 +101,17 @@ class Drawing:
         nothing here)."""
         return self.background and self._process is not None
 
+    def start(self) -> None:
+        """Start the drawing process now, and have it load matplotlib on a core of its own
+        while the run starts and trains: the first figure, even a short run's last, is then
+        drawn there at once, beside what the run does meanwhile."""
+        if self.background and self._process is None:
+            self._process = _spawn()
+            self._process.submit(load_matplotlib)
+
     def training_over(self) -> None:
-        """Training ends: no process is started for the last figures (a short run's only)."""
+        """Training ends: no process is started for the last figures any more (one that
+        ended, or a run that started none, draws them on the worker thread)."""
         self.beside_training = False
 
     def submit(self, what: str, step: int, job: Callable[[], None]) -> None:

@@ -139,6 +139,15 @@ class RunRecorder:
     def start(self, step: int) -> None:
         self._fit_start = self._clock = (step, time.perf_counter())
 
+    def start_drawing(self) -> None:
+        """Start the drawing process now, where this rank draws figures, rather than at the
+        first figure: it loads matplotlib while the run starts and trains, so that even a
+        short run's last figures are drawn there at once. For train.py's runs: a spawned
+        process imports the program's main module again, which train.py guards and a script
+        that runs the Trainer in its body may not."""
+        if self.world.is_main and self.settings.figures:
+            self.figure_writer.drawing.start()
+
     # ---------------------------------------------------------------- the schedule
     def log_due(self, step: int) -> bool:
         return self._regular_log_step(step) or step == self.settings.steps

@@ -42,6 +42,13 @@ class FlowPicture:
     matrix: np.ndarray
 
 
+def load_matplotlib() -> None:
+    """Import what drawing a figure imports, ahead of the first figure: it takes longer than
+    drawing one."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
+
 def figure_to_rgb(fig: Figure) -> np.ndarray:
     """Render a matplotlib figure to an (H, W, 3) uint8 array, without pyplot's global state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -137,19 +137,24 @@ def test_a_checkpoint_never_waits_for_the_figures_of_its_own_step(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("during", "beside"),
-    [([], True), (["trainer.sample_every=0", "diagnostics.game_every=0"], False)],
-    ids=["figures_while_training", "figures_at_the_end_only"],
+    ("started", "beside"),
+    [(True, True), (False, False)],
+    ids=["drawing_started_with_the_run", "no_drawing_process"],
 )
-def test_the_last_figures_are_drawn_beside_the_evaluation_only_in_the_drawing_process(
-    tmp_path, during, beside
+def test_the_last_figures_are_drawn_beside_the_evaluation_where_the_drawing_process_runs(
+    tmp_path, started, beside
 ):
-    """A run that drew figures while training has the drawing process: its last figures are
-    handed over before the evaluation and drawn beside it. A run without one (figures at the
-    end only) draws them on the worker thread after the evaluation, which they would slow."""
-    trainer, _ = make_trainer([*DURING, *during], tmp_path)
+    """A run whose only figures come at its end has no drawing process unless it was started
+    with the run, as train.py starts it: then they are handed over before the evaluation and
+    drawn beside it. Without one they come after the evaluation, which on the worker thread
+    they would slow."""
+    at_the_end = ["trainer.sample_every=0", "diagnostics.game_every=0"]
+    trainer, _ = make_trainer([*DURING, *at_the_end], tmp_path)
     recorder, events = trainer.recorder, []
-    evaluate, submit = recorder.evaluate, recorder.figure_writer.drawing.submit
+    drawing = recorder.figure_writer.drawing
+    if started:
+        recorder.start_drawing()
+    evaluate, submit = recorder.evaluate, drawing.submit
 
     def evaluated(step):
         events.append(("evaluation", step))
@@ -159,7 +164,7 @@ def test_the_last_figures_are_drawn_beside_the_evaluation_only_in_the_drawing_pr
         events.append((what, step))
         submit(what, step, job)
 
-    recorder.evaluate, recorder.figure_writer.drawing.submit = evaluated, submitted
+    recorder.evaluate, drawing.submit = evaluated, submitted
     assert trainer.fit().status == "ok"
     assert (events.index(("samples", 24)) < events.index(("evaluation", 24))) == beside
 

@@ -70,10 +70,12 @@ def run_trainer(overrides: list[str], steps: int) -> float:
 
 
 def trained(overrides: list[str], steps: int) -> tuple[Components, RunResult]:
-    """A real run in a temporary directory, and what it was built from. The game's spectrum
-    at the end of a run is not training, and not timed: it is left out unless asked for."""
+    """A real run in a temporary directory, and what it was built from. The figures and the
+    game's spectrum are left out unless asked for: the comparisons time steps (--breakdown
+    times a whole run, figures included), and the drawing process would start beside them."""
     parts = components(
         [
+            "trainer.figures=false",
             "diagnostics.game_every=0",
             *overrides,
             f"trainer.steps={steps}",
