@@ -122,6 +122,8 @@ class RunRecorder:
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
         #: the figures, drawn and written off the training thread
         self.figure_writer = FigureWriter(self.figures, logger, self.run_dir, self.settings.seed)
+        #: whether this rank draws figures: the main one, unless trainer.figures=false
+        self.draws = self.world.is_main and self.settings.figures
 
     def progress_bar(self, step: int) -> tqdm:
         """The run directory made, and a progress bar on stderr from ``step`` (trainer.progress)."""
@@ -145,7 +147,7 @@ class RunRecorder:
         short run's last figures are drawn there at once. For train.py's runs: a spawned
         process imports the program's main module again, which train.py guards and a script
         that runs the Trainer in its body may not."""
-        if self.world.is_main and self.settings.figures:
+        if self.draws:
             self.figure_writer.drawing.start()
 
     # ---------------------------------------------------------------- the schedule
@@ -231,13 +233,13 @@ class RunRecorder:
         ``/D``: the per-layer gradient norms logged so far as heatmaps. What they show is
         computed here; the worker draws and writes it (ganopt/drawing.py). None at all under
         trainer.figures=false."""
-        if not (self.world.is_main and self.settings.figures):
+        if not self.draws:
             return
         self.figure_writer.samples(step, list(self.flows.values()), save_png)
 
     def log_real_samples(self, step: int) -> None:
         """A grid of real images, once (not again when resuming), for comparison."""
-        if self.world.is_main and self.settings.figures and step == 0:
+        if self.draws and step == 0:
             self.figure_writer.real(step)
 
     @timed("evaluation (trainer.eval_every)")
@@ -268,7 +270,7 @@ class RunRecorder:
             self.game = None
             return
         self.logger.scalars(step, measured.scalars)
-        if self.settings.figures:
+        if self.draws:
             self.figure_writer.spectrum(measured.eigenvalues, step)
 
     # ---------------------------------------------------------------- metrics.json
