@@ -13,9 +13,11 @@ import time
 import pytest
 import torch
 
+import ganopt.drawing
 import ganopt.figures
 from ganopt.drawing import QUEUE_SIZE, Drawing
 from tests.conftest import REPO, MemoryLogger, make_trainer
+from tests.test_hostile import QUICK, run_main
 
 #: figures, evaluation, the game's spectrum and checkpoints all during a short toy run
 DURING = [
@@ -167,6 +169,20 @@ def test_the_last_figures_are_drawn_beside_the_evaluation_where_the_drawing_proc
     recorder.evaluate, drawing.submit = evaluated, submitted
     assert trainer.fit().status == "ok"
     assert (events.index(("samples", 24)) < events.index(("evaluation", 24))) == beside
+
+
+@pytest.mark.parametrize(("figures", "started"), [("true", 1), ("false", 0)])
+def test_train_py_starts_the_drawing_process_with_the_run(
+    tmp_path, capfd, monkeypatch, figures, started
+):
+    """train.py's runs start it before training (its main module is guarded), a short run
+    too; a run without figures starts none."""
+    calls = []
+    monkeypatch.setattr(ganopt.drawing.Drawing, "start", lambda self: calls.append(self))
+    argv = [*QUICK, "trainer.steps=2", f"trainer.figures={figures}"]
+    code, err = run_main(argv, tmp_path / "run", capfd)
+    assert code == 0, err
+    assert len(calls) == started
 
 
 @pytest.mark.slow
