@@ -16,27 +16,26 @@ class NonFiniteGuard:
     """Remembers, on the device, the first step at which each watched value (a network's loss,
     and on log steps its gradient norm) was not finite.
 
-    ``record`` runs every step and costs one kernel: it copies the losses into a buffer on the
-    device. ``watch`` tests values at once (log steps). ``fold`` turns the buffer into first bad
-    steps without a sync; ``check`` folds, syncs, and is called only on log and checkpoint steps.
+    ``record`` runs every step and costs no kernel: it keeps the losses (0-d tensors on the
+    device, each step's own). ``watch`` tests values at once (log steps). ``fold`` turns the kept
+    losses into first bad steps, one stack and one test for up to ``capacity`` steps, without a
+    sync; ``check`` folds, syncs, and is called only on log and checkpoint steps.
     """
 
     def __init__(self, names: Sequence[str], device: torch.device, capacity: int = 64) -> None:
         self.names = list(names)
         self.first_bad = torch.full((len(self.names),), math.inf, device=device)
-        self._recorded = torch.zeros(capacity, len(self.names), device=device)
+        self.capacity = capacity
+        self._recorded: list[Tensor] = []  # the values of consecutive steps, name by name
         self._first_recorded_step = 0
-        self._count = 0  # rows of the buffer in use: consecutive steps from the first one
 
     def record(self, step: int, values: Sequence[Tensor]) -> None:
         """One 0-d tensor per name, once per step, steps in order."""
-        if self._count == len(self._recorded):
-            self.fold()
-        if self._count == 0:
+        if not self._recorded:
             self._first_recorded_step = step
-        row = self._recorded[self._count]
-        torch.stack([v.detach().float() for v in values], out=row)
-        self._count += 1
+        self._recorded.extend(values)
+        if len(self._recorded) == self.capacity * len(self.names):
+            self.fold()
 
     def watch(self, step: int, values: Sequence[Tensor]) -> None:
         """One tensor per name; any non-finite element marks that name at ``step``."""
@@ -45,13 +44,14 @@ class NonFiniteGuard:
 
     def fold(self) -> None:
         """Move what ``record`` buffered into ``first_bad`` (device ops, no sync)."""
-        if self._count == 0:
+        if not self._recorded:
             return
-        recorded = self._recorded[: self._count]
-        steps = torch.arange(self._count, device=recorded.device) + self._first_recorded_step
+        values = torch.stack([v.detach().float() for v in self._recorded])
+        recorded = values.view(-1, len(self.names))
+        steps = torch.arange(len(recorded), device=recorded.device) + self._first_recorded_step
         bad_at = torch.where(torch.isfinite(recorded), math.inf, steps[:, None].float())
         self.first_bad = torch.minimum(self.first_bad, bad_at.amin(dim=0))
-        self._count = 0
+        self._recorded = []
 
     def check(self, across: Callable[[Tensor], Tensor] | None = None) -> tuple[str, int] | None:
         """The earliest (name, step) with a non-finite value, or None. ``across`` reduces the
