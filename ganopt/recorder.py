@@ -20,6 +20,7 @@ from ganopt.checkpoint import Checkpointer
 from ganopt.components import Components
 from ganopt.diagnostics import Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
+from ganopt.evaluation.background import BackgroundEvaluation, Scores
 from ganopt.evaluation.history import EvaluationHistory
 from ganopt.evidence import first_success, meets
 from ganopt.figures import Figures, FigureWriter
@@ -117,6 +118,7 @@ class RunRecorder:
         self.last_logged: dict[str, float] = {}
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
         self.evaluations = EvaluationHistory()  # every evaluation: checkpointed
+        self._evaluating: BackgroundEvaluation | None = None  # one at a time, beside training
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
@@ -139,7 +141,14 @@ class RunRecorder:
         )
 
     def start(self, step: int) -> None:
+        """The clock of steps_per_sec starts. A run resumed from a checkpoint whose step was an
+        evaluation's evaluates it again: the checkpoint was written while that evaluation ran
+        beside training, and does not hold it (:meth:`before_checkpoint`); the weights are the
+        same, and so are the numbers."""
         self._fit_start = self._clock = (step, time.perf_counter())
+        evaluated = any(row["step"] == step for row in self.evaluations.rows)
+        if 0 < step < self.settings.steps and self._evaluation_due(step) and not evaluated:
+            self.evaluate(step)
 
     def start_drawing(self) -> None:
         """Start the drawing process now, where this rank draws figures, rather than at the
@@ -166,13 +175,26 @@ class RunRecorder:
         return every > 0 and (early or step % every == 0 or step == self.settings.steps)
 
     def after_step(self, step: int) -> None:
-        """Evaluation and the game's spectrum on their intervals, before a checkpoint of the
-        same step (which holds the evaluations); the last step's come after training."""
+        """An evaluation done beside training shown; evaluation started and the game's
+        spectrum measured on their intervals (the game before a checkpoint of the same step);
+        the last step's come after training."""
         s = self.settings
-        if s.eval_every and step % s.eval_every == 0 and step < s.steps:
+        if self._evaluating is not None and self._evaluating.done():
+            self.show_evaluation()
+        if self._evaluation_due(step) and step < s.steps:
             self.evaluate(step)
         if self.game is not None and self.game.due(step) and step < s.steps:
             self.measure_game(step)
+
+    def _evaluation_due(self, step: int) -> bool:
+        return bool(self.settings.eval_every) and step % self.settings.eval_every == 0
+
+    def before_checkpoint(self, step: int) -> None:
+        """The evaluations of earlier steps shown (waiting for one still running), so that a
+        checkpoint holds every one of them; that of ``step`` itself runs on, and a resume from
+        this checkpoint evaluates it again (:meth:`start`)."""
+        if self._evaluating is not None and self._evaluating.step < step:
+            self.show_evaluation()
 
     def draw(self, step: int) -> None:
         """The sample figures on their interval, after a checkpoint of the same step, which so
@@ -191,7 +213,7 @@ class RunRecorder:
         beside = drawing.elsewhere
         if beside:
             self.log_samples(step, save_png=True)
-        self.evaluate(step)
+        self.evaluate(step, beside_training=False)
         self.measure_game(step)
         if not beside:
             self.log_samples(step, save_png=True)
@@ -242,15 +264,36 @@ class RunRecorder:
         if self.draws and step == 0:
             self.figure_writer.real(step)
 
-    @timed("evaluation (trainer.eval_every)")
-    def evaluate(self, step: int) -> None:
-        """Evaluation metrics → ``metrics/<name>``, evaluations.csv and metrics.json (rewritten,
-        status running)."""
+    def evaluate(self, step: int, beside_training: bool = True) -> None:
+        """Evaluation of the sampler's weights of ``step``: on a copy, on a thread of its own
+        while training goes on (ganopt/evaluation/background.py), shown once done, at the
+        latest at the next evaluation, a checkpoint or the end; or here, now (the final one)."""
         if self.evaluator is None:
             return
-        self.last_metrics = self.evaluator(self.figures.sampler())
-        self.evaluations.add(step, self.last_metrics)
-        defined = {k: v for k, v in self.last_metrics.items() if v is not None}
+        self.show_evaluation()  # one at a time, shown in order
+        with self.stopwatch("evaluation (trainer.eval_every)"):
+            if beside_training:
+                self._evaluating = BackgroundEvaluation(
+                    step, self.evaluator, self.figures.sampler()
+                )
+            else:
+                self._show(step, self.evaluator(self.figures.sampler()))
+
+    def show_evaluation(self) -> None:
+        """The evaluation running beside training, if any, shown (waiting until it is done);
+        what it raised is raised here."""
+        evaluating, self._evaluating = self._evaluating, None
+        if evaluating is None:
+            return
+        with self.stopwatch("evaluation (trainer.eval_every)"):
+            self._show(evaluating.step, evaluating.result())
+
+    def _show(self, step: int, scores: Scores) -> None:
+        """Evaluation metrics → ``metrics/<name>``, evaluations.csv and metrics.json (rewritten,
+        status running)."""
+        self.last_metrics = scores
+        self.evaluations.add(step, scores)
+        defined = {k: v for k, v in scores.items() if v is not None}
         if (success := self._success().get("success")) is not None:
             defined["success"] = success
         self.logger.scalars(step, {f"{METRICS}/{k}": v for k, v in defined.items()})
@@ -330,9 +373,16 @@ class RunRecorder:
         aborted: bool = False,
         error: str | None = None,
     ) -> RunResult:
-        """Write metrics.json, once every figure is written, and say how the run ended, in one
+        """Write metrics.json, once every figure is written and an evaluation still running
+        beside training is shown (not after a second Ctrl-C), and say how the run ended, in one
         line."""
         self.figure_writer.drawing.close()
+        if not aborted:
+            try:
+                self.show_evaluation()
+            except Exception as e:  # the run has ended otherwise: say so, and end it as it did
+                line = failure_line(e, step) or f"{type(e).__name__}: {e}"
+                log.error("the evaluation running beside training failed: %s", line)
         metrics = self.metrics(status, step, ended_at)
         saved = self.checkpoints.saved_step
         kept = f"step {saved}" if saved is not None else "none yet"

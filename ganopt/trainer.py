@@ -133,6 +133,7 @@ class Trainer:
     def _save(self, step: int) -> str | None:
         """The checkpoint of ``step`` and the metrics.json that records it, which a second
         Ctrl-C never separates; a network whose state is not finite instead."""
+        self.recorder.before_checkpoint(step)
         with signals_held():
             network = self.checkpoints.save(self.state.state_dict(), step)
             if network is None:

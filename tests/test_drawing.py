@@ -158,9 +158,9 @@ def test_the_last_figures_are_drawn_beside_the_evaluation_where_the_drawing_proc
         recorder.start_drawing()
     evaluate, submit = recorder.evaluate, drawing.submit
 
-    def evaluated(step):
+    def evaluated(step, **how):
         events.append(("evaluation", step))
-        evaluate(step)
+        evaluate(step, **how)
 
     def submitted(what, step, job):
         events.append((what, step))
