@@ -1,15 +1,16 @@
-"""Figures drawn off the training path. The training thread computes what a figure shows
-(host arrays, never live tensors, never the global RNG) and hands it over; a worker thread has
-it drawn and writes it to TensorBoard and the run directory while training goes on. So the
-worker cannot change a run's bits. While training goes on the drawing itself (matplotlib,
-Python that holds the interpreter's lock) happens in a process of its own, on another core, so
-that it does not slow the steps it overlaps. It starts with the first figure drawn while
-training goes on, or, for train.py's runs, with the run, loading matplotlib meanwhile, so that
-even a short run's last figures are drawn there beside its evaluation.
+"""Figures drawn off the training path. The training thread hands over what a figure shows
+(host arrays, or copies of the networks that the job alone uses; never live tensors, never the
+global RNG); a worker thread computes the picture, has it drawn and writes it to TensorBoard
+and the run directory while training goes on. So the worker cannot change a run's bits. While
+training goes on the drawing itself (matplotlib, Python that holds the interpreter's lock)
+happens in a process of its own, on another core, so that it does not slow the steps it
+overlaps. It starts with the first figure drawn while training goes on, or, for train.py's
+runs, with the run, loading matplotlib meanwhile, so that even a short run's last figures are
+drawn there beside its evaluation.
 The queue is short, and a full queue makes the training thread wait, so memory stays bounded;
 the run waits for it at each checkpoint, so that the files on disk match the checkpoint, and
 at the end. A figure that fails is reported once, in the log and in TensorBoard's alerts, and
-the run goes on without it (docs/performance.md, "Where a default run's time goes")."""
+the run goes on without it (docs/performance.md, "Where a default run's time goes")"""
 
 from __future__ import annotations
 

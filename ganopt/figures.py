@@ -1,10 +1,12 @@
 """The run's figures: the samples (D's contour for 2-D data, a grid for images), the gradient
-flow heatmaps, the real images and the game's spectrum. What each shows is computed on the
-training thread, as host arrays; drawing it (ganopt/rendering.py) and writing it (TensorBoard,
-the run directory's PNGs) is a job for the worker of ganopt/drawing.py."""
+flow heatmaps, the real images and the game's spectrum. The training thread hands each over as
+host arrays or as copies of the networks taken at its step; computing what the samples show
+from those copies, drawing it (ganopt/rendering.py) and writing it (TensorBoard, the run
+directory's PNGs) is a job for the worker of ganopt/drawing.py."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,11 @@ from ganopt.plots import image_grid, toy_picture
 from ganopt.rendering import FlowPicture, flows_rgb, samples_rgb, spectrum_rgb
 from ganopt.rundir import write_atomic
 from ganopt.tags import GAME_SPECTRUM
+
+
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    """The weights and buffers of ``module`` as they are now, for a figure's job alone."""
+    return copy.deepcopy(module).requires_grad_(False)
 
 
 def save_png_atomic(rgb: np.ndarray, path: Path) -> None:
@@ -83,15 +90,18 @@ class FigureWriter:
         self.drawing.submit("game spectrum", step, write)
 
     def _samples_drawer(self, step: int) -> Callable[[], np.ndarray] | None:
-        """The samples picture's drawing, over host arrays computed now (None: no figure)."""
+        """The samples picture's drawing, over copies of the networks taken now (None: no
+        figure). What it shows comes from generators of its own, without gradients, with
+        the copies in eval mode: the worker computes it beside training, and training moves
+        the live weights meanwhile."""
         f = self.figures
         kind = getattr(f.data, "kind", None)  # a data source without one gets no figure
         if kind == "points":
-            picture = toy_picture(f.sampler(), f.D, f.data, f.loss)
-            return lambda: self.drawing.draw(samples_rgb, picture, step)
+            G, D = _frozen_copy(f.sampler()), _frozen_copy(f.D)
+            return lambda: self.drawing.draw(samples_rgb, toy_picture(G, D, f.data, f.loss), step)
         if kind == "images":
-            grid = image_grid(generate(f.sampler(), 64, seed=self.seed))
-            return lambda: grid
+            G = _frozen_copy(f.sampler())
+            return lambda: image_grid(generate(G, 64, seed=self.seed))
         return None
 
     def _write_samples(self, rgb: np.ndarray, step: int, png: Path | None) -> None:

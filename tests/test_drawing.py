@@ -78,6 +78,36 @@ def test_a_figure_that_fails_is_reported_once_and_the_run_ends_ok(tmp_path, monk
     assert not (tmp_path / "samples.png").exists()
 
 
+def test_the_samples_figure_shows_the_weights_of_its_step_while_training_moves_them(
+    tmp_path, monkeypatch
+):
+    """The worker computes the picture from copies taken when the figure was handed over:
+    here it is blocked until the live weights have moved on."""
+    trainer, _ = make_trainer(DURING, tmp_path)
+    writer = trainer.recorder.figure_writer
+    writer.drawing.background, seen = True, []
+    picture = ganopt.figures.toy_picture
+    monkeypatch.setattr(
+        ganopt.figures,
+        "toy_picture",
+        lambda G, D, *a: seen.append([p.clone() for p in (*G.parameters(), *D.parameters())])
+        or picture(G, D, *a),
+    )
+    live = [*trainer.recorder.figures.sampler().parameters(), *trainer.D.parameters()]
+    at_step = [p.detach().clone() for p in live]
+    trainable = [p.requires_grad for p in live]
+    release = threading.Event()
+    writer.drawing.submit("blocker", 0, release.wait)
+    writer.samples(1, [], save_png=False)
+    with torch.no_grad():
+        for p in live:
+            p.add_(1.0)
+    release.set()
+    writer.drawing.close()
+    assert len(seen) == 1 and all(map(torch.equal, seen[0], at_step))
+    assert [p.requires_grad for p in live] == trainable  # the copies were frozen, not these
+
+
 def test_the_queue_is_bounded_and_close_waits_for_every_figure():
     drawing, done = Drawing(MemoryLogger()), []
     started, release = threading.Event(), threading.Event()
