@@ -90,8 +90,10 @@ def test_the_samples_figure_shows_the_weights_of_its_step_while_training_moves_t
     monkeypatch.setattr(
         ganopt.figures,
         "toy_picture",
-        lambda G, D, *a: seen.append([p.clone() for p in (*G.parameters(), *D.parameters())])
-        or picture(G, D, *a),
+        lambda G, D, *a: (
+            seen.append([p.clone() for p in (*G.parameters(), *D.parameters())])
+            or picture(G, D, *a)
+        ),
     )
     live = [*trainer.recorder.figures.sampler().parameters(), *trainer.D.parameters()]
     at_step = [p.detach().clone() for p in live]
