@@ -112,6 +112,8 @@ class RunRecorder:
         self.figures = Figures(lambda: parts.sampler, parts.D, parts.loss, parts.data)
         self.evaluator, self.schedule, self.device = parts.evaluator, parts.schedule, parts.device
         self.game = parts.game  # built on the main rank only
+        self.beside = parts.diagnostics.beside  # the log steps' measurements beside training
+        self._unwritten: dict[int, dict[str, float]] = {}  # log steps' scalars waiting for them
         if self.game is not None:
             logger.expected_tags.update(GAME_TAGS)
         self.flows = {network: GradientFlow(network) for network in ("G", "D")}  # checkpointed
@@ -179,6 +181,7 @@ class RunRecorder:
         spectrum measured on their intervals (the game before a checkpoint of the same step);
         the last step's come after training."""
         s = self.settings
+        self.write_measured_beside()
         if self._evaluating is not None and self._evaluating.done():
             self.show_evaluation()
         if self._evaluation_due(step) and step < s.steps:
@@ -190,11 +193,13 @@ class RunRecorder:
         return bool(self.settings.eval_every) and step % self.settings.eval_every == 0
 
     def before_checkpoint(self, step: int) -> None:
-        """The evaluations of earlier steps shown (waiting for one still running), so that a
-        checkpoint holds every one of them; that of ``step`` itself runs on, and a resume from
-        this checkpoint evaluates it again (:meth:`start`)."""
+        """Every log step's measurements written, and the evaluations of earlier steps shown
+        (waiting for those still running), so that a checkpoint holds every one of them; that
+        of ``step`` itself runs on, and a resume from this checkpoint evaluates it again
+        (:meth:`start`)."""
         if self._evaluating is not None and self._evaluating.step < step:
             self.show_evaluation()
+        self.write_measured_beside(wait=True)
 
     def draw(self, step: int) -> None:
         """The sample figures on their interval, after a checkpoint of the same step, which so
@@ -235,7 +240,10 @@ class RunRecorder:
             if values.get(tag, 0.0) > 0:
                 values[GRAD_NORM_LOG10[network]] = math.log10(values[tag])
         self._clock = (step, now)
-        self.logger.scalars(step, values)
+        if self.beside is not None and self.beside.measures(step):
+            self._unwritten[step] = dict(values)  # written with what is measured beside
+        else:
+            self.logger.scalars(step, values)
         lr_factor = 1.0 if self.schedule is None else self.schedule.factor(step)
         regular = self._regular_log_step(step)
         for message in self.alarm.update(step, values, record=regular, lr_factor=lr_factor):
@@ -247,6 +255,19 @@ class RunRecorder:
         bar.set_postfix(
             loss_D=f"{values[LOSS_D]:.4g}", loss_G=f"{values[LOSS_G]:.4g}", refresh=False
         )
+
+    def write_measured_beside(self, wait: bool = False) -> None:
+        """The scalars of each log step whose measurements beside training are done
+        (ganopt/diagnostics/beside.py; every one: ``wait``), written with them as one event;
+        what a measurement raised is raised here."""
+        if self.beside is None:
+            return
+        for step, measured in self.beside.ready(wait):
+            values = self._unwritten.pop(step, None)
+            if values is None:  # a step measured for its histograms alone writes no scalars
+                continue
+            with self.stopwatch("log steps' scalars written once measured beside training"):
+                self.logger.scalars(step, values | to_host(measured))
 
     @timed("sample and gradient-flow figures (trainer.sample_every)")
     def log_samples(self, step: int, save_png: bool = False) -> None:
@@ -373,16 +394,17 @@ class RunRecorder:
         aborted: bool = False,
         error: str | None = None,
     ) -> RunResult:
-        """Write metrics.json, once every figure is written and an evaluation still running
-        beside training is shown (not after a second Ctrl-C), and say how the run ended, in one
-        line."""
+        """Write metrics.json, once every figure is written and the work still running beside
+        training (log-step measurements, an evaluation) is shown (not after a second Ctrl-C),
+        and say how the run ended, in one line."""
         self.figure_writer.drawing.close()
         if not aborted:
             try:
+                self.write_measured_beside(wait=True)
                 self.show_evaluation()
             except Exception as e:  # the run has ended otherwise: say so, and end it as it did
                 line = failure_line(e, step) or f"{type(e).__name__}: {e}"
-                log.error("the evaluation running beside training failed: %s", line)
+                log.error("work beside training failed: %s", line)
         metrics = self.metrics(status, step, ended_at)
         saved = self.checkpoints.saved_step
         kept = f"step {saved}" if saved is not None else "none yet"

@@ -201,7 +201,7 @@ class Trainer:
         self._freeze_d(not self.objective.consensus)
         g = self.objective.g_pass(self.passes.G_train, self.passes.D, z, self.step + 1, real)
         if probe:  # the shadow losses need the graph that backward frees
-            self.diagnostics.on_g_forward(probe, g.fake, g.out_fake, g.out_real)
+            self.diagnostics.on_g_forward(probe, z, g.fake, g.out_fake, g.out_real)
         zero_grad(self.g_params)
         g.objective.backward(inputs=self.g_params)
         self._freeze_d(False)

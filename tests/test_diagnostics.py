@@ -12,6 +12,7 @@ from torch import nn
 
 from ganopt.diagnostics import Diagnostics, GradientAlarm, Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
+from ganopt.diagnostics.measurements import input_gradient_norms
 from ganopt.diagnostics.memorization import Memorization
 from ganopt.diagnostics.report import collecting
 from ganopt.losses import GENERATOR_LOSSES, NonSaturatingLoss, StandardLoss, WassersteinLoss
@@ -74,7 +75,7 @@ def measure(loss, fake_logit, shadow=(), clip=None, histograms=False):
     fake = G(z)
     out_fake = D(fake)
     g_loss = loss.g_loss(out_fake)
-    diag.on_g_forward(probe, fake, out_fake)
+    diag.on_g_forward(probe, z, fake, out_fake)
     g_loss.backward()
     diag.on_g_backward(probe, g_loss, out_fake)
     return to_host(probe.scalars), probe
@@ -101,7 +102,7 @@ def test_relativistic_shadows_of_a_batchnorm_d_leave_the_g_steps_graph_whole():
     fake = G(z)
     out_fake = D(fake)
     g_loss = NonSaturatingLoss().g_loss(out_fake)
-    diag.on_g_forward(probe, fake, out_fake)
+    diag.on_g_forward(probe, z, fake, out_fake)
     g_loss.backward()  # the graph is whole
     shadow = to_host(probe.scalars)["grad_norm_shadow/G/rsgan"]
     grads = torch.autograd.grad(shadow_loss.g_loss(D(G(z)), reference_real), list(G.parameters()))
@@ -137,12 +138,9 @@ def test_input_gradients_of_a_linear_d_are_its_weight_norm():
 def test_input_gradients_in_one_pass_equal_one_pass_per_set():
     torch.manual_seed(0)
     D = MLPDiscriminator(data_shape=(2,), hidden=[16, 16])
-    diagnostics = Diagnostics(MLPGenerator(2, (2,), [8]), D, NonSaturatingLoss(), seed=3)
-    real, fake = torch.randn(32, 2), torch.randn(32, 2)
-    together = diagnostics.input_gradient_norms(real, fake)
-    diagnostics.rng.manual_seed(3)  # the same interpolates
-    diagnostics._batch_coupled = True  # as with BatchNorm: one pass per set
-    separately = diagnostics.input_gradient_norms(real, fake)
+    real, fake, eps = torch.randn(32, 2), torch.randn(32, 2), torch.rand(32, 1)
+    together = input_gradient_norms(D, real, fake, eps, batch_coupled=False)
+    separately = input_gradient_norms(D, real, fake, eps, batch_coupled=True)  # as BatchNorm's
     assert set(together) == {"grad_x/D/real", "grad_x/D/fake", "grad_x/D/interp"}
     for name, value in together.items():
         assert value.item() == pytest.approx(separately[name].item(), rel=1e-5)
@@ -176,7 +174,7 @@ def test_shadow_norm_equals_the_gradient_that_loss_would_really_give(shadow_name
     probe = Probe()
     out_real = D(real).detach()
     fake = G(z)
-    diag.on_g_forward(probe, fake, D(fake), out_real)
+    diag.on_g_forward(probe, z, fake, D(fake), out_real)
     shadow = to_host(probe.scalars)[f"grad_norm_shadow/G/{shadow_name}"]
 
     relativistic = out_real if shadow_loss.uses_real_in_g else None

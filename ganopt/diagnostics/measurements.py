@@ -3,18 +3,22 @@
 The Trainer calls these hooks at four points of its D and G steps, and only on log steps.
 Randomness (interpolates) comes from a generator of its own, seeded per log step, so measuring
 never moves the training RNG: a run's trajectory does not depend on how often it is logged.
+With a worker (ganopt/diagnostics/beside.py), D's input gradients and the shadow losses'
+passes through G run beside training, on replicas of the networks, and their values come back
+through the worker instead of the probe.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ganopt.diagnostics.beside import BesideWorker, Replica, Values
 from ganopt.diagnostics.stats import Probe, grad_norms
 from ganopt.losses import GANLoss
 from ganopt.tags import (
@@ -65,6 +69,7 @@ class Diagnostics:
         clip: float | None = None,
         input_gradients: bool = True,
         seed: int = 0,
+        beside: BesideWorker | None = None,
     ) -> None:
         self.loss = loss
         self.D = D
@@ -79,12 +84,17 @@ class Diagnostics:
         self.rng = torch.Generator(device=device).manual_seed(seed)
         self._before_step: dict[str, list[Tensor]] = {}
         self._last_real: Tensor | None = None
+        self.beside = beside
+        if beside is not None:
+            self._replicas = {"G": Replica(G, beside), "D": Replica(D, beside)}
+        self._step = 0
 
     def start(self, step: int) -> None:
         """Seed the diagnostics' own generator from (seed, step), so what a log step measures
         depends on nothing but the step: not on which steps were logged before it, nor on
         where a run was split by a resume."""
         self.rng.manual_seed((self.seed + step * 0x9E3779B97F4A7C15) % 2**63)
+        self._step = step
 
     # ------------------------------------------------------------------ either step
     def before_step(self, network: str) -> None:
@@ -141,7 +151,19 @@ class Diagnostics:
             s[WASSERSTEIN] = out_real.mean() - out_fake.mean()
         s |= grad_norms(f"{GRAD_NORM}/D", self.d_params)
         if self.input_gradients:
-            s |= self.input_gradient_norms(real, fake)
+            eps = self._interpolation_weights(real)
+            if self.beside is None:
+                with buffers_preserved(self.D):
+                    s |= input_gradient_norms(self.D, real, fake, eps, self._batch_coupled)
+            else:
+                self._measure_beside(
+                    "D",
+                    input_gradient_norms,
+                    real.detach().clone(),
+                    fake.detach().clone(),
+                    eps,
+                    self._batch_coupled,
+                )
         if probe.histograms:
             probe.hists["hist/D/out_real"] = out_real
             probe.hists["hist/D/out_fake"] = out_fake
@@ -155,31 +177,26 @@ class Diagnostics:
         at_bound = sum((p.abs() >= 0.99 * self.clip).sum() for p in params)
         probe.scalars["clip/at_bound"] = at_bound / sum(p.numel() for p in params)
 
-    def input_gradient_norms(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """Mean over samples of ||∇_x D(x)|| on real, fake and random interpolates: one pass
-        over the three sets together, or one each where BatchNorm couples a batch's samples.
-        D's buffers are restored afterwards, so measuring never moves the trajectory."""
+    def _interpolation_weights(self, real: Tensor) -> Tensor:
+        """One weight per sample for the interpolates between real and fake, from the
+        diagnostics' own generator."""
         shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-        eps = torch.rand(shape, device=real.device, generator=self.rng)
-        points = {"real": real, "fake": fake, "interp": eps * real + (1 - eps) * fake}
-        with buffers_preserved(self.D):
-            if self._batch_coupled:
-                grads = [self._input_gradient(x) for x in points.values()]
-            else:
-                grads = self._input_gradient(torch.cat(list(points.values()))).split(len(real))
-        return {
-            f"grad_x/D/{name}": grad.flatten(1).norm(dim=1).mean()
-            for name, grad in zip(points, grads, strict=True)
-        }
+        return torch.rand(shape, device=real.device, generator=self.rng)
 
-    def _input_gradient(self, x: Tensor) -> Tensor:
-        x = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.D(x).sum(), x)
-        return grad
+    def _measure_beside(self, network: str, measure: Callable[..., Values], *args: object) -> None:
+        """``measure(replica of network, *args)`` on the worker: the replica refreshed now."""
+        replica = self._replicas[network]
+        module = replica.refresh()
+        replica.read_by(self.beside.submit(self._step, lambda: measure(module, *args)))
 
     # ------------------------------------------------------------------ G step
     def on_g_forward(
-        self, probe: Probe, fake: Tensor, out_fake: Tensor, out_real: Tensor | None = None
+        self,
+        probe: Probe,
+        z: Tensor,
+        fake: Tensor,
+        out_fake: Tensor,
+        out_real: Tensor | None = None,
     ) -> None:
         """Before G's backward, while the graph is alive: the total gradient norm each other
         generator loss would give on this very batch of fakes ``fake`` = G(z), whose D logits
@@ -189,31 +206,38 @@ class Diagnostics:
         with the loss's analytic dℓ/da gives it, without building another loss graph. Where D
         scores each sample on its own (no BatchNorm), ∇θ a_i = (∂x_i/∂θ)ᵀ ∇x D(x_i): one
         backward through D gives every ∇x D(x_i), and each loss then costs a backward through
-        G alone. A relativistic loss also needs D's logits on real data: those of the G step
-        where its loss read them, else D's (current) logits on the log step's real batch.
+        G alone (beside training with a worker: through a replica of G, which makes ``fake``
+        again from ``z``). A relativistic loss also needs D's logits on real data: those of the
+        G step where its loss read them, else D's (current) logits on the log step's real batch.
         """
         if not self.shadow_losses:
             return
-        params = [p for _, p in self.g_params]
         logits = out_fake.detach()
-        if self._batch_coupled:  # each logit depends on the whole batch: back through D too
-            output, signal = out_fake, torch.ones_like(logits)
-        else:
-            (signal,) = torch.autograd.grad(out_fake.sum(), fake, retain_graph=True)
-            output = fake
         relativistic = any(other.uses_real_in_g for other in self.shadow_losses.values())
         real_logits = self._real_logits(out_real) if relativistic else None
-        for name, other in self.shadow_losses.items():
-            real = real_logits if other.uses_real_in_g else None
-            weights = other.g_grad(logits, real) / logits.shape[0]
-            weights = weights.reshape(len(weights), *[1] * (signal.dim() - 1)) * signal
-            # (x·w).sum()'s gradient is grad_outputs=w's, bit for bit, without the import of
-            # torch's symbolic shapes that a tensor grad_outputs costs (docs/performance.md)
-            grads = torch.autograd.grad((output * weights).sum(), params, retain_graph=True)
-            norms = torch._foreach_norm(list(grads))
-            probe.scalars[f"grad_norm_shadow/G/{name}"] = torch.linalg.vector_norm(
-                torch.stack(norms)
+        if self._batch_coupled:  # each logit depends on the whole batch: back through D too
+            params = [p for _, p in self.g_params]
+            signal = torch.ones_like(logits)
+            probe.scalars |= shadow_norms(
+                self.shadow_losses, out_fake, signal, logits, real_logits, params
             )
+            return
+        (signal,) = torch.autograd.grad(out_fake.sum(), fake, retain_graph=True)
+        if self.beside is None:
+            params = [p for _, p in self.g_params]
+            probe.scalars |= shadow_norms(
+                self.shadow_losses, fake, signal, logits, real_logits, params
+            )
+            return
+        names = [name for name, _ in self.g_params]
+        shadows = self.shadow_losses
+
+        def through_replica(G: nn.Module, z: Tensor) -> Values:
+            named = dict(G.named_parameters())
+            params = [named[name] for name in names]
+            return shadow_norms(shadows, G(z), signal, logits, real_logits, params)
+
+        self._measure_beside("G", through_replica, z.detach().clone())
 
     def _real_logits(self, out_real: Tensor | None) -> Tensor | None:
         """``out_real``, else D's logits on the log step's real batch from a forward that
@@ -254,3 +278,50 @@ class Diagnostics:
 def _grad_copies(prefix: str, named_params: list[tuple[str, nn.Parameter]]) -> dict[str, Tensor]:
     """Gradients as they are now (the optimizer's next zero_grad would drop them)."""
     return {f"{prefix}/{n}": p.grad.detach().clone() for n, p in named_params if p.grad is not None}
+
+
+def input_gradient_norms(
+    D: nn.Module, real: Tensor, fake: Tensor, eps: Tensor, batch_coupled: bool
+) -> Values:
+    """Mean over samples of ||∇_x D(x)|| on real, fake and the interpolates eps·real +
+    (1 − eps)·fake: one pass over the three sets together, or one each where BatchNorm
+    couples a batch's samples. It moves D's buffers (BatchNorm's statistics, spectral norm's
+    vectors): the caller restores or owns them."""
+    points = {"real": real, "fake": fake, "interp": eps * real + (1 - eps) * fake}
+    if batch_coupled:
+        grads = [_input_gradient(D, x) for x in points.values()]
+    else:
+        grads = _input_gradient(D, torch.cat(list(points.values()))).split(len(real))
+    return {
+        f"grad_x/D/{name}": grad.flatten(1).norm(dim=1).mean()
+        for name, grad in zip(points, grads, strict=True)
+    }
+
+
+def _input_gradient(D: nn.Module, x: Tensor) -> Tensor:
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x)
+    return grad
+
+
+def shadow_norms(
+    losses: Mapping[str, GANLoss],
+    output: Tensor,
+    signal: Tensor,
+    logits: Tensor,
+    real_logits: Tensor | None,
+    params: list[Tensor],
+) -> Values:
+    """``grad_norm_shadow/G/<name>``: the norm of Σ_i (1/N) dℓ/da_i · signal_i · ∂output_i/∂θ
+    for each loss ℓ, a vector-Jacobian product through ``output``'s graph (which it keeps)."""
+    norms = {}
+    for name, other in losses.items():
+        real = real_logits if other.uses_real_in_g else None
+        weights = other.g_grad(logits, real) / logits.shape[0]
+        weights = weights.reshape(len(weights), *[1] * (signal.dim() - 1)) * signal
+        # (x·w).sum()'s gradient is grad_outputs=w's, bit for bit, without the import of
+        # torch's symbolic shapes that a tensor grad_outputs costs (docs/performance.md)
+        grads = torch.autograd.grad((output * weights).sum(), params, retain_graph=True)
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads))))
+        norms[f"grad_norm_shadow/G/{name}"] = total
+    return norms

@@ -18,6 +18,7 @@ from ganopt.components import Components
 from ganopt.config import ConfigError, TrainerConfig
 from ganopt.data import ImageBatches
 from ganopt.diagnostics import Diagnostics, GradientAlarm
+from ganopt.diagnostics.beside import BesideWorker
 from ganopt.diagnostics.game import GameProbe
 from ganopt.diagnostics.memorization import Memorization
 from ganopt.distributed import SINGLE_PROCESS, World
@@ -42,6 +43,7 @@ from ganopt.setup.device import (
     flushed_subnormals,
     per_rank,
     set_threads,
+    spare_core,
     speed_up_on_cuda,
 )
 from ganopt.setup.optimizers import build_optimizer, lazily_regularized
@@ -111,7 +113,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     (opt_G, opt_D), flat = _optimizers(cfg, settings, (G, D), regularizers)
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
-    diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed)
+    diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed, spare_core(device))
     success = OmegaConf.to_container(cfg.objective.success) if cfg.objective.success else None
     evaluator = evaluator_for(data, device, settings.seed, success) if world.is_main else None
     if world.distributed:
@@ -244,8 +246,16 @@ def _same_g_objective(cls: type[GANLoss], loss: GANLoss) -> bool:
 
 
 def _diagnostics(
-    cfg: DictConfig, G: nn.Module, D: nn.Module, loss: GANLoss, data: object, seed: int
+    cfg: DictConfig,
+    G: nn.Module,
+    D: nn.Module,
+    loss: GANLoss,
+    data: object,
+    seed: int,
+    beside: bool,
 ) -> tuple[Diagnostics, GradientAlarm]:
+    """The log steps' measurements, those that need no live graph beside training where
+    ``beside`` (a CPU with a core the run's threads leave free)."""
     diag = cfg.diagnostics
     shadow = diag.shadow if diag.shadow is not None else getattr(data, "kind", None) == "points"
     others = (
@@ -255,7 +265,10 @@ def _diagnostics(
         if shadow
         else {}
     )
-    diagnostics = Diagnostics(G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=seed)
+    worker = BesideWorker() if beside else None
+    diagnostics = Diagnostics(
+        G, D, loss, others, cfg.optim.clip, diag.input_gradients, seed=seed, beside=worker
+    )
     alarm = GradientAlarm(
         diag.vanishing_ratio, diag.exploding_ratio, diag.stalled_ratio, diag.stalled_logs
     )

@@ -61,13 +61,25 @@ def set_threads(threads: int | str, device: torch.device, model: object = None) 
     if threads != "auto":
         torch.set_num_threads(int(threads))
         return f"threads {int(threads)} (trainer.threads)"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     omp = os.environ.get("OMP_NUM_THREADS")
-    count, why = auto_threads(TORCH_THREADS, cpus or 1, busy_cores(), small_mlp(model), omp)
+    count, why = auto_threads(TORCH_THREADS, usable_cpus(), busy_cores(), small_mlp(model), omp)
     if count is None:
         count = torch.get_num_threads()
     torch.set_num_threads(count)
     return f"threads {count} (auto: {why})"
+
+
+def spare_core(device: torch.device) -> bool:
+    """Whether the run trains on the CPU and its threads leave one of this process's CPUs
+    free: where work beside training (log-step measurements) runs at no cost to the steps."""
+    return device.type == "cpu" and torch.get_num_threads() < usable_cpus()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 #: torch's own intra-op thread count, one per physical core (or OMP_NUM_THREADS), before any

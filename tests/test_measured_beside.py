@@ -1,0 +1,114 @@
+"""Log-step measurements beside training (ganopt/diagnostics/beside.py): the values measured
+inline, bit for bit, written with their step's other scalars; replicas that equal their
+networks; a failure raised on the training thread."""
+
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from ganopt.diagnostics.beside import BesideWorker, Replica
+from ganopt.setup import assembly
+from tests.conftest import make_trainer
+
+MLP = ["model.g.hidden=[32,32]", "model.d.hidden=[32,32]", "trainer.batch_size=64"]
+LOGGED = ["trainer.steps=9", "trainer.log_every=2", "trainer.hist_every=3"]  # 3: histograms alone
+
+
+def _scalars(overrides, run_dir, beside, monkeypatch):
+    monkeypatch.setattr(assembly, "spare_core", lambda device: beside)
+    trainer, logger = make_trainer([*overrides, *LOGGED], run_dir)
+    assert (trainer.diagnostics.beside is not None) == beside
+    assert trainer.fit().status == "ok"
+    weights = [t.clone() for t in trainer.state.state_dict()["G"].values()]
+    timed = {tag for tag in logger.scalar_log if tag.startswith("perf/")}  # a clock's
+    return {k: v for k, v in logger.scalar_log.items() if k not in timed}, weights
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        MLP,
+        [*MLP, "loss=rsgan", "diagnostics.shadow=true"],
+        [*MLP, "loss=wgan_gp", "reg=instance_noise", "trainer.ema_decay=null"],
+        [*MLP, "experiment=sngan", "trainer.steps=9"],
+        [
+            "model=dcgan",
+            "data=digits",
+            "model.g.width=8",
+            "model.d.width=8",
+            "trainer.batch_size=16",
+            "diagnostics.shadow=true",
+        ],
+    ],
+    ids=["toy", "relativistic", "gp+noise", "spectral_norm", "dcgan_batchnorm_d"],
+)
+def test_measured_beside_training_the_run_logs_what_it_logs_inline_bit_for_bit(
+    config, tmp_path, monkeypatch
+):
+    inline, inline_weights = _scalars(config, tmp_path / "inline", False, monkeypatch)
+    beside, beside_weights = _scalars(config, tmp_path / "beside", True, monkeypatch)
+    assert beside == inline  # every tag, every step, every value
+    assert all(map(torch.equal, beside_weights, inline_weights))
+    assert {"grad_x/D/real", "grad_x/D/interp"} <= beside.keys()
+    if "diagnostics.shadow=true" in config or config is MLP:
+        assert any(tag.startswith("grad_norm_shadow/G/") for tag in beside)
+
+
+def test_a_replica_equals_its_network_and_waits_for_the_jobs_that_read_it():
+    worker = BesideWorker()
+    live = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4))
+    replica = Replica(live, worker)
+    copy = replica.refresh()
+    started, release = threading.Event(), threading.Event()
+    replica.read_by(worker.submit(1, lambda: (started.set(), release.wait(), {})[-1]))
+    started.wait()
+    with torch.no_grad():
+        live[0].weight.add_(1.0)
+    live(torch.randn(8, 2))  # moves BatchNorm's running statistics
+    live.eval()
+    live[1].weight.requires_grad_(False)
+    refreshed = threading.Thread(target=replica.refresh)
+    refreshed.start()
+    refreshed.join(0.2)
+    assert refreshed.is_alive()  # the job still reads the replica
+    release.set()
+    refreshed.join()
+    assert replica.refresh() is copy and not copy.training
+    pairs = [
+        *zip(copy.parameters(), live.parameters(), strict=True),
+        *zip(copy.buffers(), live.buffers(), strict=True),
+    ]
+    assert all(torch.equal(mine, theirs) for mine, theirs in pairs)
+    assert [p.requires_grad for p in copy.parameters()] == [True, True, False, True]
+    assert all(p.data_ptr() != q.data_ptr() for p, q in pairs)
+
+
+def test_a_steps_values_come_back_together_once_all_its_jobs_are_done():
+    worker, release = BesideWorker(), threading.Event()
+    worker.submit(2, lambda: {"a": torch.tensor(1.0)})
+    worker.submit(2, lambda: (release.wait(), {"b": torch.tensor(2.0)})[-1])
+    worker.wait(1)
+    assert worker.measures(2) and worker.ready() == []
+    release.set()
+    [(step, values)] = worker.ready(wait=True)
+    assert step == 2 and values == {"a": torch.tensor(1.0), "b": torch.tensor(2.0)}
+    assert not worker.measures(2) and worker.ready() == []
+
+
+def test_what_a_job_raised_is_raised_on_the_training_thread_and_ends_the_run(tmp_path, monkeypatch):
+    worker = BesideWorker()
+    worker.submit(1, lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        worker.ready(wait=True)
+
+    monkeypatch.setattr(assembly, "spare_core", lambda device: True)
+    trainer, _ = make_trainer([*MLP, *LOGGED], tmp_path)
+
+    def fails(*args):
+        raise MemoryError
+
+    monkeypatch.setattr("ganopt.diagnostics.measurements.input_gradient_norms", fails)
+    result = trainer.fit()
+    assert result.status == "failed" and result.metrics["error"].startswith("out of memory")
