@@ -47,7 +47,10 @@ log-log plot OUT/bench_scaling.png.
 --breakdown times one run as train.py makes it, at its own length (toy: 5000 steps), part by
 part: the steps (log steps apart), the TensorBoard writes, the sample and gradient-flow figures,
 evaluation, the game's spectrum and checkpoints on their default intervals (the other modes
-leave evaluation and the game out), and the rest, the loop's own bookkeeping.
+leave evaluation and the game out), and the rest, the loop's own bookkeeping. Then --reps
+(default 3) interleaved pairs of that run untimed and a bare run of the same steps (no figures,
+evaluation, game, histograms or periodic checkpoints): the share of the training time beyond
+the steps, work beside training that slows the steps it overlaps included.
 
 --startup times whole processes, interleaved (default 5 repetitions): a 6-step train.py run (with
 --extra's overrides), ``python -c "import torch"`` and a mistyped ``train.py loss=wgna``, and
@@ -226,7 +229,8 @@ def _run_mode(args: argparse.Namespace, names: list[str], steps: dict[str, int],
         _show(args, subnormals.measure(toy, length, reps), subnormals.print_table)
     elif args.breakdown:
         length = [f"trainer.steps={args.steps}"] if args.steps else []  # else the config's own
-        measured = breakdown.measure(names if args.configs else ["toy"], [*base, *length])
+        configs = names if args.configs else ["toy"]
+        measured = breakdown.measure(configs, [*base, *length], args.reps or timing.REPS[0])
         _show(args, measured, breakdown.print_tables)
     elif args.startup:
         _show(

@@ -8,6 +8,7 @@ import torch
 
 from ganopt.bench import breakdown, scaling, startup, subnormals, threads, timing
 from ganopt.bench.rules import RULES
+from ganopt.setup.device import usable_cpus
 from tests.conftest import load_script
 
 pytestmark = pytest.mark.slow  # eight short runs
@@ -82,29 +83,36 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
 ):
     every = ["trainer.log_every=4", "trainer.sample_every=5", "trainer.eval_every=6"]
     every += ["diagnostics.game_every=6", "trainer.ckpt_every=6", "trainer.hist_every=0"]
-    argv = ["--breakdown", "--steps", "12", "--device", "cpu", "--extra", *every]
+    argv = ["--breakdown", "--steps", "12", "--reps", "1", "--device", "cpu", "--extra", *every]
     assert bench.main([*argv, "--json"]) == 0
     (measured,) = json.loads(capsys.readouterr().out).values()
     assert (measured["status"], measured["steps"]) == ("ok", 12)
     parts = {part: row["calls"] for part, row in measured["parts"].items()}
     # log steps 1, 4, 8 and 12 (the last); figures at 5 and 10, evaluation and the game at 6,
-    # not at 12: those come after training; checkpoints at 6 and 12 (the last, in training)
+    # not at 12: those come after training; checkpoints at 6 and 12 (the last, in training).
+    # The evaluation twice: its copy taken at 6, its numbers shown once done
+    spare = usable_cpus() > 1  # the tests' runs take one thread: measurements go beside
     assert parts == {
         "steps between log steps": 8,
         "log steps at a plain step's cost": 4,
         "log steps' measurements beyond it": 4,
         "log steps' writes (scalars, histograms, alarms)": 4,
         "sample and gradient-flow figures (trainer.sample_every)": 2,
-        "evaluation (trainer.eval_every)": 1,
+        "evaluation (trainer.eval_every)": 2,
         "the game's spectrum (diagnostics.game_every)": 1,
         "checkpoints (trainer.ckpt_every)": 2,
         "the loop's own bookkeeping (the rest)": 12,
-    }
+    } | ({"log steps' scalars written once measured beside training": 4} if spare else {})
     seconds = {part: row["seconds"] for part, row in measured["parts"].items()}
     # each part ran; the rest is what the timed parts leave of the training time: not negative
     assert all(s > 0 for part, s in seconds.items() if "beyond" not in part)
+    paired = measured["paired"]  # one pair, the default run and the bare one
+    assert len(paired["default"]) == len(paired["bare"]) == 1
+    assert paired["beyond_steps"] == 1 - paired["bare"][0] / paired["default"][0]
     breakdown.print_table("toy", measured)
-    assert "| the game's spectrum (diagnostics.game_every) | 1 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| the game's spectrum (diagnostics.game_every) | 1 |" in printed
+    assert "against a bare run of the same steps" in printed
 
 
 def test_scaling_writes_a_row_per_point_with_memory_and_a_plot(

@@ -1,5 +1,11 @@
 """scripts/bench.py --breakdown: where a default run's training time goes, part by part, timed
-through the run's own stopwatch (ganopt/stopwatch.py) rather than by patching its objects."""
+through the run's own stopwatch (ganopt/stopwatch.py) rather than by patching its objects; and
+what it costs beyond its steps in all, against a bare run of the same steps.
+
+The parts say where the training thread spends its time. Work beside training (evaluation,
+figures, log-step measurements on another thread) leaves that thread but may still slow the
+steps it overlaps, which the parts count as steps; the bare run counts it: the share of the
+training time a default run spends beyond its steps is 1 - (bare run's time / default run's)."""
 
 from __future__ import annotations
 
@@ -9,18 +15,66 @@ import tempfile
 from pathlib import Path
 
 from ganopt.bench import timing
+from ganopt.components import Components
 from ganopt.logger import TensorBoardLogger
 from ganopt.setup.assembly import make_trainer
 from ganopt.stopwatch import Stopwatch
 
+#: the same steps with nothing beside them: no figures, evaluation, game spectrum, histograms
+#: or periodic checkpoint, and scalars only at the first and the last step
+BARE = [
+    "trainer.figures=false",
+    "trainer.sample_every=0",
+    "trainer.hist_every=0",
+    "trainer.eval_every=0",
+    "trainer.ckpt_every=0",
+    "diagnostics.game_every=0",
+    f"trainer.log_every={2**31 - 1}",
+]
 
-def measure(names: list[str], base: list[str]) -> dict[str, dict[str, object]]:
-    """One run of each config, timed part by part (``base``: the overrides for every run)."""
+
+def measure(names: list[str], base: list[str], pairs: int) -> dict[str, dict[str, object]]:
+    """One run of each config, timed part by part, then ``pairs`` interleaved pairs of a
+    default run and a bare one (``base``: the overrides for every run)."""
     breakdowns = {}
     for name in names:
+        overrides = [*timing.CONFIGS[name], *base]
         print(f"one {name} run, timed part by part ...", file=sys.stderr)
-        breakdowns[name] = measure_run([*timing.CONFIGS[name], *base])
+        breakdowns[name] = measure_run(overrides)
+        print(f"{pairs} pair(s) of {name} runs, default and bare ...", file=sys.stderr)
+        breakdowns[name]["paired"] = against_bare(overrides, pairs)
     return breakdowns
+
+
+def against_bare(overrides: list[str], pairs: int) -> dict[str, object]:
+    """Training seconds of the default run and of the bare one, pair by pair (default first),
+    and the share of the default's beyond its steps: 1 - the median ratio bare / default."""
+    default, bare = [], []
+    for _ in range(pairs):
+        default.append(training_seconds(overrides))
+        bare.append(training_seconds([*overrides, *BARE]))
+    ratios = [b / d for b, d in zip(bare, default, strict=True)]
+    return {"default": default, "bare": bare, "beyond_steps": 1 - statistics.median(ratios)}
+
+
+def training_seconds(overrides: list[str]) -> float:
+    """A run's training time (steps / steps_per_sec: the final figures, evaluation and game
+    left out), its parts untimed."""
+    parts = timing.components([*overrides, "trainer.progress=false"])
+    result = _fit(parts, stopwatch=None)
+    return result.step / result.metrics["steps_per_sec"]
+
+
+def _fit(parts: Components, stopwatch: Stopwatch | None) -> object:
+    with tempfile.TemporaryDirectory() as run_dir:
+        logger = TensorBoardLogger(run_dir)
+        try:
+            trainer = make_trainer(parts, Path(run_dir), logger)
+            if stopwatch is not None:
+                trainer.time_parts(stopwatch)
+            return trainer.fit()
+        finally:
+            logger.close()
 
 
 def measure_run(overrides: list[str]) -> dict[str, object]:
@@ -33,14 +87,7 @@ def measure_run(overrides: list[str]) -> dict[str, object]:
     CUDA each timed part ends with a synchronization, which the run does not otherwise make."""
     parts = timing.components([*overrides, "trainer.progress=false"])
     stopwatch = Stopwatch(parts.device, running=True)
-    with tempfile.TemporaryDirectory() as run_dir:
-        logger = TensorBoardLogger(run_dir)
-        try:
-            trainer = make_trainer(parts, Path(run_dir), logger)
-            trainer.time_parts(stopwatch)
-            result = trainer.fit()
-        finally:
-            logger.close()
+    result = _fit(parts, stopwatch)
     spent = dict(stopwatch.spent)
     steps = result.step  # a run that diverged stopped early
     seconds = steps / result.metrics["steps_per_sec"]
@@ -95,3 +142,14 @@ def print_table(name: str, measured: dict[str, object]) -> None:
         f"\nevery step at a plain step's cost: {100 * plain / total:.1f}% of the training time; "
         f"logging, figures, evaluation, the game and checkpoints: {100 * (1 - plain / total):.1f}%"
     )
+    paired = measured.get("paired")
+    if paired:
+        default, bare = (statistics.median(paired[k]) for k in ("default", "bare"))
+        print(
+            f"\nagainst a bare run of the same steps (no figures, evaluation, game, histograms "
+            f"or periodic checkpoints; scalars at the first and last step only), "
+            f"{len(paired['bare'])} interleaved pair(s): default {default:.1f} s, bare "
+            f"{bare:.1f} s (medians); the default run spends "
+            f"**{100 * paired['beyond_steps']:.1f}%** of its training time beyond its steps, "
+            f"work beside training that slows the steps it overlaps included"
+        )
