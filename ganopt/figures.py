@@ -1,8 +1,9 @@
 """The run's figures: the samples (D's contour for 2-D data, a grid for images), the gradient
-flow heatmaps, the real images and the game's spectrum. The training thread hands each over as
-host arrays or as copies of the networks taken at its step; computing what the samples show
-from those copies, drawing it (ganopt/rendering.py) and writing it (TensorBoard, the run
-directory's PNGs) is a job for the worker of ganopt/drawing.py."""
+flow heatmaps, the real images and the game's spectrum; and the log steps' histograms. The
+training thread hands each over as host arrays, tensors of its own or copies of the networks
+taken at its step; computing what it shows from them, drawing it (ganopt/rendering.py) and
+writing it (TensorBoard, the run directory's PNGs) is a job for the worker of
+ganopt/drawing.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
+from torch import Tensor, nn
 
 from ganopt.diagnostics.flow import GradientFlow
 from ganopt.drawing import Drawing
@@ -70,6 +71,16 @@ class FigureWriter:
             self.drawing.submit(
                 "gradient_flow", step, lambda: self._write_flows(shown, step, flow_png)
             )
+
+    def histograms(self, step: int, tensors: dict[str, Tensor]) -> None:
+        """A log step's histograms, binned and written by the worker: ``tensors`` are the
+        step's own (copies of the gradients, D's detached outputs), which nothing changes."""
+
+        def write() -> None:
+            for tag, values in tensors.items():
+                self.logger.histogram(tag, values, step)
+
+        self.drawing.submit("histograms", step, write)
 
     def real(self, step: int) -> None:
         """A grid of real images, for comparison (image data only)."""

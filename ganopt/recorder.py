@@ -228,8 +228,8 @@ class RunRecorder:
     def log(self, step: int, probe: Probe, bar: tqdm) -> None:
         """A log step's scalars, alarms and gradient flow; a step measured for its histograms
         alone (an early one) writes those only."""
-        for tag, tensor in probe.hists.items():
-            self.logger.histogram(tag, tensor, step)
+        if probe.hists:
+            self.figure_writer.histograms(step, probe.hists)
         if not self.log_due(step):
             return
         values = to_host(probe.scalars)  # the one host-device sync of a log step
