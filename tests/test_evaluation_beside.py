@@ -29,7 +29,10 @@ class Sampler(nn.Module):
         return self.net(z)
 
 
-@pytest.mark.parametrize("kind", ["points", "digits"])
+@pytest.mark.parametrize(
+    "kind",
+    ["points", pytest.param("digits", marks=pytest.mark.slow)],  # digits: its classifier
+)
 def test_an_evaluation_beside_training_gives_the_training_threads_numbers_bit_for_bit(kind):
     if kind == "points":
         evaluator, G = ModeCoverage(ring(batch_size=8), n=500), Sampler(_toy_generator(), 2)
