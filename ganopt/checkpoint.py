@@ -116,7 +116,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise CheckpointError(
             f"{path}: not a readable checkpoint (corrupt, or not written by torch.save)"
         ) from None
-    except Exception:  # weights_only runs no code: whatever else a parse raises, the bytes did
+    except Exception as e:  # weights_only runs no code: whatever else a parse raises, the bytes did
+        if isinstance(e, MemoryError) or "can't allocate memory" in str(e):  # or a size they claim
+            raise CheckpointError(f"{path}: not enough memory to load it") from None
         raise CheckpointError(
             f"{path}: not a readable checkpoint (empty, truncated or corrupt)"
         ) from None

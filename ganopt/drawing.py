@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
 from ganopt.rendering import load_matplotlib
+from ganopt.stopping import signals_held, start_worker
 
 log = logging.getLogger("ganopt.trainer")
 
@@ -107,8 +108,9 @@ class Drawing:
         while the run starts and trains: the first figure, even a short run's last, is then
         drawn there at once, beside what the run does meanwhile."""
         if self.background and self._process is None:
-            self._process = _spawn()
-            self._process.submit(load_matplotlib)
+            with signals_held():  # the pool's managing thread never takes the run's signals
+                self._process = _spawn()
+                self._process.submit(load_matplotlib)
 
     def training_over(self) -> None:
         """Training ends: no process is started for the last figures any more (one that
@@ -122,8 +124,7 @@ class Drawing:
             self._run(what, step, job)
             return
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="ganopt-figures", daemon=True)
-            self._thread.start()
+            self._thread = start_worker(self._work, "ganopt-figures")
         self._jobs.put((what, step, job))
 
     def wait(self) -> None:

@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from ganopt.stopping import signals_held
 from ganopt.tags import description
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class TensorBoardLogger:
         self.purge_step: int | None = None
         self.scalar_tags: set[str] = set()
         self.expected_tags: set[str] = set()  # logged later than the first log step
+        self._layout: dict[str, dict[str, list]] | None = None  # the Custom Scalars charts
         self._writer: SummaryWriter | None = None
         self._opening = threading.Lock()  # figures are written from another thread
 
@@ -85,15 +87,23 @@ class TensorBoardLogger:
         """Opened on first use: a run rejected before training leaves no event file."""
         with self._opening:
             if self._writer is None:
-                self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=self.purge_step)
+                with signals_held():  # its writing thread never takes the run's signals
+                    self._writer = SummaryWriter(
+                        log_dir=str(self.run_dir), purge_step=self.purge_step
+                    )
         return self._writer
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """All of a step's scalars as one event: logging every layer at every step stays cheap
         (``add_scalar`` would build and queue one event per tag)."""
         summary = Summary(value=[self._scalar(tag, float(v)) for tag, v in values.items()])
-        if not self.scalar_tags:  # the first log step has every tag a log step has
-            self.writer.add_custom_scalars(custom_scalars_layout([*values, *self.expected_tags]))
+        if new_tags := values.keys() - self.scalar_tags:
+            # TensorBoard shows the newest layout: each covers every tag so far (a resumed
+            # run's first scalars may be an evaluation's alone)
+            tags = self.scalar_tags | new_tags | self.expected_tags
+            if (layout := custom_scalars_layout(tags)) != self._layout:
+                self.writer.add_custom_scalars(layout)
+                self._layout = layout
         self.writer.file_writer.add_summary(summary, step)
         self.scalar_tags.update(values)
 

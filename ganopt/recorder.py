@@ -21,7 +21,7 @@ from ganopt.components import Components
 from ganopt.diagnostics import Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
 from ganopt.evaluation.background import BackgroundEvaluation, Scores
-from ganopt.evaluation.history import EvaluationHistory
+from ganopt.evaluation.history import EvaluationHistory, read_history
 from ganopt.evidence import first_success, meets
 from ganopt.figures import Figures, FigureWriter
 from ganopt.logger import TensorBoardLogger
@@ -121,6 +121,8 @@ class RunRecorder:
         self.last_metrics: dict[str, float | None] = {}  # the latest evaluation
         self.evaluations = EvaluationHistory()  # every evaluation: checkpointed
         self._evaluating: BackgroundEvaluation | None = None  # one at a time, beside training
+        self._evaluates_beside = parts.beside  # a CPU run with a core to spare
+        self._in_tensorboard: int | None = None  # a resumed evaluation TensorBoard holds
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
@@ -150,7 +152,17 @@ class RunRecorder:
         self._fit_start = self._clock = (step, time.perf_counter())
         evaluated = any(row["step"] == step for row in self.evaluations.rows)
         if 0 < step < self.settings.steps and self._evaluation_due(step) and not evaluated:
+            if self.world.is_main and step in self._steps_in_evaluations_csv():
+                self._in_tensorboard = step  # shown before the run stopped: not twice
             self.evaluate(step)
+
+    def _steps_in_evaluations_csv(self) -> set[int]:
+        """The steps the run directory's evaluations.csv holds (the run that wrote it showed
+        each in TensorBoard first); none where it cannot be read."""
+        try:
+            return {int(row["step"]) for row in read_history(self.run_dir)}
+        except ValueError:
+            return set()
 
     def start_drawing(self) -> None:
         """Start the drawing process now, where this rank draws figures, rather than at the
@@ -183,7 +195,7 @@ class RunRecorder:
         s = self.settings
         self.write_measured_beside()
         if self._evaluating is not None and self._evaluating.done():
-            self.show_evaluation()
+            self.show_evaluation(step)
         if self._evaluation_due(step) and step < s.steps:
             self.evaluate(step)
         if self.game is not None and self.game.due(step) and step < s.steps:
@@ -198,7 +210,7 @@ class RunRecorder:
         of ``step`` itself runs on, and a resume from this checkpoint evaluates it again
         (:meth:`start`)."""
         if self._evaluating is not None and self._evaluating.step < step:
-            self.show_evaluation()
+            self.show_evaluation(step)
         self.write_measured_beside(wait=True)
 
     def draw(self, step: int) -> None:
@@ -286,41 +298,43 @@ class RunRecorder:
             self.figure_writer.real(step)
 
     def evaluate(self, step: int, beside_training: bool = True) -> None:
-        """Evaluation of the sampler's weights of ``step``: on a copy, on a thread of its own
-        while training goes on (ganopt/evaluation/background.py), shown once done, at the
-        latest at the next evaluation, a checkpoint or the end; or here, now (the final one)."""
+        """Evaluation of the sampler's weights of ``step``: on a CPU run with a core to spare,
+        on a copy, on a thread of its own while training goes on (ganopt/evaluation/
+        background.py), shown once done, at the latest at the next evaluation, a checkpoint or
+        the end; else (and the final one) here, now."""
         if self.evaluator is None:
             return
-        self.show_evaluation()  # one at a time, shown in order
+        self.show_evaluation(step)  # one at a time, shown in order
         with self.stopwatch("evaluation (trainer.eval_every)"):
-            if beside_training:
+            if beside_training and self._evaluates_beside:
                 self._evaluating = BackgroundEvaluation(
                     step, self.evaluator, self.figures.sampler()
                 )
             else:
-                self._show(step, self.evaluator(self.figures.sampler()))
+                self._show(step, self.evaluator(self.figures.sampler()), step)
 
-    def show_evaluation(self) -> None:
-        """The evaluation running beside training, if any, shown (waiting until it is done);
-        what it raised is raised here."""
+    def show_evaluation(self, now: int) -> None:
+        """The evaluation running beside training, if any, shown at step ``now`` of the run
+        (waiting until it is done); what it raised is raised here."""
         evaluating, self._evaluating = self._evaluating, None
         if evaluating is None:
             return
         with self.stopwatch("evaluation (trainer.eval_every)"):
-            self._show(evaluating.step, evaluating.result())
+            self._show(evaluating.step, evaluating.result(), now)
 
-    def _show(self, step: int, scores: Scores) -> None:
-        """Evaluation metrics → ``metrics/<name>``, evaluations.csv and metrics.json (rewritten,
-        status running)."""
+    def _show(self, step: int, scores: Scores, now: int) -> None:
+        """The evaluation of ``step`` → ``metrics/<name>``, evaluations.csv and metrics.json
+        (rewritten at step ``now`` of the run, status running)."""
         self.last_metrics = scores
         self.evaluations.add(step, scores)
         defined = {k: v for k, v in scores.items() if v is not None}
         if (success := self._success().get("success")) is not None:
             defined["success"] = success
-        self.logger.scalars(step, {f"{METRICS}/{k}": v for k, v in defined.items()})
+        if step != self._in_tensorboard:
+            self.logger.scalars(step, {f"{METRICS}/{k}": v for k, v in defined.items()})
         log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in defined.items()))
         self.evaluations.write(self.run_dir)  # the evaluator lives on the main rank only
-        self.write_metrics(self.metrics("running", step))
+        self.write_metrics(self.metrics("running", now))
 
     @timed("the game's spectrum (diagnostics.game_every)")
     def measure_game(self, step: int) -> None:
@@ -398,13 +412,19 @@ class RunRecorder:
         training (log-step measurements, an evaluation) is shown (not after a second Ctrl-C),
         and say how the run ended, in one line."""
         self.figure_writer.drawing.close()
-        if not aborted:
-            try:
+        try:
+            if not aborted:
                 self.write_measured_beside(wait=True)
-                self.show_evaluation()
-            except Exception as e:  # the run has ended otherwise: say so, and end it as it did
-                line = failure_line(e, step) or f"{type(e).__name__}: {e}"
-                log.error("work beside training failed: %s", line)
+                self.show_evaluation(step)
+        except Exception as e:  # the run has ended otherwise: say so, and end it as it did
+            line = failure_line(e, step) or f"{type(e).__name__}: {e}"
+            log.error("work beside training failed: %s", line)
+        finally:  # a thread still in torch when the interpreter exits aborts the process
+            if self.beside is not None:
+                self.beside.close()
+            if self._evaluating is not None:
+                self._evaluating.wait()
+                self._evaluating = None
         metrics = self.metrics(status, step, ended_at)
         saved = self.checkpoints.saved_step
         kept = f"step {saved}" if saved is not None else "none yet"

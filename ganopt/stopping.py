@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger("ganopt.trainer")
+
+#: the signals that stop a run
+RUN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextlib.contextmanager
@@ -32,31 +36,68 @@ def ctrl_c_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+#: signals that arrived while the main thread held them, handled when it lets them go
+_deferred: list[int] = []
+_holding = 0  # the main thread's nested signals_held blocks
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block ends, so that what it writes is written whole:
-    a checkpoint and the metrics.json that records it."""
-    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    a checkpoint and the metrics.json that records it. The calling thread blocks them; on the
+    main thread the run's handler also defers them itself (:func:`deferred`), as the kernel
+    may deliver a signal to any other thread that does not block it, and Python then runs the
+    handler on the main thread all the same."""
+    main = threading.current_thread() is threading.main_thread()
+    global _holding
+    masks = hasattr(signal, "pthread_sigmask")  # not on Windows
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, RUN_SIGNALS) if masks else None
+    _holding += main
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _holding -= main
+        if masks:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if main and not _holding:
+            pending, _deferred[:] = list(_deferred), []
+            for signum in pending:  # handled now, in order
+                signal.raise_signal(signum)
+
+
+def deferred(signum: int) -> bool:
+    """Whether the main thread holds signals now; if so ``signum`` is kept for the end of the
+    block. For a handler to call first."""
+    if _holding:
+        _deferred.append(signum)
+    return bool(_holding)
+
+
+def start_worker(target: Callable[..., object], name: str, *args: object) -> threading.Thread:
+    """A daemon thread running ``target(*args)`` that never receives SIGINT or SIGTERM: Python
+    runs a signal's handler on the main thread, but the kernel delivers the signal to any
+    thread that does not block it, and one delivered to a worker while the main thread holds
+    signals (:func:`signals_held`) would run the handler inside the held block. A thread
+    inherits the signal mask of the thread that starts it."""
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    with signals_held():
+        thread.start()
+    return thread
 
 
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps, so a run stops cleanly after
-    the step in flight. A second Ctrl-C aborts at once."""
+    the step in flight. A second Ctrl-C aborts at once (after a block that holds signals)."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = tuple(RUN_SIGNALS)
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
+        if deferred(signum):
+            return
         if self.signal == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum

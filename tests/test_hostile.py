@@ -361,6 +361,18 @@ def test_corrupt_checkpoints_are_refused_in_one_line_whatever_the_parser_raises(
     assert all("\n" not in line and line.startswith(str(path)) for line in refused)
 
 
+def test_a_checkpoint_too_large_for_memory_is_refused_as_such(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_atomic({"step": 1}, path)
+
+    def short_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 1 TB")
+
+    monkeypatch.setattr(torch, "load", short_of_memory)
+    with pytest.raises(CheckpointError, match=r"not enough memory to load it$"):
+        load(path)
+
+
 def test_the_weights_only_loader_names_code_it_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"G": Evil()}, path)

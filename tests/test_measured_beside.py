@@ -2,22 +2,28 @@
 inline, bit for bit, written with their step's other scalars; replicas that equal their
 networks; a failure raised on the training thread."""
 
+import os
+import signal
 import threading
+import time
 
 import pytest
 import torch
 from torch import nn
 
 from ganopt.diagnostics.beside import BesideWorker, Replica
+from ganopt.drawing import Drawing
+from ganopt.evaluation.background import BackgroundEvaluation
 from ganopt.setup import assembly
-from tests.conftest import make_trainer
+from ganopt.stopping import StopRequest, signals_held
+from tests.conftest import MemoryLogger, make_trainer
 
 MLP = ["model.g.hidden=[32,32]", "model.d.hidden=[32,32]", "trainer.batch_size=64"]
 LOGGED = ["trainer.steps=9", "trainer.log_every=2", "trainer.hist_every=3"]  # 3: histograms alone
 
 
 def _scalars(overrides, run_dir, beside, monkeypatch):
-    monkeypatch.setattr(assembly, "spare_core", lambda device: beside)
+    monkeypatch.setattr(assembly, "spare_core", lambda device, processes: beside)
     trainer, logger = make_trainer([*overrides, *LOGGED], run_dir)
     assert (trainer.diagnostics.beside is not None) == beside
     assert trainer.fit().status == "ok"
@@ -103,7 +109,7 @@ def test_what_a_job_raised_is_raised_on_the_training_thread_and_ends_the_run(tmp
     with pytest.raises(ZeroDivisionError):
         worker.ready(wait=True)
 
-    monkeypatch.setattr(assembly, "spare_core", lambda device: True)
+    monkeypatch.setattr(assembly, "spare_core", lambda device, processes: True)
     trainer, _ = make_trainer([*MLP, *LOGGED], tmp_path)
 
     def fails(*args):
@@ -112,3 +118,73 @@ def test_what_a_job_raised_is_raised_on_the_training_thread_and_ends_the_run(tmp
     monkeypatch.setattr("ganopt.diagnostics.measurements.input_gradient_norms", fails)
     result = trainer.fit()
     assert result.status == "failed" and result.metrics["error"].startswith("out of memory")
+
+
+def test_a_failed_job_leaves_the_other_steps_values_to_be_read():
+    worker = BesideWorker()
+    worker.submit(1, lambda: {"a": torch.tensor(1.0)})
+    worker.submit(2, lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        worker.ready(wait=True)
+    assert [step for step, _ in worker.ready()] == [1, 2]  # step 2 with what it measured
+    worker.close()
+
+
+def test_worker_threads_never_take_the_runs_signals():
+    """A signal the kernel delivered to a worker ran its handler inside a block where the
+    training thread holds signals (between a checkpoint and its metrics.json)."""
+    masks = []
+    worker = BesideWorker()
+    worker.submit(1, lambda: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])) or {})
+    worker.close()
+    Drawing(MemoryLogger()).submit(
+        "mask", 1, lambda: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    )
+    BackgroundEvaluation(
+        1,
+        lambda G: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])) or {},
+        nn.Linear(1, 1),
+    ).result()
+    deadline = time.monotonic() + 10
+    while len(masks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(masks) == 3
+    assert all({signal.SIGINT, signal.SIGTERM} <= mask for mask in masks)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # not here
+
+
+def test_a_run_stops_its_measuring_thread_at_the_end(tmp_path, monkeypatch):
+    """Hydra's basic launcher runs a sweep's jobs in one process: each run's thread, and the
+    last job's replicas, would stay."""
+    monkeypatch.setattr(assembly, "spare_core", lambda device, processes: True)
+    trainer, _ = make_trainer([*MLP, *LOGGED], tmp_path)
+    before = {t.name for t in threading.enumerate()}
+    assert trainer.fit().status == "ok"
+    assert trainer.diagnostics.beside._thread is None
+    assert "ganopt-measure" not in {t.name for t in threading.enumerate()} - before
+
+
+def test_a_second_ctrl_c_while_signals_are_held_waits_for_the_end_of_the_block():
+    """The kernel may deliver a signal to any thread that does not block it (TensorBoard's
+    writer, tqdm's monitor, a pool's feeder), and Python runs the handler on the main thread
+    even inside a block that blocks signals there: the run's handler defers it itself."""
+    release, inside = threading.Event(), []
+    other = threading.Thread(target=release.wait)  # a thread that blocks nothing
+    other.start()
+
+    def checkpoint_and_metrics(stop):
+        with signals_held():
+            for _ in range(2):  # a second Ctrl-C: abort, but not in here
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(25):
+                    time.sleep(0.01)  # a handler would run between these
+            inside.append(stop.signal)  # neither reached the run while held
+
+    try:
+        with StopRequest() as stop:
+            with pytest.raises(KeyboardInterrupt):
+                checkpoint_and_metrics(stop)
+            assert inside == [None] and stop.signal == signal.SIGINT
+    finally:
+        release.set()
+        other.join()

@@ -22,6 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ganopt.stopping import start_worker
+
 Values = dict[str, Tensor]
 
 
@@ -63,7 +65,9 @@ class BesideWorker:
     job raised."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[int, int, Callable[[], Values]]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[int, int, Callable[[], Values]] | None] = (
+            queue.SimpleQueue()
+        )
         self._done = threading.Condition()
         self._submitted = self._finished = 0
         self._open: dict[int, int] = {}  # step: its jobs not done yet
@@ -74,8 +78,7 @@ class BesideWorker:
     def submit(self, step: int, job: Callable[[], Values]) -> int:
         """Run ``job`` (measuring ``step``) beside training; its number, for :meth:`wait`."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="ganopt-measure", daemon=True)
-            self._thread.start()
+            self._thread = start_worker(self._work, "ganopt-measure")
         with self._done:
             self._submitted += 1
             self._open[step] = self._open.get(step, 0) + 1
@@ -100,22 +103,30 @@ class BesideWorker:
         if wait:
             self.wait()
         with self._done:
+            error, self._error = self._error, None
+            if error is not None:  # the other steps' values stay for the run's end
+                raise error
             steps = sorted(step for step in self._values if not self._open[step])
-            results = [(step, self._values.pop(step)) for step in steps]
             for step in steps:
                 del self._open[step]
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
-        return results
+            return [(step, self._values.pop(step)) for step in steps]
+
+    def close(self) -> None:
+        """Wait for the jobs, then stop the thread (a later job starts another)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
 
     def _work(self) -> None:
-        while True:
-            number, step, job = self._jobs.get()
+        while (item := self._jobs.get()) is not None:
+            number, step, job = item
+            item = None  # the job's replicas and tensors are not held while the thread waits
             try:
                 values, error = job(), None
             except BaseException as e:  # raised on the training thread, by ready()
                 values, error = {}, e
+            job = None
             with self._done:
                 self._values[step] |= values
                 self._open[step] -= 1

@@ -13,10 +13,11 @@ leaves a core free (the toy default trains on one thread) it costs the steps nea
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Callable
 
 from torch import nn
+
+from ganopt.stopping import start_worker
 
 Scores = dict[str, float | None]
 
@@ -32,11 +33,7 @@ class BackgroundEvaluation:
         weights = copy.deepcopy(sampler).requires_grad_(False)
         self._scores: Scores | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(evaluate, weights), name=f"ganopt-evaluation-{step}"
-        )
-        self._thread.daemon = True  # a second Ctrl-C ends the run without waiting for it
-        self._thread.start()
+        self._thread = start_worker(self._run, f"ganopt-evaluation-{step}", evaluate, weights)
 
     def _run(self, evaluate: Callable[[nn.Module], Scores], weights: nn.Module) -> None:
         try:
@@ -46,6 +43,10 @@ class BackgroundEvaluation:
 
     def done(self) -> bool:
         return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Until the evaluation ends, its result left unread."""
+        self._thread.join()
 
     def result(self) -> Scores:
         self._thread.join()

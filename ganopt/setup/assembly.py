@@ -113,7 +113,8 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
     (opt_G, opt_D), flat = _optimizers(cfg, settings, (G, D), regularizers)
     decay = cfg.optim.lr_decay
     schedule = LinearDecay([opt_G, opt_D], settings.steps, decay) if decay else None
-    diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed, spare_core(device))
+    beside = spare_core(device, world.local_size)
+    diagnostics, alarm = _diagnostics(cfg, G, D, loss, data, settings.seed, beside)
     success = OmegaConf.to_container(cfg.objective.success) if cfg.objective.success else None
     evaluator = evaluator_for(data, device, settings.seed, success) if world.is_main else None
     if world.distributed:
@@ -138,6 +139,7 @@ def build(cfg: DictConfig, world: World = SINGLE_PROCESS) -> Components:
         world=world,
         names=_chosen_names(cfg),
         threads=threads,
+        beside=beside,
         game=_game_probe(cfg.diagnostics, objective, G, D, data, settings)
         if world.is_main
         else None,

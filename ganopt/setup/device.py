@@ -69,10 +69,14 @@ def set_threads(threads: int | str, device: torch.device, model: object = None) 
     return f"threads {count} (auto: {why})"
 
 
-def spare_core(device: torch.device) -> bool:
-    """Whether the run trains on the CPU and its threads leave one of this process's CPUs
-    free: where work beside training (log-step measurements) runs at no cost to the steps."""
-    return device.type == "cpu" and torch.get_num_threads() < usable_cpus()
+def spare_core(device: torch.device, processes: int = 1) -> bool:
+    """Whether the run trains on the CPU and its threads, in each of its ``processes`` on this
+    machine (torchrun's), leave a core free that other work does not keep busy: where work
+    beside training (log-step measurements, evaluation) costs the steps little. On a GPU it
+    would queue behind the steps on the same stream and add its memory to theirs."""
+    if device.type != "cpu":
+        return False
+    return torch.get_num_threads() * processes + busy_cores() < usable_cpus()
 
 
 def usable_cpus() -> int:
