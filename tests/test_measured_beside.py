@@ -188,3 +188,21 @@ def test_a_second_ctrl_c_while_signals_are_held_waits_for_the_end_of_the_block()
     finally:
         release.set()
         other.join()
+
+
+def test_work_goes_beside_training_only_on_a_cpu_with_a_core_its_threads_leave_free(
+    monkeypatch,
+):
+    from ganopt.setup import device
+
+    monkeypatch.setattr(device, "usable_cpus", lambda: 4)
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert device.spare_core(cpu) and not device.spare_core(cpu, processes=2)  # torchrun's
+        torch.set_num_threads(4)
+        assert not device.spare_core(cpu)
+        assert not device.spare_core(torch.device("cuda"))  # behind the steps, on one stream
+    finally:
+        torch.set_num_threads(threads)

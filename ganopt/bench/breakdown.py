@@ -104,6 +104,7 @@ def measure_run(overrides: list[str]) -> dict[str, object]:
     rest = seconds - sum(row["seconds"] for row in table.values())
     table["the loop's own bookkeeping (the rest)"] = {"calls": steps, "seconds": rest}
     return {
+        "beside": parts.beside,
         "status": result.status,
         "steps": steps,
         "training_seconds": seconds,
@@ -126,7 +127,8 @@ def print_table(name: str, measured: dict[str, object]) -> None:
     print(
         f"\n{name}: {measured['steps']} steps{ended}, {total:.1f} s of training "
         f"({measured['steps_per_sec']:.1f} steps/s; a plain step "
-        f"{measured['ms_per_plain_step']:.2f} ms)\n"
+        f"{measured['ms_per_plain_step']:.2f} ms; work beside training: "
+        f"{'on' if measured.get('beside') else 'off, no core to spare'})\n"
     )
     print("| part of the training time | calls | seconds | share |\n|---|---|---|---|")
     for part, row in measured["parts"].items():

@@ -71,12 +71,14 @@ def set_threads(threads: int | str, device: torch.device, model: object = None) 
 
 def spare_core(device: torch.device, processes: int = 1) -> bool:
     """Whether the run trains on the CPU and its threads, in each of its ``processes`` on this
-    machine (torchrun's), leave a core free that other work does not keep busy: where work
-    beside training (log-step measurements, evaluation) costs the steps little. On a GPU it
-    would queue behind the steps on the same stream and add its memory to theirs."""
+    machine (torchrun's), leave one of its CPUs free: where work beside training (log-step
+    measurements, evaluation) costs the steps little. On a GPU it would queue behind the steps
+    on the same stream and add its memory to theirs. Other work on the machine is not asked
+    about: it is the same work on either thread, and the choice stays the same from run to run
+    (a snapshot of the load would not)."""
     if device.type != "cpu":
         return False
-    return torch.get_num_threads() * processes + busy_cores() < usable_cpus()
+    return torch.get_num_threads() * processes < usable_cpus()
 
 
 def usable_cpus() -> int:
