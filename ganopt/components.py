@@ -52,8 +52,8 @@ class Components:
     names: dict[str, str] = dataclasses.field(default_factory=dict)
     #: the CPU threads the run computes with, and why (``threads 1 (auto: small MLP; ...)``)
     threads: str = ""
-    #: whether work beside training (log-step measurements, evaluation) runs on threads of its
-    #: own: a CPU run whose threads leave a core free (ganopt/setup/device.py, spare_core)
+    #: whether work beside training (log-step measurements, evaluation, figures) runs on threads
+    #: of its own: a CPU run whose threads leave a core free (ganopt/setup/device.py, spare_core)
     beside: bool = False
 
     @property

@@ -53,10 +53,15 @@ class FigureWriter:
     """Each figure's arrays taken now, its drawing and writing handed to ``drawing``."""
 
     def __init__(
-        self, figures: Figures, logger: TensorBoardLogger, run_dir: Path, seed: int
+        self,
+        figures: Figures,
+        logger: TensorBoardLogger,
+        run_dir: Path,
+        seed: int,
+        background: bool = True,
     ) -> None:
         self.figures, self.logger, self.run_dir, self.seed = figures, logger, run_dir, seed
-        self.drawing = Drawing(logger)
+        self.drawing = Drawing(logger, background=background)
 
     def samples(self, step: int, flows: list[GradientFlow], save_png: bool) -> None:
         """``samples`` and ``gradient_flow/G``, ``/D`` (with their PNGs at the end)."""

@@ -126,8 +126,12 @@ class RunRecorder:
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
         self.stopwatch = Stopwatch()  # off: scripts/bench.py --breakdown times the parts
-        #: the figures, drawn and written off the training thread
-        self.figure_writer = FigureWriter(self.figures, logger, self.run_dir, self.settings.seed)
+        #: the figures and histograms, drawn and written off the training thread where a core
+        #: is spare; where the run's threads take every CPU, on it: beside a run on every core
+        #: each figure stalled all of its threads (docs/performance.md)
+        self.figure_writer = FigureWriter(
+            self.figures, logger, self.run_dir, self.settings.seed, background=parts.beside
+        )
         #: whether this rank draws figures: the main one, unless trainer.figures=false
         self.draws = self.world.is_main and self.settings.figures
 

@@ -72,7 +72,8 @@ def set_threads(threads: int | str, device: torch.device, model: object = None) 
 def spare_core(device: torch.device, processes: int = 1) -> bool:
     """Whether the run trains on the CPU and its threads, in each of its ``processes`` on this
     machine (torchrun's), leave one of its CPUs free: where work beside training (log-step
-    measurements, evaluation) costs the steps little. On a GPU it would queue behind the steps
+    measurements, evaluation, figures) costs the steps little; beside a run on every CPU it
+    stalls all of the run's threads at once. On a GPU it would queue behind the steps
     on the same stream and add its memory to theirs. Other work on the machine is not asked
     about: it is the same work on either thread, and the choice stays the same from run to run
     (a snapshot of the load would not)."""
