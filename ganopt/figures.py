@@ -106,17 +106,18 @@ class FigureWriter:
         self.drawing.submit("game spectrum", step, write)
 
     def _samples_drawer(self, step: int) -> Callable[[], np.ndarray] | None:
-        """The samples picture's drawing, over copies of the networks taken now (None: no
-        figure). What it shows comes from generators of its own, without gradients, with
-        the copies in eval mode: the worker computes it beside training, and training moves
-        the live weights meanwhile."""
+        """The samples picture's drawing (None: no figure). What it shows comes from
+        generators of its own, without gradients, in eval mode. A worker beside training gets
+        copies of the networks taken now, as training moves the live weights meanwhile; on
+        the training thread the networks themselves serve."""
         f = self.figures
         kind = getattr(f.data, "kind", None)  # a data source without one gets no figure
+        now = _frozen_copy if self.drawing.background else (lambda module: module)
         if kind == "points":
-            G, D = _frozen_copy(f.sampler()), _frozen_copy(f.D)
+            G, D = now(f.sampler()), now(f.D)
             return lambda: self.drawing.draw(samples_rgb, toy_picture(G, D, f.data, f.loss), step)
         if kind == "images":
-            G = _frozen_copy(f.sampler())
+            G = now(f.sampler())
             return lambda: image_grid(generate(G, 64, seed=self.seed))
         return None
 
