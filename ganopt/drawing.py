@@ -79,6 +79,7 @@ class Drawing:
         )
         self._thread: threading.Thread | None = None
         self._process: ProcessPoolExecutor | None = None
+        self._workers: list[multiprocessing.process.BaseProcess] = []  # the pool's process
 
     def draw(self, function: Callable[..., Drawn], *args: Any) -> Drawn:
         """``function(*args)``, one of ganopt/rendering.py's: in the drawing process, started
@@ -87,7 +88,7 @@ class Drawing:
         if not self.background or (self._process is None and not self.beside_training):
             return function(*args)
         if self._process is None:
-            self._process = _spawn()
+            self._start_process()
         try:
             return self._process.submit(function, *args).result()
         except BrokenProcessPool:
@@ -108,9 +109,14 @@ class Drawing:
         while the run starts and trains: the first figure, even a short run's last, is then
         drawn there at once, beside what the run does meanwhile."""
         if self.background and self._process is None:
-            with signals_held():  # the pool's managing thread never takes the run's signals
-                self._process = _spawn()
-                self._process.submit(load_matplotlib)
+            self._start_process()
+
+    def _start_process(self) -> None:
+        before = set(multiprocessing.active_children())
+        with signals_held():  # the pool's managing thread never takes the run's signals
+            self._process = _spawn()
+            self._process.submit(load_matplotlib)
+        self._workers = [p for p in multiprocessing.active_children() if p not in before]
 
     def training_over(self) -> None:
         """Training ends: no process is started for the last figures any more (one that
@@ -139,9 +145,18 @@ class Drawing:
             self._jobs.put(None)
             self._thread.join()
             self._thread = None
-        if self._process is not None:
-            self._process.shutdown()
-            self._process = None
+        process, self._process = self._process, None
+        try:
+            if process is not None:
+                with signals_held():  # a Ctrl-C never leaves the pool half shut down
+                    process.shutdown()
+        finally:  # whatever state the pool was left in, its process ends: it ignores SIGTERM,
+            # and the interpreter's exit would otherwise wait for it forever
+            workers, self._workers = self._workers, []
+            for worker in workers:
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join(timeout=5)
 
     def _work(self) -> None:
         while (item := self._jobs.get()) is not None:

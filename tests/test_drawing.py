@@ -167,6 +167,26 @@ def test_figures_are_drawn_in_a_process_of_their_own_while_training_goes_on():
     assert Drawing(MemoryLogger(), background=False).draw(os.getpid) == os.getpid()
 
 
+def test_a_ctrl_c_that_splits_the_pools_shutdown_still_ends_the_drawing_process(monkeypatch):
+    """A second Ctrl-C inside the pool's shutdown left its managing thread dead and the drawing
+    process (which ignores SIGINT and SIGTERM) waiting for work: the interpreter's exit then
+    waited for it forever. Whatever the shutdown does, the process ends with close()."""
+    drawing = Drawing(MemoryLogger())
+    drawing.start()
+    (worker,) = drawing._workers
+    assert worker.is_alive()
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ganopt.drawing.ProcessPoolExecutor, "shutdown", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        drawing.close()
+    assert not worker.is_alive() and drawing._process is None
+    monkeypatch.undo()
+    drawing.close()  # a second close has nothing left to do
+
+
 def test_the_drawing_process_never_imports_torch():
     """It would spend a second and hundreds of megabytes on an import it does not use."""
     code = (
