@@ -16,10 +16,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ganopt.background import BackgroundTask
 from ganopt.checkpoint import Checkpointer
 from ganopt.components import Components
 from ganopt.diagnostics import Probe, to_host
 from ganopt.diagnostics.flow import GradientFlow
+from ganopt.diagnostics.game import GameMeasurement
 from ganopt.evaluation.background import BackgroundEvaluation, Scores
 from ganopt.evaluation.history import EvaluationHistory, read_history
 from ganopt.evidence import first_success, meets
@@ -122,6 +124,7 @@ class RunRecorder:
         self.evaluations = EvaluationHistory()  # every evaluation: checkpointed
         self._evaluating: BackgroundEvaluation | None = None  # one at a time, beside training
         self._evaluates_beside = parts.beside  # a CPU run with a core to spare
+        self._gaming: BackgroundTask[GameMeasurement] | None = None  # the game, beside training
         self._in_tensorboard: int | None = None  # a resumed evaluation TensorBoard holds
         self._clock = self._fit_start = (0, time.perf_counter())  # (step, time): last log, fit
         self.compile_seconds: float | None = None
@@ -200,10 +203,13 @@ class RunRecorder:
         self.write_measured_beside()
         if self._evaluating is not None and self._evaluating.done():
             self.show_evaluation(step)
+        if self._gaming is not None and self._gaming.done():
+            self.show_game()
         if self._evaluation_due(step) and step < s.steps:
             self.evaluate(step)
         if self.game is not None and self.game.due(step) and step < s.steps:
-            self.measure_game(step)
+            self.show_game()  # one at a time, shown in order
+            self.measure_game(step, beside_training=True)
 
     def _evaluation_due(self, step: int) -> bool:
         return bool(self.settings.eval_every) and step % self.settings.eval_every == 0
@@ -215,6 +221,7 @@ class RunRecorder:
         (:meth:`start`)."""
         if self._evaluating is not None and self._evaluating.step < step:
             self.show_evaluation(step)
+        self.show_game()
         self.write_measured_beside(wait=True)
 
     def draw(self, step: int) -> None:
@@ -228,14 +235,17 @@ class RunRecorder:
         """What a finished run shows last: the samples (and their PNG), evaluation, the game.
         The figures are drawn beside the other two where the drawing process has them; on the
         worker thread they come last, as there they would hold the interpreter between the
-        evaluation's every torch call and make both slower."""
+        evaluation's every torch call and make both slower. The game is measured beside the
+        evaluation where it would be beside training."""
         drawing = self.figure_writer.drawing
         drawing.training_over()
         beside = drawing.elsewhere
         if beside:
             self.log_samples(step, save_png=True)
+        self.show_game()
+        self.measure_game(step, beside_training=True)
         self.evaluate(step, beside_training=False)
-        self.measure_game(step)
+        self.show_game()
         if not beside:
             self.log_samples(step, save_png=True)
 
@@ -341,16 +351,41 @@ class RunRecorder:
         self.write_metrics(self.metrics("running", now))
 
     @timed("the game's spectrum (diagnostics.game_every)")
-    def measure_game(self, step: int) -> None:
-        """``game/*``: the spectrum of the game at this step, and its picture (trainer.figures)."""
+    def measure_game(self, step: int, beside_training: bool = False) -> None:
+        """``game/*``: the spectrum of the game at this step, and its picture (trainer.figures):
+        on copies, on a thread of its own, where a core is spare and the game's passes draw no
+        random number; else here, now."""
         if self.game is None:
             return
         try:
+            if beside_training and self._evaluates_beside and not self.game.draws_at_random(step):
+                self._gaming = BackgroundTask(step, "game", self.game.beside(step))
+                return
             measured = self.game.measure(step)
-        except RuntimeError as e:  # an operation with no double backward
-            log.warning("game diagnostics turned off: %s", str(e).strip().splitlines()[0])
-            self.game = None
+        except RuntimeError as e:
+            self._game_failed(e)
             return
+        self._show_game(step, measured)
+
+    def show_game(self) -> None:
+        """The game measured beside training, if any, shown (waiting until it is done)."""
+        gaming, self._gaming = self._gaming, None
+        if gaming is None:
+            return
+        with self.stopwatch("the game's spectrum (diagnostics.game_every)"):
+            try:
+                measured = gaming.result()
+            except RuntimeError as e:
+                self._game_failed(e)
+                return
+            self._show_game(gaming.step, measured)
+
+    def _game_failed(self, error: RuntimeError) -> None:
+        """An operation with no double backward: the game is not measured again."""
+        log.warning("game diagnostics turned off: %s", str(error).strip().splitlines()[0])
+        self.game = None
+
+    def _show_game(self, step: int, measured: GameMeasurement) -> None:
         self.logger.scalars(step, measured.scalars)
         if self.draws:
             self.figure_writer.spectrum(measured.eigenvalues, step)
@@ -420,15 +455,17 @@ class RunRecorder:
             if not aborted:
                 self.write_measured_beside(wait=True)
                 self.show_evaluation(step)
+                self.show_game()
         except Exception as e:  # the run has ended otherwise: say so, and end it as it did
             line = failure_line(e, step) or f"{type(e).__name__}: {e}"
             log.error("work beside training failed: %s", line)
         finally:  # a thread still in torch when the interpreter exits aborts the process
             if self.beside is not None:
                 self.beside.close()
-            if self._evaluating is not None:
-                self._evaluating.wait()
-                self._evaluating = None
+            for task in (self._evaluating, self._gaming):
+                if task is not None:
+                    task.wait()
+            self._evaluating = self._gaming = None
         metrics = self.metrics(status, step, ended_at)
         saved = self.checkpoints.saved_step
         kept = f"step {saved}" if saved is not None else "none yet"

@@ -91,7 +91,8 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
     parts = {part: row["calls"] for part, row in measured["parts"].items()}
     # log steps 1, 4, 8 and 12 (the last); figures at 5 and 10, evaluation and the game at 6,
     # not at 12: those come after training; checkpoints at 6 and 12 (the last, in training).
-    # The evaluation twice: its copy taken at 6, its numbers shown once done
+    # The evaluation and the game twice each: their copies taken at 6, their numbers shown
+    # once done
     assert parts == {
         "steps between log steps": 8,
         "log steps at a plain step's cost": 4,
@@ -99,7 +100,7 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
         "log steps' writes (scalars, histograms, alarms)": 4,
         "sample and gradient-flow figures (trainer.sample_every)": 2,
         "evaluation (trainer.eval_every)": 2,
-        "the game's spectrum (diagnostics.game_every)": 1,
+        "the game's spectrum (diagnostics.game_every)": 2,
         "checkpoints (trainer.ckpt_every)": 2,
         "the loop's own bookkeeping (the rest)": 12,
         "log steps' scalars written once measured beside training": 4,
@@ -112,7 +113,7 @@ def test_breakdown_times_each_part_of_a_runs_training_and_leaves_out_the_final_f
     assert paired["beyond_steps"] == 1 - paired["bare"][0] / paired["default"][0]
     breakdown.print_table("toy", measured)
     printed = capsys.readouterr().out
-    assert "| the game's spectrum (diagnostics.game_every) | 1 |" in printed
+    assert "| the game's spectrum (diagnostics.game_every) | 2 |" in printed
     assert "against a bare run of the same steps" in printed
 
 

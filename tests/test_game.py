@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganopt.background import BackgroundTask
 from ganopt.config import ConfigError
 from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
@@ -412,3 +413,71 @@ def test_lookahead_in_training_syncs_both_players_every_k_steps(tmp_path):
 def test_bad_update_rule_settings_are_refused_in_one_line(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build(compose_config([override]))
+
+
+def _probe(overrides):
+    """The parts of a run that measures the game at every step, and its probe."""
+    parts = build(compose_config(["trainer.batch_size=16", "diagnostics.game_every=1", *overrides]))
+    return parts, parts.game
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["model=dcgan", "data=digits", "model.g.width=8", "model.d.width=8", "reg=r2"]],
+    ids=["toy", "dcgan_batchnorm"],
+)
+def test_the_game_measured_beside_training_gives_the_training_threads_numbers(overrides):
+    """On copies taken at the step, on another thread, while the live weights move on."""
+    parts, game = _probe(overrides)
+    assert not game.draws_at_random(3)
+    rng = torch.get_rng_state()
+    measure = game.beside(3)
+    here = game.measure(3)
+    with torch.no_grad():
+        for p in [*parts.G.parameters(), *parts.D.parameters()]:
+            p.add_(0.5)
+    there = BackgroundTask(3, "game", measure).result()
+    assert there.scalars == here.scalars
+    assert np.array_equal(there.eigenvalues, here.eigenvalues)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "draws"),
+    [
+        ([], False),
+        (["reg=instance_noise"], True),
+        (["loss=wgan_gp"], True),
+        (["reg=instance_noise", "reg.anneal_steps=2"], False),  # annealed to 0 by step 3
+    ],
+)
+def test_a_game_whose_passes_draw_at_random_is_seen_to_and_the_check_moves_no_rng(overrides, draws):
+    _, game = _probe(overrides)
+    rng = torch.get_rng_state()
+    assert game.draws_at_random(3) is draws
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_a_run_logs_the_same_game_whether_measured_beside_training_or_not(tmp_path):
+    """The mid-run game goes to a thread where a core is spare and its passes draw nothing at
+    random (the final one beside the final evaluation); the run's bits and the logged game
+    are those of a run that measures it on the training thread."""
+    runs = []
+    for beside in (True, False):
+        trainer, logger = make_trainer(
+            ["trainer.steps=9", "trainer.eval_every=4", "diagnostics.game_every=null", *SMALL_MLP],
+            tmp_path / str(beside),
+        )
+        trainer.recorder._evaluates_beside = beside
+        game, started = trainer.recorder.game, []
+        game.beside = lambda step, measure=game.beside, started=started: (
+            started.append(step) or measure(step)
+        )
+        trainer.fit()
+        assert started == ([4, 8, 9] if beside else [])
+        runs.append((logger.scalar_log, [p.clone() for p in trainer.G.parameters()]))
+    (one, G1), (other, G2) = runs
+    game_tags = [tag for tag in one if tag.startswith("game/")]
+    assert set(GAME_TAGS) <= set(game_tags) and all(one[t] == other[t] for t in game_tags)
+    assert [s for s, _ in one["game/rotation"]] == [4, 8, 9]
+    assert all(torch.equal(a, b) for a, b in zip(G1, G2, strict=True))

@@ -22,6 +22,7 @@ field's graph, never from the matrix, so the cost is a few backward passes per i
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -171,7 +172,9 @@ def measure_game(
 class GameProbe:
     """Measures the game on a fixed batch (the same at every measurement, so that changes
     come from the weights), from RNGs of its own, restoring BatchNorm's and spectral norm's
-    buffers: measuring never moves the training trajectory."""
+    buffers: measuring never moves the training trajectory. On the training thread
+    (:meth:`measure`), or on copies beside training (:meth:`beside`) where the game's passes
+    draw no random number (:meth:`draws_at_random`)."""
 
     def __init__(
         self,
@@ -216,12 +219,32 @@ class GameProbe:
             yield
 
     def field(self, step: int) -> GameField:
-        real, z = self.fixed_batch()
-        losses = self.objective.game_losses(self.G, self.D, real, z, step)
-        return GameField(losses, (self.G, self.D))
+        return self._field(self.G, self.D, *self.fixed_batch(), step)
+
+    def _field(self, G: nn.Module, D: nn.Module, real: Tensor, z: Tensor, step: int) -> GameField:
+        return GameField(self.objective.game_losses(G, D, real, z, step), (G, D))
 
     def measure(self, step: int) -> GameMeasurement:
         with self.isolated():
-            return measure_game(
-                self.field(step), self.k, self.iters, torch.Generator().manual_seed(self.seed)
-            )
+            return self._measure(self.field(step))
+
+    def _measure(self, field: GameField) -> GameMeasurement:
+        return measure_game(field, self.k, self.iters, torch.Generator().manual_seed(self.seed))
+
+    def draws_at_random(self, step: int) -> bool:
+        """Whether the game's passes at ``step`` draw from the global RNG (instance noise,
+        WGAN-GP's interpolates, DiffAugment), seen on two samples of the fixed batch, the
+        global RNG put back after: such a game is measured on the training thread, as a
+        thread beside it would take numbers from training's stream."""
+        real, z = self.fixed_batch()
+        with self.isolated():
+            before = torch.random.get_rng_state()
+            self.objective.game_losses(self.G, self.D, real[:2], z[:2], step)
+            return not torch.equal(before, torch.random.get_rng_state())
+
+    def beside(self, step: int) -> Callable[[], GameMeasurement]:
+        """The measurement of ``step``, to run on another thread: on copies of the networks
+        and of the fixed batch taken now, the same numbers as :meth:`measure`'s (tested)."""
+        G, D = copy.deepcopy(self.G), copy.deepcopy(self.D)
+        real, z = self.fixed_batch()
+        return lambda: self._measure(self._field(G, D, real, z, step))

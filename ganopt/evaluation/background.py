@@ -17,39 +17,17 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ganopt.stopping import start_worker
+from ganopt.background import BackgroundTask
 
 Scores = dict[str, float | None]
 
 
-class BackgroundEvaluation:
+class BackgroundEvaluation(BackgroundTask[Scores]):
     """``evaluate(copy of sampler)`` for ``step``, started now on a thread; :meth:`result`
     waits for it and returns its scores or raises what it raised."""
 
     def __init__(
         self, step: int, evaluate: Callable[[nn.Module], Scores], sampler: nn.Module
     ) -> None:
-        self.step = step
         weights = copy.deepcopy(sampler).requires_grad_(False)
-        self._scores: Scores | None = None
-        self._error: BaseException | None = None
-        self._thread = start_worker(self._run, f"ganopt-evaluation-{step}", evaluate, weights)
-
-    def _run(self, evaluate: Callable[[nn.Module], Scores], weights: nn.Module) -> None:
-        try:
-            self._scores = evaluate(weights)
-        except BaseException as e:  # raised again on the training thread, by result()
-            self._error = e
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self) -> None:
-        """Until the evaluation ends, its result left unread."""
-        self._thread.join()
-
-    def result(self) -> Scores:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._scores
+        super().__init__(step, "evaluation", evaluate, weights)
