@@ -140,7 +140,8 @@ class Drawing:
 
     def close(self) -> None:
         """Wait for the figures, then stop the worker and the drawing process (a later figure
-        starts another)."""
+        starts another worker and is drawn there: no process is started after this)."""
+        self.beside_training = False
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join()
@@ -148,8 +149,10 @@ class Drawing:
         process, self._process = self._process, None
         try:
             if process is not None:
-                with signals_held():  # a Ctrl-C never leaves the pool half shut down
-                    process.shutdown()
+                with signals_held():  # never split by a Ctrl-C: its managing thread would die
+                    process.shutdown(wait=False)
+                for worker in self._workers:  # done with the figures queued: it ends
+                    worker.join()
         finally:  # whatever state the pool was left in, its process ends: it ignores SIGTERM,
             # and the interpreter's exit would otherwise wait for it forever
             workers, self._workers = self._workers, []

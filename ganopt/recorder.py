@@ -330,10 +330,12 @@ class RunRecorder:
     def show_evaluation(self, now: int) -> None:
         """The evaluation running beside training, if any, shown at step ``now`` of the run
         (waiting until it is done); what it raised is raised here."""
-        evaluating, self._evaluating = self._evaluating, None
+        evaluating = self._evaluating
         if evaluating is None:
             return
         with self.stopwatch("evaluation (trainer.eval_every)"):
+            evaluating.wait()  # a second Ctrl-C here leaves it for finish() to wait for
+            self._evaluating = None
             self._show(evaluating.step, evaluating.result(), now)
 
     def _show(self, step: int, scores: Scores, now: int) -> None:
@@ -369,10 +371,12 @@ class RunRecorder:
 
     def show_game(self) -> None:
         """The game measured beside training, if any, shown (waiting until it is done)."""
-        gaming, self._gaming = self._gaming, None
+        gaming = self._gaming
         if gaming is None:
             return
         with self.stopwatch("the game's spectrum (diagnostics.game_every)"):
+            gaming.wait()  # a second Ctrl-C here leaves it for finish() to wait for
+            self._gaming = None
             try:
                 measured = gaming.result()
             except RuntimeError as e:
@@ -447,10 +451,10 @@ class RunRecorder:
         aborted: bool = False,
         error: str | None = None,
     ) -> RunResult:
-        """Write metrics.json, once every figure is written and the work still running beside
-        training (log-step measurements, an evaluation) is shown (not after a second Ctrl-C),
-        and say how the run ended, in one line."""
-        self.figure_writer.drawing.close()
+        """Write metrics.json, once the work still running beside training (log-step
+        measurements, an evaluation, the game) is shown (not after a second Ctrl-C) and every
+        figure, the game's spectrum included, is written; and say how the run ended, in one
+        line."""
         try:
             if not aborted:
                 self.write_measured_beside(wait=True)
@@ -466,6 +470,7 @@ class RunRecorder:
                 if task is not None:
                     task.wait()
             self._evaluating = self._gaming = None
+        self.figure_writer.drawing.close()
         metrics = self.metrics(status, step, ended_at)
         saved = self.checkpoints.saved_step
         kept = f"step {saved}" if saved is not None else "none yet"

@@ -187,6 +187,12 @@ def test_a_ctrl_c_that_splits_the_pools_shutdown_still_ends_the_drawing_process(
     drawing.close()  # a second close has nothing left to do
 
 
+def test_a_figure_after_close_is_drawn_here_and_starts_no_process():
+    drawing = Drawing(MemoryLogger())
+    drawing.close()
+    assert drawing.draw(os.getpid) == os.getpid() and drawing._process is None
+
+
 def test_the_drawing_process_never_imports_torch():
     """It would spend a second and hundreds of megabytes on an import it does not use."""
     code = (

@@ -4,6 +4,7 @@ game of the WGAN Dirac-GAN: L_D = psi theta, L_G = -psi theta, so v = (-psi, the
 import dataclasses
 import math
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -481,3 +482,41 @@ def test_a_run_logs_the_same_game_whether_measured_beside_training_or_not(tmp_pa
     assert set(GAME_TAGS) <= set(game_tags) and all(one[t] == other[t] for t in game_tags)
     assert [s for s, _ in one["game/rotation"]] == [4, 8, 9]
     assert all(torch.equal(a, b) for a, b in zip(G1, G2, strict=True))
+
+
+def test_a_game_still_running_when_the_run_ends_is_drawn_before_the_figures_close(tmp_path):
+    """A run that fails or diverges while the game runs beside it: its spectrum is shown and
+    drawn before the drawing process is shut down (it was handed to a closed one, which
+    started another that nothing stopped), and metrics.json comes after."""
+    trainer, logger = make_trainer(
+        ["trainer.figures=true", "diagnostics.game_every=1", *SMALL_MLP], tmp_path
+    )
+    recorder = trainer.recorder
+    recorder._evaluates_beside = True
+    recorder.start(0)
+    recorder.measure_game(1, beside_training=True)
+    assert recorder._gaming is not None
+    recorder.finish("failed", 1, error="RuntimeError: elsewhere")
+    assert ("game/spectrum", 1) in [(tag, step) for tag, step, _ in logger.images]
+    drawing = recorder.figure_writer.drawing
+    assert drawing._process is None and drawing._workers == [] and drawing._thread is None
+
+
+def test_a_second_ctrl_c_while_the_game_is_awaited_leaves_it_for_the_end_to_wait_for(tmp_path):
+    """Interrupted while waiting for the game, the recorder still holds it, so that the run's
+    end waits for its thread (a thread inside torch at exit aborts the process)."""
+    trainer, _ = make_trainer(["diagnostics.game_every=1", *SMALL_MLP], tmp_path)
+    recorder, release = trainer.recorder, threading.Event()
+    recorder._gaming = BackgroundTask(1, "game", release.wait)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    recorder._gaming.wait = recorder._gaming.result = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        recorder.show_game()
+    assert recorder._gaming is not None
+    del recorder._gaming.wait, recorder._gaming.result
+    release.set()
+    recorder.finish("interrupted", 1, aborted=True)
+    assert recorder._gaming is None
