@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from ganopt import launch
 from ganopt.composition import RunComposer, compose_config
@@ -268,3 +269,55 @@ def test_the_run_directory_composed_is_the_one_made_when_the_clock_turns(tmp_pat
         assert run._held is not None and run._held[0][1] == tuple(argv[1:])
     finally:
         release(Path(argv[-2].partition("=")[2]))
+
+
+#: command lines whose composition is Hydra's own, value by value and error by error
+HYDRAS_OWN = [
+    [],
+    ["loss=wgan", "trainer.steps=7"],
+    ["trainer.steps=7", "loss=wgan", "trainer.steps=8"],
+    ["experiment=vanishing", "optim.d.lr=0.5"],
+    ["model=dcgan", "data=digits", "model.g.width=16"],
+    ["model=dcgan", "model.g.channels=16"],
+    ["loss={name: hinge}", "reg=none"],
+    ["trainer.eval_every=${trainer.steps}", "trainer.steps=40"],
+    ["optim.g={name: sgd, lr: 0.1}"],
+    ["++data.std=0.1", "~reg", "reg=none"],
+    ["+optim.g.weight_decay=0.01", "optim.clip=0.01"],
+    ["hydra.run.dir=elsewhere", "trainer.seed=3"],
+    ["trainer.stepz=3"],
+    ["loss=wgan", "optim.g.betas=[0.5,0.9,1]", "+trainer.extra=1"],
+    ["trainer.steps=abc"],
+    ["~reg"],
+]
+
+
+@pytest.mark.parametrize("overrides", HYDRAS_OWN, ids=" ".join)
+def test_a_composition_is_hydras_own_though_its_groups_options_are_composed_once(overrides):
+    from hydra import compose, initialize_config_dir
+
+    from ganopt import composition
+
+    def outcome(compose_now):
+        try:
+            cfg = compose_now()
+        except Exception as e:  # the same error, or the same config
+            return type(e), str(e)
+        return OmegaConf.to_yaml(cfg), OmegaConf.is_struct(cfg), OmegaConf.is_readonly(cfg)
+
+    def hydras():
+        with initialize_config_dir(config_dir=str(composition.config_dir()), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+
+    composition.register()
+    expected = outcome(hydras)
+    assert outcome(lambda: composition._compose(overrides)) == expected
+    assert outcome(lambda: composition._compose(overrides)) == expected  # once composed
+
+
+def test_a_config_composed_again_is_a_copy_that_changes_nothing_of_the_next():
+    first = compose_config(["loss=wgan"])
+    first.trainer.steps = 3
+    first.loss.name = "hinge"
+    again = compose_config(["loss=wgan"])
+    assert again.trainer.steps != 3 and again.loss.name == "wgan"
