@@ -21,7 +21,7 @@ from ganopt.evaluation import (
     mode_metrics,
 )
 from ganopt.evaluation.digits_classifier import load_digits_classifier
-from ganopt.evaluation.manifold import prdc
+from ganopt.evaluation.manifold import kth_neighbour_radii, prdc
 
 
 class Replay(nn.Module):
@@ -277,3 +277,22 @@ def test_inception_fid_glue_with_a_stand_in_network(tmp_path, monkeypatch):
     assert scores["fid"] == pytest.approx(0.0, abs=1e-6)
     assert scores["coverage"] == 1.0 and scores["precision"] == 1.0
     assert fid(Replay(real * 0.2))["fid"] > 0.01
+
+
+def test_a_reference_samples_radii_are_computed_once_and_a_new_sample_gets_its_own(monkeypatch):
+    from ganopt.evaluation import evaluators
+
+    computed = []
+    monkeypatch.setattr(evaluators, "_RADII", {})
+    monkeypatch.setattr(
+        evaluators, "kth_neighbour_radii", lambda x: computed.append(x) or kth_neighbour_radii(x)
+    )
+    first, second = (ModeCoverage(RING, n=300) for _ in range(2))
+    assert len(computed) == 1 and second.real_radii is first.real_radii
+    assert torch.equal(first.real_radii, kth_neighbour_radii(first.real.double()))
+    other = torch.randn(300, 2)
+    assert torch.equal(evaluators.reference_radii(other), kth_neighbour_radii(other.double()))
+    assert len(computed) == 2
+    for _ in range(evaluators.KEPT_RADII + 3):
+        evaluators.reference_radii(torch.randn(50, 2))
+    assert len(evaluators._RADII) == evaluators.KEPT_RADII

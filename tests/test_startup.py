@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -132,21 +133,31 @@ print(len(composed), sorted(m for m in ("torch._dynamo", "torch._inductor") if m
 
 
 @pytest.mark.parametrize(
-    ("cores", "cpus", "busy", "small", "omp", "count", "why"),
+    ("cores", "cpus", "busy", "small", "count", "why"),
     [
-        (2, 2, 0, False, None, 2, "one per idle core; 0 of 2 cores busy"),
-        (2, 2, 1, False, None, 1, "one per idle core; 1 of 2 cores busy"),
-        (2, 2, 12.5, False, None, 1, "one per idle core; 12.5 of 2 cores busy"),
-        (8, 16, 11, False, None, 5, "one per idle core; 11 of 16 cores busy"),
-        (8, 16, 0, False, None, 8, "one per idle core; 0 of 16 cores busy"),
-        (2, 2, 0, True, None, 1, "small MLP; 0 of 2 cores busy"),
-        (2, 2, 3, False, "1", None, "OMP_NUM_THREADS=1; 3 of 2 cores busy"),
+        (2, 2, 0, False, 2, "one per idle core; 0 of 2 cores busy"),
+        (2, 2, 1, False, 1, "one per idle core; 1 of 2 cores busy"),
+        (2, 2, 12.5, False, 1, "one per idle core; 12.5 of 2 cores busy"),
+        (8, 16, 11, False, 5, "one per idle core; 11 of 16 cores busy"),
+        (8, 16, 0, False, 8, "one per idle core; 0 of 16 cores busy"),
+        (2, 2, 0, True, 1, "small MLP; 0 of 2 cores busy"),
     ],
 )
 def test_auto_threads_follows_the_idle_cores_and_gives_a_small_mlp_one(
-    cores, cpus, busy, small, omp, count, why
+    cores, cpus, busy, small, count, why
 ):
-    assert auto_threads(cores, cpus, busy, small, omp) == (count, why)
+    assert auto_threads(cores, cpus, busy, small) == (count, why)
+
+
+def test_auto_threads_under_omp_num_threads_keeps_torchs_count_without_reading_the_load(
+    monkeypatch,
+):
+    """OMP_NUM_THREADS chooses (torchrun, the joblib launcher, this suite): the load, which
+    takes a few milliseconds to read, is not."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(device, "busy_cores", lambda: pytest.fail("the load was read"))
+    line = device.set_threads("auto", torch.device("cpu"))
+    assert line == f"threads {torch.get_num_threads()} (auto: OMP_NUM_THREADS=1)"
 
 
 def test_busy_cores_counts_the_runnable_tasks_but_this_one(tmp_path, monkeypatch):

@@ -61,10 +61,9 @@ def set_threads(threads: int | str, device: torch.device, model: object = None) 
     if threads != "auto":
         torch.set_num_threads(int(threads))
         return f"threads {int(threads)} (trainer.threads)"
-    omp = os.environ.get("OMP_NUM_THREADS")
-    count, why = auto_threads(TORCH_THREADS, usable_cpus(), busy_cores(), small_mlp(model), omp)
-    if count is None:
-        count = torch.get_num_threads()
+    if omp := os.environ.get("OMP_NUM_THREADS"):  # torchrun, the joblib launcher, the tests
+        return f"threads {torch.get_num_threads()} (auto: OMP_NUM_THREADS={omp})"  # torch's
+    count, why = auto_threads(TORCH_THREADS, usable_cpus(), busy_cores(), small_mlp(model))
     torch.set_num_threads(count)
     return f"threads {count} (auto: {why})"
 
@@ -133,18 +132,14 @@ def busy_cores() -> float:
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
-def auto_threads(
-    cores: int, cpus: int, busy: float, small: bool, omp: str | None = None
-) -> tuple[int | None, str]:
-    """trainer.threads=auto: the count never far from the fastest on an idle machine that does
-    not collapse on a busy one (a thread waiting for a busy core stalls the others), and why.
-    ``cores``: torch's own count; ``cpus``: those this process may run on; ``busy``: the cores
-    other work keeps busy (:func:`busy_cores`); ``small``: a small MLP, on one thread never
-    more than a few percent slower (docs/install.md, "Threads"). None where OMP_NUM_THREADS
-    chose (torchrun, the joblib launcher, the test suite): torch's count, which follows it."""
+def auto_threads(cores: int, cpus: int, busy: float, small: bool) -> tuple[int, str]:
+    """trainer.threads=auto where OMP_NUM_THREADS does not choose: the count never far from the
+    fastest on an idle machine that does not collapse on a busy one (a thread waiting for a
+    busy core stalls the others), and why. ``cores``: torch's own count; ``cpus``: those this
+    process may run on; ``busy``: the cores other work keeps busy (:func:`busy_cores`);
+    ``small``: a small MLP, on one thread never more than a few percent slower
+    (docs/install.md, "Threads")."""
     others = f"{busy:g} of {cpus} cores busy"
-    if omp:
-        return None, f"OMP_NUM_THREADS={omp}; {others}"
     if small:
         return 1, f"small MLP; {others}"
     idle = max(1, math.floor(cpus - busy + 0.5))  # the cores other work leaves free
