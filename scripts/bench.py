@@ -36,6 +36,7 @@ about five toy steps), so that the defaults finish in about three minutes on two
     python scripts/bench.py --threads            # steps/s at each CPU thread count
     python scripts/bench.py --breakdown          # where a default run's training time goes
     python scripts/bench.py --startup            # a 6-step run's process against import torch
+    python scripts/bench.py --suite              # the test suite, whole and its fast subset
 
 --scaling measures the Trainer, the bare loop (at the Trainer's thread count: what the
 framework adds) and the Trainer with per-layer diagnostics at every step, each in a process of
@@ -57,6 +58,10 @@ the steps, work beside training that slows the steps it overlaps included.
 reports their medians, minima and maxima, the run's time beyond import torch and the typo's
 time over it.
 
+--suite runs the test suite as docs/install.md tells a user to (python -m pytest, whole and
+-m "not slow"), each in a process of its own (default 1 repetition: the whole suite takes
+minutes).
+
 Steps/s are generator steps per second of training proper (the Trainer's own measurement, which
 leaves out start-up, the final figure and the final evaluation).
 """
@@ -71,7 +76,17 @@ from pathlib import Path
 from typing import Any
 
 from ganopt.arguments import output_dir
-from ganopt.bench import breakdown, compare, rules, scaling, startup, subnormals, threads, timing
+from ganopt.bench import (
+    breakdown,
+    compare,
+    rules,
+    scaling,
+    startup,
+    subnormals,
+    suite,
+    threads,
+    timing,
+)
 from ganopt.config import ConfigError
 from ganopt.rundir import WriteError
 from ganopt.tables import add_table_argument, printed, write_table
@@ -166,6 +181,11 @@ def _add_modes(p: argparse.ArgumentParser) -> None:
         f"refused typo, whole processes, interleaved (default {startup.REPS} repetitions)",
     )
     p.add_argument(
+        "--suite",
+        action="store_true",
+        help="instead: the test suite's wall time, whole and its fast subset (-m 'not slow')",
+    )
+    p.add_argument(
         "--rules",
         action="store_true",
         help="instead: each update rule's steps/s on the toy config against the default's",
@@ -238,6 +258,8 @@ def _run_mode(args: argparse.Namespace, names: list[str], steps: dict[str, int],
             startup.measure(args.extra, reps if args.reps else startup.REPS),
             startup.print_table,
         )
+    elif args.suite:
+        _show(args, suite.measure(args.reps or 1), suite.print_table)
     elif args.rules:
         length = args.steps or timing.STEPS["toy"][args.quick]
         _show(args, rules.measure(base, length, reps), rules.print_table)

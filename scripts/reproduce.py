@@ -201,6 +201,11 @@ TABLES: dict[str, Table] = {
         _bench("--startup", "startup"),
         1,
     ),
+    "suite": Table(
+        "the test suite's wall time, whole and its fast subset",
+        _bench("--suite", "suite"),
+        4,
+    ),
     "one_buffer": Table(
         "each network's parameters in one buffer against separate tensors",
         _bench("--configs toy,plain,dcgan --separate --reps 5", "one_buffer"),

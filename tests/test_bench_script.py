@@ -2,11 +2,12 @@
 
 import csv
 import json
+import subprocess
 
 import pytest
 import torch
 
-from ganopt.bench import breakdown, scaling, startup, subnormals, threads, timing
+from ganopt.bench import breakdown, scaling, startup, subnormals, suite, threads, timing
 from ganopt.bench.rules import RULES
 from ganopt.setup import assembly
 from tests.conftest import load_script
@@ -213,3 +214,34 @@ def test_startup_times_each_command_interleaved_and_the_differences(bench, capsy
     assert all(len(r["runs"]) == 2 for r in report["seconds"].values())
     runs = [a for a in seen if "trainer.steps=6" in a]
     assert len(runs) == 3 and all(any(x.startswith("hydra.run.dir=") for x in a) for a in runs)
+
+
+def test_suite_times_the_whole_suite_and_its_fast_subset_as_a_user_runs_them(
+    bench, capsys, monkeypatch
+):
+    """Each run as many times as asked, first one then the other, with what pytest counted;
+    here with stand-ins for pytest (the suite is not run from inside itself)."""
+    seen = []
+
+    def timed(args):
+        seen.append(args)
+        return (30.0 if args else 150.0), "900 passed, 19 skipped"
+
+    monkeypatch.setattr(suite, "_timed", timed)
+    assert bench.main(["--suite", "--reps", "2"]) == 0
+    table = capsys.readouterr().out
+    assert seen == [[], ["-m", "not slow"], ["-m", "not slow"], []]
+    assert (
+        "| whole suite | `python -m pytest` | 150 | 150 | 150 | 900 passed, 19 skipped |" in table
+    )
+    assert '| fast subset | `python -m pytest -m "not slow"` | 30 |' in table
+
+
+def test_suite_reports_a_failing_run_instead_of_timing_it(monkeypatch):
+    failed = subprocess.CompletedProcess([], 1, stdout="== 1 failed, 3 passed in 2.0s ==\n")
+    monkeypatch.setattr(suite.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(RuntimeError, match="exited 1: == 1 failed, 3 passed"):
+        suite._timed([])
+    passed = subprocess.CompletedProcess([], 0, stdout="x\n== 9 passed, 1 warning in 2.0s ==\n")
+    monkeypatch.setattr(suite.subprocess, "run", lambda *a, **k: passed)
+    assert suite._timed([])[1] == "9 passed"
