@@ -214,7 +214,11 @@ def measure(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except (ConfigError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _run_mode(args, names, steps, reps)
+    try:
+        _run_mode(args, names, steps, reps)
+    except timing.CommandFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -28,7 +28,7 @@ COMMANDS = {
 
 
 def _timed(argv: list[str], code: int, cwd: Path) -> float:
-    """Seconds from start to exit of one process; RuntimeError if it ended otherwise."""
+    """Seconds from start to exit of one process; timing.CommandFailed if it ended otherwise."""
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, *argv], cwd=cwd, capture_output=True, text=True, check=False
@@ -36,7 +36,7 @@ def _timed(argv: list[str], code: int, cwd: Path) -> float:
     seconds = time.perf_counter() - start
     if proc.returncode != code:
         tail = (proc.stderr.strip().splitlines() or [""])[-1]
-        raise RuntimeError(f"{' '.join(argv[:2])} exited {proc.returncode}: {tail}")
+        raise timing.CommandFailed(f"{' '.join(argv[:2])} exited {proc.returncode}: {tail}")
     return seconds
 
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from ganopt.bench.timing import CommandFailed
+
 REPO = Path(__file__).resolve().parents[2]
 #: label: pytest's arguments
 RUNS = {"whole suite": [], "fast subset": ["-m", "not slow"]}
@@ -21,7 +23,7 @@ SUMMARY = re.compile(r"^=*\s*(\d+ passed.*?) in [\d.]+s")
 
 def _timed(args: list[str]) -> tuple[float, str]:
     """Seconds from start to exit of ``python -m pytest ARGS``, and what it counted (passed,
-    skipped); RuntimeError if a test failed."""
+    skipped); CommandFailed if a test failed."""
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *args],
@@ -33,7 +35,7 @@ def _timed(args: list[str]) -> tuple[float, str]:
     seconds = time.perf_counter() - start
     lines = proc.stdout.strip().splitlines() or [""]
     if proc.returncode != 0:
-        raise RuntimeError(f"pytest {' '.join(args)} exited {proc.returncode}: {lines[-1]}")
+        raise CommandFailed(f"{' '.join(['pytest', *args])} exited {proc.returncode}: {lines[-1]}")
     counted = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), "")
     return seconds, re.sub(r", \d+ warnings?", "", counted)
 

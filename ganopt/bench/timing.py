@@ -41,6 +41,11 @@ COMPILED = ("trainer.compile=true", "trainer.cuda_graphs=true")
 SEPARATE = "trainer.flat_params=false"
 
 
+class CommandFailed(RuntimeError):
+    """A timed command (a process of --startup, a pytest run of --suite) did not end as it
+    must: the measurement stops, in one line."""
+
+
 def components(overrides: list[str]) -> Components:
     """A run built as train.py builds it. Each starts from torch's own thread count, which
     trainer.threads then sets or leaves (not from the count an earlier run in this process set)."""
