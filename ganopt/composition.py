@@ -128,12 +128,16 @@ def _compose(overrides: list[str]) -> DictConfig:
     what it composed before. Hydra reads and merges the config files anew on every call (80 ms);
     it then sets the command line's values (``trainer.steps=10``) on the composed config. So the
     composition of the groups' options (``loss=wgan``) is kept, and the values are set on a copy
-    of it by Hydra's own function, in the order given: the same config, 10 ms. Tested against
-    Hydra's own composition (tests/test_config.py)."""
+    of it by Hydra's own function, in the order given: the same config, 10 ms. A command line
+    that sets Hydra's own settings or interpolates (``${...}``, which may read Hydra's settings,
+    the clock or the environment) is composed by Hydra as it stands. Tested against Hydra's own
+    composition (tests/test_startup.py)."""
+    if any("${" in o or o.lstrip("+~").startswith("hydra") for o in overrides):
+        return _hydras_composition(str(config_dir()), tuple(overrides))
     parsed = OverridesParser.create().parse_overrides(overrides)
     values = [o for o in parsed if _sets_a_value(o)]
     choices = tuple(o.input_line for o in parsed if not _sets_a_value(o))
-    cfg = copy.deepcopy(_composed_options(choices))
+    cfg = copy.deepcopy(_composed_options(str(config_dir()), choices))
     ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
     return cfg
 
@@ -141,23 +145,27 @@ def _compose(overrides: list[str]) -> DictConfig:
 def _sets_a_value(override: Override) -> bool:
     """An override Hydra sets on the composed config, as Hydra tells them from the overrides
     that choose what is composed: not a sweep, and a key that is no config group (or a dict
-    value). Hydra's own settings are left to Hydra's composition."""
-    if override.is_sweep_override() or override.key_or_group.startswith("hydra"):
+    value)."""
+    if override.is_sweep_override():
         return False
-    is_group = _repository().group_exists(override.key_or_group)
+    is_group = _repository(str(config_dir())).group_exists(override.key_or_group)
     return isinstance(override.value(), dict) or not is_group
 
 
 @functools.cache
-def _repository() -> ConfigRepository:
-    return ConfigRepository(config_search_path=create_config_search_path(str(config_dir())))
+def _repository(configs: str) -> ConfigRepository:
+    return ConfigRepository(config_search_path=create_config_search_path(configs))
 
 
 @functools.lru_cache(maxsize=64)
-def _composed_options(choices: tuple[str, ...]) -> DictConfig:
-    """Hydra's composition, kept: callers get a copy."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(choices))
+def _composed_options(configs: str, choices: tuple[str, ...]) -> DictConfig:
+    """Hydra's composition of the configs in ``configs``, kept: callers get a copy."""
+    return _hydras_composition(configs, choices)
+
+
+def _hydras_composition(configs: str, overrides: tuple[str, ...]) -> DictConfig:
+    with initialize_config_dir(config_dir=configs, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 def _unknown_key(overrides: list[str]) -> str | None:

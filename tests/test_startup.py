@@ -5,6 +5,7 @@ trainer.threads=auto's choice. Timings are scripts/bench.py --startup's, never a
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -300,6 +301,10 @@ HYDRAS_OWN = [
     ["loss=wgan", "optim.g.betas=[0.5,0.9,1]", "+trainer.extra=1"],
     ["trainer.steps=abc"],
     ["~reg"],
+    ["trainer.stepz=3", "hydra.launcher.n_jobs=2"],
+    ["trainer.steps=abc", "hydra.job.env_copy=[NOPE_XYZ]"],
+    ["trainer.device=${hydra.job.name}", "+trainer.device=cpu"],
+    ["+foo=${hydrax}", "~foo", "+hydrax=1"],
 ]
 
 
@@ -324,6 +329,22 @@ def test_a_composition_is_hydras_own_though_its_groups_options_are_composed_once
     expected = outcome(hydras)
     assert outcome(lambda: composition._compose(overrides)) == expected
     assert outcome(lambda: composition._compose(overrides)) == expected  # once composed
+
+
+def test_a_composition_follows_the_config_directory_and_the_environment(tmp_path, monkeypatch):
+    """The options kept are those of the config directory composed from (scripts and tests
+    compose a copy of configs/), and an interpolation is Hydra's to resolve, each time."""
+    from ganopt import composition
+
+    assert compose_config(["loss=wgan"]).loss.name == "wgan"
+    copied = tmp_path / "configs"
+    shutil.copytree(composition.config_dir(), copied)
+    (copied / "loss" / "wgan.yaml").write_text("name: hinge\n")
+    monkeypatch.setattr(composition, "config_dir", lambda: copied)
+    assert compose_config(["loss=wgan"]).loss.name == "hinge"
+    for reg in ("r1", "r2"):
+        monkeypatch.setenv("GANOPT_TEST_REG", reg)
+        assert composition._compose(["reg=${oc.env:GANOPT_TEST_REG}"]).reg.name == reg
 
 
 def test_a_config_composed_again_is_a_copy_that_changes_nothing_of_the_next():
