@@ -160,9 +160,29 @@ def test_frechet_distance_between_known_gaussians():
 
 @pytest.mark.slow
 def test_digits_classifier_is_accurate(private_cache):
+    from ganopt.evaluation import digits_classifier
+
     _, accuracy = load_digits_classifier()  # the session's cached one
     assert accuracy > 0.95
-    assert (private_cache / "digits_cnn_v1.pt").exists()
+    assert (private_cache / digits_classifier.CACHE_FILE).exists()
+
+
+def test_the_classifier_has_the_same_weights_whatever_the_processs_thread_count():
+    """Its weights decide every fd_digits: trained at a fixed count (a short training here),
+    and the caller's count is given back."""
+    from ganopt.evaluation.digits_classifier import TRAINING_THREADS, train_digits_classifier
+
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (2, 3):
+            torch.set_num_threads(threads)
+            model, _ = train_digits_classifier(epochs=1)
+            assert torch.get_num_threads() == threads != TRAINING_THREADS
+            weights.append(model.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.slow
@@ -181,7 +201,7 @@ def test_training_or_loading_the_classifier_leaves_the_rng_alone(tmp_path, monke
         torch.manual_seed(0)
         _, accuracy = load_digits_classifier()
         assert torch.equal(torch.randn(3), expected)
-        assert (tmp_path / "digits_cnn_v1.pt").exists()
+        assert (tmp_path / digits_classifier.CACHE_FILE).exists()
         accuracies.append(accuracy)
     assert accuracies[0] == accuracies[1]
 
