@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -314,3 +315,26 @@ def _alive(pid):
         return False
     with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone but for its parent's wait
         return stat.read().split()[2] != "Z"
+
+
+def test_a_histogram_is_numpys_binning_done_by_torch(tmp_path, monkeypatch):
+    """The logger bins with torch (TensorBoard's own binning starts OpenBLAS's spinning threads
+    beside training): the same counts, range and moments as numpy's histogram of the values."""
+    from torch.utils.tensorboard import summary
+
+    from ganopt.logger import HISTOGRAM_BINS, TensorBoardLogger
+
+    monkeypatch.setattr(summary, "make_histogram", lambda *a, **k: pytest.fail("numpy's"))
+    logger = TensorBoardLogger(tmp_path)
+    written = {}
+    monkeypatch.setattr(logger.writer, "add_histogram_raw", lambda tag, **k: written.update(k))
+    values = torch.randn(3, 1000, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    logger.histogram("hist/x", values, 7)
+    logger.close()
+    x = values.double().flatten().numpy()
+    counts, limits = np.histogram(x, bins=HISTOGRAM_BINS)
+    assert written["global_step"] == 7 and written["num"] == x.size
+    assert written["bucket_counts"] == counts.tolist()
+    assert np.allclose(written["bucket_limits"], limits[1:])
+    assert written["min"] == x.min() and written["max"] == x.max()
+    assert np.isclose(written["sum"], x.sum()) and np.isclose(written["sum_squares"], x @ x)
