@@ -130,7 +130,7 @@ class TensorBoardLogger:
         """64 equal-width bins (TensorBoard re-bins to ~30 for display anyway, and the default
         exponential buckets cost four times as much to compute), binned by torch. TensorBoard's
         own binning takes a numpy dot product, which starts OpenBLAS's threads; their spinning
-        slowed the steps of a default toy run by 2.5% (docs/performance.md)."""
+        slowed the steps of a default toy run (docs/performance.md)."""
         v = values.detach().flatten().double().cpu()
         counts, edges = torch.histogram(v, bins=HISTOGRAM_BINS)
         self.writer.add_histogram_raw(
