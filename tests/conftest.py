@@ -1,5 +1,7 @@
-"""Shared helpers: compose configs in-process (``compose_config``, as train.py composes) and
-run the Trainer without TensorBoard."""
+"""Shared helpers: build and run the Trainer in-process without TensorBoard.
+
+Imports nothing heavy at the top: under pytest-xdist this file is also loaded by the process that
+only hands tests to the workers, and torch and Hydra there would delay every worker's start."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ import signal
 import sys
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
-from ganopt.composition import compose_config
-from ganopt.setup import assembly
-from ganopt.setup.assembly import build
-from ganopt.trainer import Trainer
+if TYPE_CHECKING:
+    import torch
+
+    from ganopt.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,8 +38,17 @@ def pytest_configure(config: pytest.Config) -> None:
     process oversubscribe them), and SIGTERM stops the session like Ctrl-C does: a test in
     subprocess.run kills its child on the way out instead of leaving it running."""
     os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
+    if not _hands_out_tests_only(config):
+        import torch
+
+        torch.set_num_threads(1)
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _hands_out_tests_only(config: pytest.Config) -> bool:
+    """pytest-xdist's controller: its workers run the tests."""
+    workers = getattr(config.option, "numprocesses", None)
+    return bool(workers) and "PYTEST_XDIST_WORKER" not in os.environ
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -93,9 +104,12 @@ def first_state(optimizer: torch.optim.Optimizer) -> dict:
 
 def make_trainer(overrides: list[str], run_dir: Path) -> tuple[Trainer, MemoryLogger]:
     """Compose, build and wire a Trainer exactly as train.py does, with an in-memory logger."""
+    from ganopt.composition import compose_config
+    from ganopt.setup import assembly
+
     logger = MemoryLogger()
     return assembly.make_trainer(
-        build(compose_config([*FAST, *overrides])), run_dir, logger
+        assembly.build(compose_config([*FAST, *overrides])), run_dir, logger
     ), logger
 
 
@@ -118,13 +132,21 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The digits classifier is trained on first use in a test session, never in the user's
-    cache; subprocesses inherit the variable. pytest-xdist's workers share one cache (it is
-    written atomically), so it is trained at most once per worker and usually once."""
-    base = tmp_path_factory.getbasetemp()
-    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "ganopt-cache"
-    path.mkdir(exist_ok=True)
+def private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits classifier is trained on first use, never in the user's cache: in pytest's own
+    cache (.pytest_cache, so a checkout trains it once, not every session: five seconds of the
+    fast subset), one per torch version, whose kernels its weights depend on; under
+    ``-p no:cacheprovider``, in the session's temp directory. Subprocesses inherit the variable;
+    pytest-xdist's workers share one cache (it is written atomically)."""
+    import torch
+
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        path = cache.mkdir(f"ganopt-torch-{torch.__version__}")
+    else:
+        base = tmp_path_factory.getbasetemp()
+        path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "ganopt-cache"
+        path.mkdir(exist_ok=True)
     previous = os.environ.get("GANOPT_CACHE_DIR")
     os.environ["GANOPT_CACHE_DIR"] = str(path)
     yield path
@@ -132,3 +154,47 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         del os.environ["GANOPT_CACHE_DIR"]
     else:
         os.environ["GANOPT_CACHE_DIR"] = previous
+
+
+#: pytest's cache key of each test module's seconds in the last session that ran it
+MODULE_SECONDS = "ganopt/module-seconds"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The modules that took longest when last run go first, each module's tests in their order:
+    pytest-xdist's workers then end on short tests instead of one waiting for the other's long
+    one (about a second of the fast subset). No record (a fresh checkout): the order as found."""
+    worker = getattr(config, "workerinput", None)
+    seconds = worker[MODULE_SECONDS] if worker is not None else _recorded_seconds(config)
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """pytest-xdist's workers sort by the record the controller read once: each worker reading
+    it for itself could see another session's rewrite, and workers that collect the tests in
+    different orders stop the run."""
+    node.workerinput[MODULE_SECONDS] = _recorded_seconds(node.config)
+
+
+def _recorded_seconds(config: pytest.Config) -> dict[str, float]:
+    cache = getattr(config, "cache", None)
+    return cache.get(MODULE_SECONDS, {}) if cache is not None else {}
+
+
+_session_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each module's seconds this session (setup, call and teardown), in whichever process
+    sees the reports: pytest-xdist's controller, or pytest itself without workers."""
+    module = report.nodeid.split("::")[0]
+    _session_seconds[module] = _session_seconds.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The modules run this session replace their records; the others keep theirs."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or "PYTEST_XDIST_WORKER" in os.environ or not _session_seconds:
+        return
+    cache.set(MODULE_SECONDS, cache.get(MODULE_SECONDS, {}) | _session_seconds)

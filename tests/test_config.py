@@ -7,11 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganopt.composition import check_group_overrides, config_dir
+from ganopt.composition import check_group_overrides, compose_config, config_dir
 from ganopt.config import ConfigError
 from ganopt.setup import registry
 from ganopt.setup.assembly import build
-from tests.conftest import compose_config
 
 
 def options(group: str) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ganopt.background import BackgroundTask
+from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.diagnostics.game import ROTATION_CAP, GameField, measure_game
 from ganopt.losses import NonSaturatingLoss, StandardLoss, WassersteinLoss
@@ -20,7 +21,7 @@ from ganopt.regularizers import consensus, r1
 from ganopt.setup import assembly
 from ganopt.setup.assembly import build
 from ganopt.tags import GAME_TAGS
-from tests.conftest import MemoryLogger, compose_config, first_state, make_trainer
+from tests.conftest import MemoryLogger, first_state, make_trainer
 from tests.dirac import LinearCritic, PointGenerator, zeros
 
 ETA = 0.1

@@ -37,6 +37,11 @@ QUICK = [*SMALL, "trainer.progress=false", "trainer.eval_every=0", "trainer.samp
 
 def run_main(argv, run_dir, capfd):
     """train.py's entry point in this process: (exit code, stderr)."""
+    return run_entry(argv, run_dir), capfd.readouterr().err
+
+
+def run_entry(argv, run_dir):
+    """train.py's entry point in this process: its exit code."""
     old, handlers = sys.argv, logging.root.handlers[:]
     resumed = any(a.startswith("resume=") for a in argv)  # a resume writes in its own directory
     sys.argv = ["train.py", *argv, *([] if resumed else [f"hydra.run.dir={run_dir}"])]
@@ -52,7 +57,7 @@ def run_main(argv, run_dir, capfd):
             if handler not in handlers:
                 handler.close()
                 logging.root.removeHandler(handler)
-    return code, capfd.readouterr().err
+    return code
 
 
 def assert_refused(code, err, run_dir, message=""):

@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.data import DataError, ImageBatches, digits, folder, torchvision_dataset
 from ganopt.data.images import split
 from ganopt.models import DCGANDiscriminator, DCGANGenerator
 from ganopt.setup.assembly import build
-from tests.conftest import compose_config
 
 
 def write_png(path, array):

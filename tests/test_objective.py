@@ -6,11 +6,12 @@ import math
 import pytest
 import torch
 
+from ganopt.composition import compose_config
 from ganopt.losses import NonSaturatingLoss, RelativisticAverageLoss
 from ganopt.objective import Objective
 from ganopt.regularizers import GradientPenalty, InstanceNoise, r1
 from ganopt.setup.assembly import build
-from tests.conftest import compose_config, make_trainer
+from tests.conftest import make_trainer
 from tests.test_strategies import LinearD
 
 

@@ -16,11 +16,12 @@ import ganopt.diagnostics.measurements
 import ganopt.losses
 import ganopt.objective
 import ganopt.regularizers
+from ganopt.composition import compose_config
 from ganopt.diagnostics.report import report
 from ganopt.setup import registry
 from ganopt.setup.assembly import build, make_trainer
 from ganopt.tags import DESCRIPTIONS, description
-from tests.conftest import FAST, MemoryLogger, compose_config
+from tests.conftest import FAST, MemoryLogger
 
 pytestmark = pytest.mark.slow  # seven short runs
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from ganopt.checkpoint import load, save_atomic
+from ganopt.composition import compose_config
 from ganopt.config import ConfigError
 from ganopt.setup import assembly
 from ganopt.setup.assembly import build
-from tests.conftest import FAST, REPO, as_run_dir, compose_config, make_trainer
+from tests.conftest import FAST, REPO, as_run_dir, make_trainer
 
 MLP = ["model.g.hidden=[32,32]", "model.d.hidden=[32,32]", "trainer.batch_size=64"]
 DCGAN = [

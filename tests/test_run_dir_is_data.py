@@ -24,7 +24,7 @@ from ganopt.checkpoint import CheckpointDir, CheckpointError, load, save_atomic
 from ganopt.config import ConfigError
 from ganopt.rundir import WriteError, lock, new_run_dir, release, write_atomic
 from tests.conftest import REPO
-from tests.test_hostile import QUICK, assert_refused, make_run, run_main
+from tests.test_hostile import QUICK, assert_refused, run_entry, run_main
 
 
 @pytest.fixture
@@ -46,7 +46,10 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("finished"))
+    """A finished 4-step run directory, through train.py's entry point in this process."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    assert run_entry([*QUICK, "trainer.steps=4"], run_dir) == 0
+    return run_dir
 
 
 @pytest.fixture

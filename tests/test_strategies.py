@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from ganopt.composition import compose_config
 from ganopt.ema import EMA
 from ganopt.models import DCGANDiscriminator, MLPDiscriminator
 from ganopt.regularizers import GradientPenalty, InstanceNoise, r1, r2, wgan_gp
 from ganopt.setup.assembly import build
-from tests.conftest import compose_config, make_trainer
+from tests.conftest import make_trainer
 
 
 class LinearD(nn.Module):

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganopt.composition import MAX_DIRNAME, safe_dirname
+from ganopt.composition import MAX_DIRNAME, compose_config, safe_dirname
 from ganopt.sweeps import read_sweep, summarize_sweep
-from tests.conftest import REPO, compose_config, load_script
+from tests.conftest import REPO, load_script
 
 
 def test_safe_dirname_removes_slashes_and_bounds_the_length():
