@@ -21,10 +21,12 @@ class EMA:
         if not 0 < decay < 1:
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
         self.decay = float(decay)
-        self.G = G
         self.module = copy.deepcopy(G).requires_grad_(False)
         self._params = list(self.module.parameters())
         self._sources = list(G.parameters())
+        # pairs of buffers, listed once rather than by walking the modules at every step; they
+        # are updated in place (BatchNorm's statistics, spectral norm's vectors)
+        self._buffers = list(zip(self.module.buffers(), G.buffers(), strict=True))
 
     def decay_at(self, step: int) -> float:
         return min(self.decay, (1 + step) / (10 + step))
@@ -33,5 +35,5 @@ class EMA:
     def update(self, step: int) -> None:
         """After G's ``step``-th update (1, 2, ...)."""
         torch._foreach_lerp_(self._params, self._sources, 1.0 - self.decay_at(step))
-        for ema_buffer, buffer in zip(self.module.buffers(), self.G.buffers(), strict=True):
+        for ema_buffer, buffer in self._buffers:
             ema_buffer.copy_(buffer)

@@ -6,7 +6,9 @@ the generator's step lookahead-minmax and the EMA."""
 from __future__ import annotations
 
 import contextlib
+import sys
 
+import torch
 from torch import nn
 
 from ganopt.components import Components
@@ -32,7 +34,7 @@ class Updates:
             self.flat[network].gather_grads()
         optimizer = self.optimizers[network]
         with self.arithmetic:
-            optimizer.extrapolate() if extrapolate else optimizer.step()
+            optimizer.extrapolate() if extrapolate else optimizer_step(optimizer)
         if network == "D" and self.clipper is not None:
             self.clipper()
         if probe:
@@ -47,6 +49,38 @@ class Updates:
             self.lookahead.after_generator_step(step)
         if self.ema is not None:
             self.ema.update(step)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()`` without the profiler range torch opens around every step, where
+    nothing would see it: no profiler records, and no step hook or per-instance wrapper (an LR
+    scheduler's) is on the optimizer. Entering and leaving that range on every step slowed a
+    default toy run's steps measurably (docs/performance.md); the arithmetic is the same."""
+    step = type(optimizer).step
+    bare = getattr(step, "__wrapped__", None)
+    if (
+        bare is None
+        or not getattr(step, "hooked", False)  # not torch's wrapper: call it as it is
+        or "step" in vars(optimizer)
+        or torch.autograd._profiler_enabled()
+        or _has_step_hooks(optimizer)
+    ):
+        optimizer.step()
+    else:
+        bare(optimizer)
+
+
+def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether a step hook is registered on ``optimizer`` or for all optimizers (also when
+    torch keeps them elsewhere than where this looks: then the wrapper runs them)."""
+    module = sys.modules[torch.optim.Optimizer.__module__]  # where torch keeps the global ones
+    hooks = (
+        getattr(optimizer, "_optimizer_step_pre_hooks", None),
+        getattr(optimizer, "_optimizer_step_post_hooks", None),
+        getattr(module, "_global_optimizer_pre_hooks", None),
+        getattr(module, "_global_optimizer_post_hooks", None),
+    )
+    return any(h is None or len(h) > 0 for h in hooks)
 
 
 def zero_grad(params: list[nn.Parameter]) -> None:
