@@ -5,18 +5,69 @@ KeyboardInterrupt arrived); a Ctrl-C at any later moment of start-up ends it the
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import select
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 
 def _interrupted() -> None:
     print("interrupted", file=sys.stderr)
     sys.exit(130)
+
+
+class _EndsWhenReaderGoes:
+    """sys.stdout during a command: where the program reading it has gone (``python train.py
+    --help | head``), the command ends quietly with exit code 1, as Python's documentation
+    recommends for a closed pipe, instead of with a traceback (Hydra prints its help and the
+    config itself, and reports what that raises with one). stdout then points at /dev/null, so
+    that the interpreter's own flush at exit does not fail again. Training logs go to stderr."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _guarded(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            if not _reader_gone(self._stream):
+                raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            raise SystemExit(1) from None
+
+
+def _reader_gone(stream: Any) -> bool:
+    """Whether ``stream`` is a pipe whose reading end is closed (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor, or no poll here
+        return False
+
+
+@contextlib.contextmanager
+def _stdout_guarded() -> Iterator[None]:
+    stdout = sys.stdout
+    sys.stdout = _EndsWhenReaderGoes(stdout)
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
 
 
 def _load_main(module: str) -> Callable[[], Any]:
@@ -30,8 +81,9 @@ def _load_main(module: str) -> Callable[[], Any]:
 def train() -> None:
     """A training command line in this process (``sys.argv``): a run or a sweep."""
     try:
-        main = _load_main("ganopt.cli")
-        main()
+        with _stdout_guarded():
+            main = _load_main("ganopt.cli")
+            main()
     except KeyboardInterrupt:
         _interrupted()
 
@@ -56,15 +108,17 @@ def train_and_exit() -> NoReturn:
     if not single_run(sys.argv) or any(not t.daemon for t in others):
         sys.exit(code)
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError):  # its reader has gone: the rest is dropped
+            stream.flush()
     os._exit(code)
 
 
 def sample() -> int:
     """``ganopt-sample``."""
     try:
-        main = _load_main("ganopt.sample")
-        return main()
+        with _stdout_guarded():
+            main = _load_main("ganopt.sample")
+            return main()
     except KeyboardInterrupt:
         _interrupted()

@@ -312,3 +312,20 @@ def test_help_lists_every_option_of_every_user_facing_group_and_no_internal_grou
         assert internal not in text
     assert "tensorboard --logdir outputs" in text
     assert not list(tmp_path.iterdir())  # --help writes nothing
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]], ids=["help", "cfg"])
+def test_output_whose_reader_has_gone_ends_quietly(tmp_path, args):
+    """``python train.py --help | head``: the pipe's reader is gone before the help is written,
+    which printed a BrokenPipeError traceback (Hydra's, for --cfg)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        command = [sys.executable, str(REPO / "train.py"), *args]
+        proc = subprocess.run(
+            command, cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (1, "")
+    assert not list(tmp_path.iterdir())
