@@ -231,7 +231,7 @@ def _plan(
     configs = args.configs or ("toy" if args.quick or args.startup else ",".join(default))
     names = [n.strip() for n in configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in timing.CONFIGS]
-    reps = args.reps or timing.REPS[args.quick]
+    reps = timing.REPS[args.quick] if args.reps is None else args.reps
     if unknown or (args.steps is not None and args.steps < 10) or reps < 1:
         p.error(f"unknown configs {unknown}" if unknown else "--steps >= 10 and --reps >= 1")
     return names, {name: args.steps or timing.STEPS[name][args.quick] for name in names}, reps

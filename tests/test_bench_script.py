@@ -70,6 +70,13 @@ def test_quick_and_per_config_lengths(bench):
         bench.main(["--steps", "5"])
 
 
+@pytest.mark.parametrize("mode", [[], ["--suite"], ["--startup"], ["--breakdown"]])
+def test_zero_repetitions_are_refused_not_taken_for_the_default(bench, mode, capsys):
+    with pytest.raises(SystemExit) as exit:
+        bench.main([*mode, "--reps", "0"])
+    assert exit.value.code == 2 and "--reps >= 1" in capsys.readouterr().err
+
+
 def test_rules_reports_each_update_rule_against_the_default(bench, capsys):
     assert bench.main(["--rules", "--steps", "10", "--reps", "1", "--json"]) == 0
     rules = json.loads(capsys.readouterr().out)
