@@ -37,6 +37,12 @@ def _made_by(function: object, code: CodeType | None) -> bool:
     return code is not None and getattr(function, "__code__", None) is code
 
 
+def is_step_wrapper(function: object) -> bool:
+    """Whether ``function`` is torch.optim's wrapper of a step (its profiler range and step
+    hooks), recognized by its code: a decorator that copied the wrapper's attributes is not."""
+    return _made_by(function, _HOOKED)
+
+
 def _compiler_loaded() -> bool:
     return "torch._dynamo" in sys.modules
 

@@ -62,12 +62,25 @@ def _reader_gone(stream: Any) -> bool:
 
 @contextlib.contextmanager
 def _stdout_guarded() -> Iterator[None]:
+    """stdout guarded for the command, and flushed through the guard before it is put back:
+    a pipe holds what is printed in its buffer, so a closed reader is often met only there."""
     stdout = sys.stdout
-    sys.stdout = _EndsWhenReaderGoes(stdout)
+    if stdout is None:  # closed (>&-): what is printed is dropped (print() alone would do so,
+        with open(os.devnull, "w") as dropped:  # Hydra's --cfg writes to it and would fail)
+            sys.stdout = dropped
+            try:
+                yield
+            finally:
+                sys.stdout = stdout
+        return
+    guarded = sys.stdout = _EndsWhenReaderGoes(stdout)
     try:
         yield
     finally:
-        sys.stdout = stdout
+        try:
+            guarded.flush()
+        finally:
+            sys.stdout = stdout
 
 
 def _load_main(module: str) -> Callable[[], Any]:
@@ -109,6 +122,8 @@ def train_and_exit() -> NoReturn:
         sys.exit(code)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # closed (>&-)
+            continue
         with contextlib.suppress(BrokenPipeError):  # its reader has gone: the rest is dropped
             stream.flush()
     os._exit(code)

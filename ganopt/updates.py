@@ -13,6 +13,7 @@ from torch import nn
 
 from ganopt.components import Components
 from ganopt.diagnostics import Probe
+from ganopt.eager import is_step_wrapper
 from ganopt.optimizers import FlushedSubnormals
 
 
@@ -53,21 +54,22 @@ class Updates:
 
 def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()`` without the profiler range torch opens around every step, where
-    nothing would see it: no profiler records, and no step hook or per-instance wrapper (an LR
-    scheduler's) is on the optimizer. Entering and leaving that range on every step slowed a
-    default toy run's steps measurably (docs/performance.md); the arithmetic is the same."""
+    nothing would see it: no profiler records, and the optimizer has no step hook, no
+    per-instance wrapper (an LR scheduler's) and no ``_optimizer_step_code`` of its own. Entering
+    and leaving that range on every step slowed a default toy run's steps measurably
+    (docs/performance.md); the arithmetic is the same. A trace observer running without the
+    profiler (torch's ExecutionTraceObserver on its own) does not see the step's range."""
     step = type(optimizer).step
-    bare = getattr(step, "__wrapped__", None)
     if (
-        bare is None
-        or not getattr(step, "hooked", False)  # not torch's wrapper: call it as it is
+        not is_step_wrapper(step)  # not torch's wrapper (or a decorator over it): as it is
         or "step" in vars(optimizer)
+        or type(optimizer)._optimizer_step_code is not torch.optim.Optimizer._optimizer_step_code
         or torch.autograd._profiler_enabled()
         or _has_step_hooks(optimizer)
     ):
         optimizer.step()
     else:
-        bare(optimizer)
+        step.__wrapped__(optimizer)
 
 
 def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:

@@ -314,18 +314,35 @@ def test_help_lists_every_option_of_every_user_facing_group_and_no_internal_grou
     assert not list(tmp_path.iterdir())  # --help writes nothing
 
 
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]], ids=["help", "cfg"])
-def test_output_whose_reader_has_gone_ends_quietly(tmp_path, args):
+def test_output_whose_reader_has_gone_ends_quietly(tmp_path, args, buffered):
     """``python train.py --help | head``: the pipe's reader is gone before the help is written,
-    which printed a BrokenPipeError traceback (Hydra's, for --cfg)."""
+    which printed a BrokenPipeError traceback (Hydra's, for --cfg); with stdout buffered, as
+    it is without PYTHONUNBUFFERED, it is met when the buffer is flushed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED" or not buffered}
     read, write = os.pipe()
     os.close(read)
     try:
         command = [sys.executable, str(REPO / "train.py"), *args]
         proc = subprocess.run(
-            command, cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True
+            command, cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True, env=env
         )
     finally:
         os.close(write)
     assert (proc.returncode, proc.stderr) == (1, "")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args", [["--cfg", "job"], [*QUIET, "trainer.steps=2", "trainer.figures=false"]]
+)
+def test_a_closed_stdout_prints_nothing_and_fails_nothing(tmp_path, args):
+    """``>&-``: Python's stdout is None. Hydra's --cfg wrote to it, and a run's last flush
+    flushed it: each ended in a traceback."""
+    shell = 'exec "$0" "$@" >&-'
+    proc = subprocess.run(
+        ["sh", "-c", shell, sys.executable, str(REPO / "train.py"), *args],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -2,6 +2,7 @@
 unless something would see the range (a profiler, a step hook, an LR scheduler's wrapper)."""
 
 import copy
+import functools
 
 import pytest
 import torch
@@ -82,3 +83,31 @@ def test_a_profiler_sees_the_step_and_an_lr_schedulers_wrapper_still_counts_it()
     scheduler = torch.optim.lr_scheduler.StepLR(copy.copy(optimizer), step_size=1)
     optimizer_step(scheduler.optimizer)
     assert scheduler.optimizer._opt_called
+
+
+def _counted(function, calls):
+    @functools.wraps(function)  # copies torch's `hooked` mark along with the name
+    def counting(*args, **kwargs):
+        calls.append(function.__name__)
+        return function(*args, **kwargs)
+
+    return counting
+
+
+def test_an_optimizer_that_decorates_or_extends_the_wrapped_step_is_stepped_as_it_is():
+    torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)  # torch has wrapped SGD.step now
+    calls = []
+
+    class Decorated(torch.optim.SGD):
+        step = _counted(torch.optim.SGD.step, calls)
+
+    class Observed(torch.optim.SGD):
+        def _optimizer_step_code(self):
+            calls.append("_optimizer_step_code")
+
+    for kind in (Decorated, Observed):
+        net = nn.Linear(2, 1)
+        optimizer = kind(net.parameters(), lr=0.1)
+        net(torch.ones(1, 2)).sum().backward()
+        optimizer_step(optimizer)
+    assert calls == ["step", "_optimizer_step_code"]
