@@ -135,14 +135,17 @@ def run_dir(tmp_path: Path) -> Path:
 def private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The digits classifier is trained on first use, never in the user's cache: in pytest's own
     cache (.pytest_cache, so a checkout trains it once, not every session: five seconds of the
-    fast subset), one per torch version, whose kernels its weights depend on; under
-    ``-p no:cacheprovider``, in the session's temp directory. Subprocesses inherit the variable;
-    pytest-xdist's workers share one cache (it is written atomically)."""
+    fast subset), one per torch version, whose kernels its weights depend on, and per version of
+    the code that trains it; under ``-p no:cacheprovider``, in the session's temp directory.
+    Subprocesses inherit the variable; pytest-xdist's workers share one cache (it is written
+    atomically)."""
     import torch
 
     cache = getattr(request.config, "cache", None)
     if cache is not None:
-        path = cache.mkdir(f"ganopt-torch-{torch.__version__}")
+        code = (REPO / "ganopt" / "evaluation" / "digits_classifier.py").read_bytes()
+        digest = hashlib.sha256(code).hexdigest()[:12]
+        path = cache.mkdir(f"ganopt-torch-{torch.__version__}-{digest}")
     else:
         base = tmp_path_factory.getbasetemp()
         path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "ganopt-cache"
@@ -156,45 +159,58 @@ def private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         os.environ["GANOPT_CACHE_DIR"] = previous
 
 
-#: pytest's cache key of each test module's seconds in the last session that ran it
-MODULE_SECONDS = "ganopt/module-seconds"
+#: pytest's cache key of each test's seconds (setup, call and teardown) when it last ran
+TEST_SECONDS = "ganopt/test-seconds"
+_RECORD = pytest.StashKey[dict[str, float]]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The modules that took longest when last run go first, each module's tests in their order:
-    pytest-xdist's workers then end on short tests instead of one waiting for the other's long
-    one (about a second of the fast subset). No record (a fresh checkout): the order as found."""
+    """The files whose tests took longest when last run go first, each file's tests in their
+    order: pytest-xdist's workers then end on short tests instead of one waiting for the other's
+    long one (about a second of the fast subset). No record (a fresh checkout): the order as
+    found."""
     worker = getattr(config, "workerinput", None)
-    seconds = worker[MODULE_SECONDS] if worker is not None else _recorded_seconds(config)
-    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))
+    seconds = worker.get(TEST_SECONDS, {}) if worker is not None else _record(config)
+    files: dict[str, float] = {}
+    for item in items:
+        files[_file(item.nodeid)] = files.get(_file(item.nodeid), 0.0) + seconds.get(item.nodeid, 0)
+    items.sort(key=lambda item: -files[_file(item.nodeid)])
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: object) -> None:
-    """pytest-xdist's workers sort by the record the controller read once: each worker reading
-    it for itself could see another session's rewrite, and workers that collect the tests in
-    different orders stop the run."""
-    node.workerinput[MODULE_SECONDS] = _recorded_seconds(node.config)
+    """pytest-xdist's workers, a worker started again after a crash included, sort by the record
+    the controller read once: workers that collect the tests in different orders stop the run."""
+    node.workerinput[TEST_SECONDS] = _record(node.config)
 
 
-def _recorded_seconds(config: pytest.Config) -> dict[str, float]:
-    cache = getattr(config, "cache", None)
-    return cache.get(MODULE_SECONDS, {}) if cache is not None else {}
+def _record(config: pytest.Config) -> dict[str, float]:
+    """The record as this session found it, read once."""
+    if _RECORD not in config.stash:
+        cache = getattr(config, "cache", None)
+        config.stash[_RECORD] = cache.get(TEST_SECONDS, {}) if cache is not None else {}
+    return config.stash[_RECORD]
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::")[0]
 
 
 _session_seconds: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Each module's seconds this session (setup, call and teardown), in whichever process
-    sees the reports: pytest-xdist's controller, or pytest itself without workers."""
-    module = report.nodeid.split("::")[0]
-    _session_seconds[module] = _session_seconds.get(module, 0.0) + report.duration
+    """Each test's seconds this session (setup, call and teardown), in whichever process sees
+    the reports: pytest-xdist's controller, or pytest itself without workers."""
+    _session_seconds[report.nodeid] = _session_seconds.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The modules run this session replace their records; the others keep theirs."""
-    cache = getattr(session.config, "cache", None)
+    """The tests run this session (all of them, or those -k, -m or a failure let run) replace
+    their records; the others keep theirs, unless their file is gone."""
+    config = session.config
+    cache = getattr(config, "cache", None)
     if cache is None or "PYTEST_XDIST_WORKER" in os.environ or not _session_seconds:
         return
-    cache.set(MODULE_SECONDS, cache.get(MODULE_SECONDS, {}) | _session_seconds)
+    record = _record(config) | _session_seconds
+    cache.set(TEST_SECONDS, {k: v for k, v in record.items() if (REPO / _file(k)).is_file()})
