@@ -63,24 +63,22 @@ def _reader_gone(stream: Any) -> bool:
 @contextlib.contextmanager
 def _stdout_guarded() -> Iterator[None]:
     """stdout guarded for the command, and flushed through the guard before it is put back:
-    a pipe holds what is printed in its buffer, so a closed reader is often met only there."""
+    a pipe holds what is printed in its buffer, so a closed reader is often met only there. A
+    closed stdout (>&-, None) is /dev/null meanwhile: Hydra's --cfg writes to it and failed."""
     stdout = sys.stdout
-    if stdout is None:  # closed (>&-): what is printed is dropped (print() alone would do so,
-        with open(os.devnull, "w") as dropped:  # Hydra's --cfg writes to it and would fail)
-            sys.stdout = dropped
+    with contextlib.ExitStack() as closing:
+        if stdout is None:
+            target = closing.enter_context(open(os.devnull, "w"))
+        else:
+            target = _EndsWhenReaderGoes(stdout)
+        sys.stdout = target
+        try:
+            yield
+        finally:
             try:
-                yield
+                target.flush()
             finally:
                 sys.stdout = stdout
-        return
-    guarded = sys.stdout = _EndsWhenReaderGoes(stdout)
-    try:
-        yield
-    finally:
-        try:
-            guarded.flush()
-        finally:
-            sys.stdout = stdout
 
 
 def _load_main(module: str) -> Callable[[], Any]:

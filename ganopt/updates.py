@@ -6,10 +6,10 @@ the generator's step lookahead-minmax and the EMA."""
 from __future__ import annotations
 
 import contextlib
-import sys
 
 import torch
 from torch import nn
+from torch.optim import optimizer as torch_optimizer
 
 from ganopt.components import Components
 from ganopt.diagnostics import Probe
@@ -75,12 +75,11 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
 def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
     """Whether a step hook is registered on ``optimizer`` or for all optimizers (also when
     torch keeps them elsewhere than where this looks: then the wrapper runs them)."""
-    module = sys.modules[torch.optim.Optimizer.__module__]  # where torch keeps the global ones
     hooks = (
         getattr(optimizer, "_optimizer_step_pre_hooks", None),
         getattr(optimizer, "_optimizer_step_post_hooks", None),
-        getattr(module, "_global_optimizer_pre_hooks", None),
-        getattr(module, "_global_optimizer_post_hooks", None),
+        getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
+        getattr(torch_optimizer, "_global_optimizer_post_hooks", None),
     )
     return any(h is None or len(h) > 0 for h in hooks)
 
