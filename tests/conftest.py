@@ -5,6 +5,7 @@ only hands tests to the workers, and torch and Hydra there would delay every wor
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import os
@@ -214,3 +215,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     record = _record(config) | _session_seconds
     cache.set(TEST_SECONDS, {k: v for k, v in record.items() if (REPO / _file(k)).is_file()})
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session is over: the interpreter's last garbage collection, which walks every object
+    torch, Hydra and the tests made (0.7 s of each worker's exit, which the session waits for),
+    may leave them alone. What the tests wrote is closed by now; objects freed by reference
+    counting still are."""
+    gc.freeze()
