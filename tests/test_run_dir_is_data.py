@@ -46,9 +46,11 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A finished 4-step run directory, through train.py's entry point in this process."""
+    """A finished 4-step run directory, through train.py's entry point in this process. Without
+    figures: no test here reads them, and a run that draws them starts a drawing process (half
+    a second of a CPU the other test worker is using), as does every resume that finishes it."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    assert run_entry([*QUICK, "trainer.steps=4"], run_dir) == 0
+    assert run_entry([*QUICK, "trainer.steps=4", "trainer.figures=false"], run_dir) == 0
     return run_dir
 
 
