@@ -48,8 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _hands_out_tests_only(config: pytest.Config) -> bool:
     """pytest-xdist's controller: its workers run the tests."""
-    workers = getattr(config.option, "numprocesses", None)
-    return bool(workers) and "PYTEST_XDIST_WORKER" not in os.environ
+    workers = getattr(config.option, "numprocesses", None)  # still set under -p no:xdist
+    distributing = bool(workers) and config.pluginmanager.hasplugin("xdist")
+    return distributing and "PYTEST_XDIST_WORKER" not in os.environ
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -218,8 +219,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """The session is over: the interpreter's last garbage collection, which walks every object
-    torch, Hydra and the tests made (0.7 s of each worker's exit, which the session waits for),
-    may leave them alone. What the tests wrote is closed by now; objects freed by reference
-    counting still are."""
-    gc.freeze()
+    """A pytest-xdist worker's session is over and the process ends: its interpreter's last
+    garbage collection, which walks every object torch, Hydra and the tests made (0.7 s of the
+    exit the session waits for), may leave them alone. What the tests wrote is closed by now;
+    objects freed by reference counting still are. Not elsewhere: a process that ran pytest
+    in-process goes on, and would never collect them."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        gc.freeze()
