@@ -50,7 +50,12 @@ def _hands_out_tests_only(config: pytest.Config) -> bool:
     """pytest-xdist's controller: its workers run the tests."""
     workers = getattr(config.option, "numprocesses", None)  # still set under -p no:xdist
     distributing = bool(workers) and config.pluginmanager.hasplugin("xdist")
-    return distributing and "PYTEST_XDIST_WORKER" not in os.environ
+    return distributing and not _in_worker()
+
+
+def _in_worker() -> bool:
+    """A pytest-xdist worker: it runs tests and exits when its session ends."""
+    return "PYTEST_XDIST_WORKER" in os.environ
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -150,7 +155,7 @@ def private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         path = cache.mkdir(f"ganopt-torch-{torch.__version__}-{digest}")
     else:
         base = tmp_path_factory.getbasetemp()
-        path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "ganopt-cache"
+        path = (base.parent if _in_worker() else base) / "ganopt-cache"
         path.mkdir(exist_ok=True)
     previous = os.environ.get("GANOPT_CACHE_DIR")
     os.environ["GANOPT_CACHE_DIR"] = str(path)
@@ -212,7 +217,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     their records; the others keep theirs, unless their file is gone."""
     config = session.config
     cache = getattr(config, "cache", None)
-    if cache is None or "PYTEST_XDIST_WORKER" in os.environ or not _session_seconds:
+    if cache is None or _in_worker() or not _session_seconds:
         return
     record = _record(config) | _session_seconds
     cache.set(TEST_SECONDS, {k: v for k, v in record.items() if (REPO / _file(k)).is_file()})
@@ -224,5 +229,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     exit the session waits for), may leave them alone. What the tests wrote is closed by now;
     objects freed by reference counting still are. Not elsewhere: a process that ran pytest
     in-process goes on, and would never collect them."""
-    if "PYTEST_XDIST_WORKER" in os.environ:
+    if _in_worker():
         gc.freeze()
